@@ -1,0 +1,1 @@
+//! memshard-bench

@@ -1,0 +1,15 @@
+//! Logging setup shared by every subcommand.
+
+use tracing_subscriber::EnvFilter;
+
+/// Logs to stderr. `verbosity` 0 = info, 1 = debug, 2+ = trace; `RUST_LOG`
+/// overrides.
+pub(crate) fn init(verbosity: u8) {
+    let default = match verbosity {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false).try_init();
+}

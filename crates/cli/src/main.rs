@@ -1,0 +1,61 @@
+//! memshard: one binary for every role of the memshard cache tier.
+//!
+//! This crate only parses flags, sets up logging, builds the runtime, binds
+//! listeners and calls each role's library `run` function. Exit codes: 0 clean
+//! shutdown, 1 runtime failure, 2 bad flags or bad config.
+
+mod logging;
+mod server;
+mod size;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// memshard: a sharded memcache tier (memcached-compatible shards, a
+/// twemproxy-compatible proxy, a demo web app) in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "memshard", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a memcached-compatible cache shard (drop-in for the memcached image).
+    Server(server::ServerArgs),
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Bad flags or bad configuration: exit 2.
+    Usage(anyhow::Error),
+    /// Failure while running: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(args) => server::main(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("memshard: error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("memshard: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

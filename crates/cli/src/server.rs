@@ -1,0 +1,83 @@
+//! `memshard server`: memcached's flags, memcached's behaviour.
+
+use crate::{logging, size::parse_size, Failure};
+use anyhow::{anyhow, Context};
+use clap::Args;
+use memshard_net::{os_signal, ShutdownTrigger};
+use memshard_server::ServerConfig;
+
+/// Flags follow memcached's where they exist.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// TCP port to listen on (0 = any free port, printed at start).
+    #[arg(short = 'p', long = "port", default_value_t = 11211)]
+    port: u16,
+    /// Interface to listen on.
+    #[arg(short = 'l', long = "listen", default_value = "0.0.0.0")]
+    listen: String,
+    /// Item memory in megabytes.
+    #[arg(short = 'm', long = "memory-limit", default_value_t = 64)]
+    memory_limit: usize,
+    /// Max simultaneous connections.
+    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024)]
+    conn_limit: usize,
+    /// Number of worker threads (0 = one per core).
+    #[arg(short = 't', long = "threads", default_value_t = 4)]
+    threads: usize,
+    /// Max item size (e.g. 1m, 512k); between 1k and 1g.
+    #[arg(short = 'I', long = "max-item-size", default_value = "1m", value_parser = parse_size)]
+    max_item_size: usize,
+    /// UDP port: only 0 (disabled) is supported, as memcached's default.
+    #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
+    udp_port: u16,
+    /// Accepted for compatibility with memcached command lines; ignored.
+    #[arg(short = 'u', long = "user")]
+    user: Option<String>,
+    /// Verbose logging (-v, -vv).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
+    logging::init(args.verbose);
+    if args.udp_port != 0 {
+        return Err(Failure::Usage(anyhow!("UDP is not supported: use -U 0")));
+    }
+    if !(1024..=1 << 30).contains(&args.max_item_size) {
+        return Err(Failure::Usage(anyhow!("-I must be between 1k and 1g")));
+    }
+    if args.memory_limit == 0 {
+        return Err(Failure::Usage(anyhow!("-m must be at least 1 (megabyte)")));
+    }
+    if args.conn_limit == 0 {
+        return Err(Failure::Usage(anyhow!("-c must be at least 1")));
+    }
+    if args.user.is_some() {
+        tracing::debug!("-u is accepted for compatibility and ignored");
+    }
+    let threads = if args.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { args.threads };
+    let cfg = ServerConfig {
+        memory_limit: args.memory_limit.saturating_mul(1024 * 1024),
+        max_connections: args.conn_limit,
+        max_item_size: args.max_item_size,
+        threads,
+        ..ServerConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("memshard-server")
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(async move {
+        let addr = format!("{}:{}", args.listen, args.port);
+        let listener = memshard_net::bind(&addr).await.map_err(|e| Failure::Runtime(e.into()))?;
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        tokio::spawn(async move {
+            os_signal().await;
+            tracing::info!("shutting down");
+            trigger.trigger();
+        });
+        memshard_server::run(listener, cfg, shutdown).await.map_err(|e| Failure::Runtime(e.into()))
+    })
+}

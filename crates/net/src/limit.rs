@@ -1,0 +1,127 @@
+//! The accept loop with a connection limit and a drain.
+
+use crate::Shutdown;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// How [`serve`] treats connections.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Most simultaneous connections (memcached `-c`, default 1024).
+    pub max_connections: usize,
+    /// Sent to a connection over the limit before it is closed.
+    pub reject_reply: &'static [u8],
+    /// How long to wait for open connections after shutdown before giving up.
+    pub drain_timeout: Duration,
+    /// Set TCP_NODELAY on accepted sockets.
+    pub nodelay: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_connections: 1024,
+            // memcached's exact words (memcached.c, maxconns_fast).
+            reject_reply: b"ERROR Too many open connections\r\n",
+            drain_timeout: Duration::from_secs(10),
+            nodelay: true,
+        }
+    }
+}
+
+/// Connection counters, shared with whoever reports stats.
+#[derive(Debug, Default)]
+pub struct ServeStats {
+    /// Connections open now.
+    pub curr_connections: AtomicU64,
+    /// Connections accepted since start.
+    pub total_connections: AtomicU64,
+    /// Connections refused because of the limit.
+    pub rejected_connections: AtomicU64,
+}
+
+/// Decrements `curr_connections` however the handler ends.
+struct Open(Arc<ServeStats>);
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.curr_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts connections until `shutdown`, running `handler` for each one.
+///
+/// Returns after every handler finished or `drain_timeout` passed (remaining
+/// handlers are then aborted). Handlers receive the shutdown signal so they can
+/// finish the request in hand and close.
+pub async fn serve<F, Fut>(
+    listener: TcpListener,
+    cfg: ServeConfig,
+    stats: Arc<ServeStats>,
+    mut shutdown: Shutdown,
+    handler: F,
+) where
+    F: Fn(TcpStream, Shutdown) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(cfg.max_connections));
+    let mut tasks = JoinSet::new();
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait() => break,
+            r = listener.accept() => r,
+            // Reap finished handlers so the set does not grow with history.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let (mut stream, _peer) = match accepted {
+            Ok(v) => {
+                backoff = Duration::from_millis(1);
+                v
+            }
+            Err(e) => {
+                // EMFILE and friends: wait a little instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if cfg.nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            let reply = cfg.reject_reply;
+            tasks.spawn(async move {
+                // Best effort, bounded: a peer that never reads must not pin us.
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply)).await;
+                let _ = stream.shutdown().await;
+            });
+            continue;
+        };
+        stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        stats.curr_connections.fetch_add(1, Ordering::Relaxed);
+        let open = Open(stats.clone());
+        let fut = handler(stream, shutdown.clone());
+        tasks.spawn(async move {
+            fut.await;
+            drop(open);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(cfg.drain_timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(remaining = tasks.len(), "drain timed out; closing remaining connections");
+        tasks.shutdown().await;
+    }
+}

@@ -1,0 +1,121 @@
+//! One client connection: read, decode, execute, write — in batches, so a
+//! pipelining client gets all replies to one read in one write.
+
+use crate::exec::{Exec, Outcome};
+use crate::stats::Counters;
+use crate::Shared;
+use bytes::{Buf, BytesMut};
+use memshard_net::Shutdown;
+use memshard_proto::Request;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Flush replies once this many bytes are waiting, even mid-batch, so a client
+/// that pipelines big multi-gets cannot grow our memory without bound.
+pub(crate) const WRITE_HIGH_WATER: usize = 256 * 1024;
+
+/// Initial read buffer; it grows only to hold one complete request.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves one connection until the client leaves, sends `quit`, breaks framing
+/// beyond repair, or the server shuts down.
+pub(crate) async fn handle(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: Shutdown) {
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut wbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    // Bytes of a rejected data block still to discard (memcached's conn_swallow).
+    let mut swallow: u64 = 0;
+    let decoder = shared.decoder;
+    loop {
+        // Process everything already buffered.
+        let mut close = false;
+        loop {
+            if swallow > 0 {
+                let n = swallow.min(rbuf.len() as u64) as usize;
+                rbuf.advance(n);
+                swallow -= n as u64;
+                if swallow > 0 {
+                    break;
+                }
+            }
+            if rbuf.is_empty() {
+                break;
+            }
+            let (used, next) = match decoder.decode(&rbuf) {
+                Ok(None) => break,
+                Ok(Some((Request::Get(g), used))) => {
+                    // Multi-gets stream: flush whenever enough replies queued up.
+                    let exec = Exec::new(&shared);
+                    for key in g.keys.iter() {
+                        exec.get_one(&g, key, &mut wbuf);
+                        if wbuf.len() >= WRITE_HIGH_WATER && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
+                            return;
+                        }
+                    }
+                    wbuf.extend_from_slice(b"END\r\n");
+                    (used, Outcome::Continue)
+                }
+                Ok(Some((req, used))) => (used, Exec::new(&shared).run(req, &mut wbuf)),
+                Err(e) => {
+                    if let Some(line) = e.reply_line() {
+                        wbuf.extend_from_slice(line.as_bytes());
+                        wbuf.extend_from_slice(b"\r\n");
+                    }
+                    if let Some(key) = &e.unlink {
+                        shared.store.delete(key, None);
+                    }
+                    if e.reply == Some(memshard_proto::msg::TOO_LARGE) {
+                        Counters::bump(&shared.stats.store_too_large);
+                    }
+                    swallow = e.swallow;
+                    (e.consumed, if e.close { Outcome::Close } else { Outcome::Continue })
+                }
+            };
+            rbuf.advance(used.min(rbuf.len()));
+            if next == Outcome::Close {
+                close = true;
+                break;
+            }
+            if wbuf.len() >= WRITE_HIGH_WATER {
+                if write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !wbuf.is_empty() && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
+            return;
+        }
+        if close || shutdown.is_triggered() {
+            let _ = stream.shutdown().await;
+            return;
+        }
+        // Reclaim a buffer that grew for one large value.
+        if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+            rbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        rbuf.reserve(READ_CHUNK);
+        let n = tokio::select! {
+            r = stream.read_buf(&mut rbuf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            // Idle connections close on shutdown; busy ones finish their batch first.
+            _ = shutdown.wait() => {
+                let _ = stream.shutdown().await;
+                return;
+            }
+        };
+        shared.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+async fn write_out(stream: &mut TcpStream, wbuf: &mut Vec<u8>, shared: &Shared) -> std::io::Result<()> {
+    stream.write_all(wbuf).await?;
+    shared.stats.bytes_written.fetch_add(wbuf.len() as u64, Ordering::Relaxed);
+    wbuf.clear();
+    if wbuf.capacity() > 4 * WRITE_HIGH_WATER {
+        *wbuf = Vec::with_capacity(READ_CHUNK);
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! Text-protocol commands against the store, answered with memcached's words.
+
+use crate::stats::Counters;
+use crate::Shared;
+use memshard_proto::{Arith, Get, Reply, Request, StoreCmd};
+use memshard_store::{ArithOutcome, DeleteOutcome, StoreMode, StoreOutcome, TouchOutcome};
+use std::sync::atomic::Ordering;
+
+/// What the connection does after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Keep reading.
+    Continue,
+    /// Close after flushing replies.
+    Close,
+}
+
+/// The version string: memcached's protocol level, then ours, so clients that
+/// parse the first number see a 1.6 server.
+pub(crate) const VERSION: &str = concat!("1.6.18 memshard-", env!("CARGO_PKG_VERSION"));
+
+/// Executes one request, appending its reply to `out`.
+pub(crate) struct Exec<'s> {
+    pub(crate) sh: &'s Shared,
+}
+
+pub(crate) fn line(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(s);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn reply(out: &mut Vec<u8>, noreply: bool, s: &[u8]) {
+    if !noreply {
+        line(out, s);
+    }
+}
+
+impl<'s> Exec<'s> {
+    pub(crate) fn new(sh: &'s Shared) -> Self {
+        Exec { sh }
+    }
+
+    fn stats(&self) -> &Counters {
+        &self.sh.stats
+    }
+
+    pub(crate) fn run(&self, req: Request<'_>, out: &mut Vec<u8>) -> Outcome {
+        match req {
+            Request::Get(g) => {
+                for key in g.keys.iter() {
+                    self.get_one(&g, key, out);
+                }
+                line(out, b"END");
+            }
+            Request::Store(s) => {
+                Counters::bump(&self.stats().cmd_set);
+                let mode = match s.cmd {
+                    StoreCmd::Set => StoreMode::Set,
+                    StoreCmd::Add => StoreMode::Add,
+                    StoreCmd::Replace => StoreMode::Replace,
+                    StoreCmd::Append => StoreMode::Append,
+                    StoreCmd::Prepend => StoreMode::Prepend,
+                    StoreCmd::Cas => StoreMode::Cas,
+                };
+                let r = self.sh.store.store(mode, s.key, s.flags, s.exptime, s.value, s.cas);
+                if s.cmd == StoreCmd::Cas {
+                    let c = match r.outcome {
+                        StoreOutcome::Stored => &self.stats().cas_hits,
+                        StoreOutcome::Exists => &self.stats().cas_badval,
+                        _ => &self.stats().cas_misses,
+                    };
+                    Counters::bump(c);
+                }
+                let text: &[u8] = match r.outcome {
+                    StoreOutcome::Stored => b"STORED",
+                    StoreOutcome::NotStored => b"NOT_STORED",
+                    StoreOutcome::Exists => b"EXISTS",
+                    StoreOutcome::NotFound => b"NOT_FOUND",
+                    StoreOutcome::TooLarge => {
+                        Counters::bump(&self.stats().store_too_large);
+                        b"SERVER_ERROR object too large for cache"
+                    }
+                    StoreOutcome::NoMemory => {
+                        Counters::bump(&self.stats().store_no_memory);
+                        b"SERVER_ERROR out of memory storing object"
+                    }
+                };
+                reply(out, s.noreply, text);
+            }
+            Request::Delete(d) => {
+                let text: &[u8] = match self.sh.store.delete(d.key, None) {
+                    DeleteOutcome::Deleted => {
+                        Counters::bump(&self.stats().delete_hits);
+                        b"DELETED"
+                    }
+                    _ => {
+                        Counters::bump(&self.stats().delete_misses);
+                        b"NOT_FOUND"
+                    }
+                };
+                reply(out, d.noreply, text);
+            }
+            Request::Arith(a) => self.arith(&a, out),
+            Request::Touch(t) => {
+                Counters::bump(&self.stats().cmd_touch);
+                let text: &[u8] = match self.sh.store.touch(t.key, t.exptime) {
+                    TouchOutcome::Touched => {
+                        Counters::bump(&self.stats().touch_hits);
+                        b"TOUCHED"
+                    }
+                    TouchOutcome::NotFound => {
+                        Counters::bump(&self.stats().touch_misses);
+                        b"NOT_FOUND"
+                    }
+                };
+                reply(out, t.noreply, text);
+            }
+            Request::FlushAll(f) => {
+                Counters::bump(&self.stats().cmd_flush);
+                self.sh.store.flush_all(f.delay);
+                reply(out, f.noreply, b"OK");
+            }
+            Request::Version => {
+                out.extend_from_slice(b"VERSION ");
+                line(out, VERSION.as_bytes());
+            }
+            Request::Verbosity(v) => {
+                self.sh.verbosity.store(v.level.min(2), Ordering::Relaxed);
+                reply(out, v.noreply, b"OK");
+            }
+            Request::Stats(s) => crate::stats_report::write(self.sh, s.group, s.arg, out),
+            Request::Quit => return Outcome::Close,
+            Request::MetaGet(m) => crate::meta_exec::meta_get(self.sh, &m, out),
+            Request::MetaSet(m) => crate::meta_exec::meta_set(self.sh, &m, out),
+            Request::MetaDelete(m) => crate::meta_exec::meta_delete(self.sh, &m, out),
+            Request::MetaArith(m) => crate::meta_exec::meta_arith(self.sh, &m, out),
+            Request::MetaNoop => line(out, b"MN"),
+        }
+        Outcome::Continue
+    }
+
+    /// One key of a get/gets/gat/gats: its `VALUE` block on a hit, nothing on
+    /// a miss.
+    pub(crate) fn get_one(&self, g: &Get<'_>, key: &[u8], out: &mut Vec<u8>) {
+        let touch = g.cmd.touches();
+        let item = if touch {
+            Counters::bump(&self.stats().cmd_touch);
+            self.sh.store.get_and_touch(key, g.exptime)
+        } else {
+            Counters::bump(&self.stats().cmd_get);
+            self.sh.store.get(key)
+        };
+        let counter = match (&item, touch) {
+            (Some(_), false) => &self.stats().get_hits,
+            (None, false) => &self.stats().get_misses,
+            (Some(_), true) => &self.stats().touch_hits,
+            (None, true) => &self.stats().touch_misses,
+        };
+        Counters::bump(counter);
+        if let Some(it) = item {
+            let cas = g.cmd.returns_cas().then(|| it.cas());
+            Reply::Value { key: it.key(), flags: it.flags(), cas, data: it.value() }.encode(out);
+        }
+    }
+
+    fn arith(&self, a: &Arith<'_>, out: &mut Vec<u8>) {
+        let r = if a.incr { self.sh.store.incr(a.key, a.delta) } else { self.sh.store.decr(a.key, a.delta) };
+        let (hits, misses) = if a.incr {
+            (&self.stats().incr_hits, &self.stats().incr_misses)
+        } else {
+            (&self.stats().decr_hits, &self.stats().decr_misses)
+        };
+        match r {
+            ArithOutcome::Value { value, .. } => {
+                Counters::bump(hits);
+                if !a.noreply {
+                    memshard_proto::put_u64(out, value);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            ArithOutcome::NotFound | ArithOutcome::Exists => {
+                Counters::bump(misses);
+                reply(out, a.noreply, b"NOT_FOUND");
+            }
+            ArithOutcome::NonNumeric => reply(out, a.noreply, memshard_proto::msg::NON_NUMERIC.as_bytes()),
+            ArithOutcome::NoMemory => reply(out, a.noreply, b"SERVER_ERROR out of memory"),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! memshard-server: a memcached-compatible cache shard.
+//!
+//! [`run`] serves memcached's text and meta protocols on a listener, backed by a
+//! memory-bounded [`memshard_store::Store`], until the shutdown signal fires; it
+//! then stops accepting, lets every connection finish the batch it is working
+//! on, and returns. It is a drop-in for the `memcached` image: same replies,
+//! same error strings, same stats names (see `docs/architecture.md` for the few
+//! documented differences). It is not a proxy and holds no routing logic.
+//!
+//! ```text
+//!   listener ─► memshard_net::serve (conn limit) ─► connection task per client
+//!                                                     read ─► decode ─► exec ─► write
+//!   sweeper task: reclaims expired items every second ─────────► Store (sharded, LRU)
+//! ```
+
+mod connection;
+mod exec;
+mod meta_exec;
+mod stats;
+mod stats_report;
+
+pub use stats::Counters;
+
+use memshard_net::{serve, ServeConfig, ServeStats, Shutdown};
+use memshard_proto::Decoder;
+use memshard_store::{Store, StoreConfig};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Settings of one server; field names follow memcached's flags.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `-m`: bytes of item memory (default 64 MiB).
+    pub memory_limit: usize,
+    /// `-c`: most simultaneous connections (default 1024).
+    pub max_connections: usize,
+    /// `-I`: largest item (default 1 MiB).
+    pub max_item_size: usize,
+    /// `-t`: worker threads, reported by `stats` (the caller sizes the runtime).
+    pub threads: usize,
+    /// How long shutdown waits for busy connections.
+    pub drain_timeout: Duration,
+    /// How often expired items are swept.
+    pub sweep_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            memory_limit: 64 * 1024 * 1024,
+            max_connections: 1024,
+            max_item_size: 1024 * 1024,
+            threads: 4,
+            drain_timeout: Duration::from_secs(10),
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store settings are invalid.
+    #[error("invalid store settings: {0}")]
+    Config(String),
+    /// The listener has no local address.
+    #[error("listener error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) decoder: Decoder,
+    pub(crate) stats: Counters,
+    pub(crate) conns: Arc<ServeStats>,
+    pub(crate) cfg: ServerConfig,
+    pub(crate) started: Instant,
+    pub(crate) verbosity: AtomicU32,
+}
+
+/// Serves until `shutdown` fires, then drains and returns.
+pub async fn run(listener: TcpListener, cfg: ServerConfig, shutdown: Shutdown) -> Result<(), ServerError> {
+    let store_cfg = StoreConfig {
+        memory_limit: cfg.memory_limit,
+        max_item_size: cfg.max_item_size,
+        shards: (cfg.threads * 4).next_power_of_two(),
+        ..StoreConfig::default()
+    };
+    let store = Store::new(store_cfg).map_err(|e| ServerError::Config(e.to_string()))?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        store,
+        decoder: Decoder::new(cfg.max_item_size),
+        stats: Counters::default(),
+        conns: Arc::new(ServeStats::default()),
+        started: Instant::now(),
+        verbosity: AtomicU32::new(0),
+        cfg,
+    });
+    tracing::info!(role = "server", "listening on {addr}");
+    let sweeper = tokio::spawn(sweep(shared.clone(), shutdown.clone()));
+    let serve_cfg = ServeConfig {
+        max_connections: shared.cfg.max_connections,
+        drain_timeout: shared.cfg.drain_timeout,
+        ..ServeConfig::default()
+    };
+    let conn_shared = shared.clone();
+    serve(listener, serve_cfg, shared.conns.clone(), shutdown, move |stream, sd| {
+        connection::handle(stream, conn_shared.clone(), sd)
+    })
+    .await;
+    sweeper.abort();
+    tracing::info!(role = "server", "stopped");
+    Ok(())
+}
+
+/// Reclaims expired items in small steps so memory of dead items comes back
+/// without a long pause.
+async fn sweep(shared: Arc<Shared>, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(shared.cfg.sweep_interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        // Bounded work per tick; the store walks its shards incrementally.
+        shared.store.sweep(10_000);
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,362 @@
+//! One independently locked partition of the store: hash index, header
+//! slab, LRU list, and byte accounting against the shard's share of the
+//! memory limit.
+//!
+//! Everything here runs under the shard's mutex; methods are the primitive
+//! steps (find, insert, replace, remove, bump) that `Store` composes into
+//! memcached commands.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::exptime::{is_expired, is_flushed};
+use crate::item::{ItemView, LiveItem, data_footprint, key_of};
+use crate::lru::Lru;
+use crate::slab::{Bit, Header, NIL, Slab};
+use crate::stats::Counters;
+
+/// How many slots from the LRU tail an insert inspects for an already dead
+/// item before evicting a live one (memcached's `lru_pull_tail` searches 5).
+const TAIL_SEARCH: usize = 5;
+
+/// The moment an operation runs at: the time plus the flush settings,
+/// read once so one operation sees one consistent view.
+#[derive(Debug)]
+pub(crate) struct Env<'a> {
+    pub(crate) now: u32,
+    pub(crate) oldest_live: u64,
+    pub(crate) oldest_cas: u64,
+    pub(crate) cas_counter: &'a AtomicU64,
+}
+
+/// Why an item is no longer visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Death {
+    Flushed,
+    Expired,
+}
+
+impl Env<'_> {
+    /// Hands out the next CAS unique from the store-wide counter.
+    pub(crate) fn next_cas(&self) -> u64 {
+        self.cas_counter.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+    }
+
+    /// Whether (and why) an item is invisible; flush is checked first, as in
+    /// memcached's `do_item_get`, which decides which counter is bumped.
+    pub(crate) fn death(&self, h: &Header) -> Option<Death> {
+        if is_flushed(h.time, h.cas, self.now, self.oldest_live, self.oldest_cas) {
+            Some(Death::Flushed)
+        } else if is_expired(h.exptime, self.now) {
+            Some(Death::Expired)
+        } else {
+            None
+        }
+    }
+}
+
+/// The shard could not make room for an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NoMemory;
+
+/// One partition of the store.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    index: HashTable<u32>,
+    slab: Slab,
+    lru: Lru,
+    hasher: DefaultHashBuilder,
+    used: usize,
+    limit: usize,
+    evict: bool,
+    pub(crate) counters: Counters,
+    sweep_cursor: u32,
+}
+
+impl Shard {
+    pub(crate) fn new(limit: usize, evict: bool, hasher: DefaultHashBuilder) -> Self {
+        Self {
+            index: HashTable::new(),
+            slab: Slab::new(),
+            lru: Lru::new(),
+            hasher,
+            used: 0,
+            limit,
+            evict,
+            counters: Counters::default(),
+            sweep_cursor: 0,
+        }
+    }
+
+    pub(crate) fn header(&self, i: u32) -> &Header {
+        self.slab.get(i)
+    }
+
+    pub(crate) fn header_mut(&mut self, i: u32) -> &mut Header {
+        self.slab.get_mut(i)
+    }
+
+    /// Bytes charged for the items in this shard.
+    pub(crate) fn used(&self) -> usize {
+        self.used
+    }
+
+    /// This shard's share of the memory limit.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Number of stored items (live or not yet reclaimed).
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub(crate) fn index_bytes(&self) -> usize {
+        self.index.allocation_size()
+    }
+
+    pub(crate) fn slab_bytes(&self) -> usize {
+        self.slab.allocated_bytes()
+    }
+
+    /// A read view of slot `i`.
+    pub(crate) fn view(&self, i: u32) -> Option<ItemView> {
+        let h = self.slab.get(i);
+        h.shared().map(|d| ItemView::new(d, h.cas))
+    }
+
+    /// Bytes charged for slot `i`.
+    pub(crate) fn footprint(&self, i: u32) -> usize {
+        data_footprint(self.slab.get(i).data().len())
+    }
+
+    /// Finds `key` regardless of expiry.
+    pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        let slab = &self.slab;
+        self.index
+            .find(hash, |&i| key_of(slab.get(i).data()) == key)
+            .copied()
+    }
+
+    /// Finds a visible item, lazily removing it if it has expired or been
+    /// flushed (memcached's `do_item_get` without the LRU bump).
+    pub(crate) fn find_live(&mut self, hash: u64, key: &[u8], env: &Env<'_>) -> Option<u32> {
+        let i = self.find(hash, key)?;
+        match env.death(self.slab.get(i)) {
+            None => Some(i),
+            Some(death) => {
+                match death {
+                    Death::Flushed => self.counters.get_flushed += 1,
+                    Death::Expired => self.counters.get_expired += 1,
+                }
+                self.remove(i);
+                None
+            }
+        }
+    }
+
+    /// memcached's `do_item_bump` for a fetch or touch: the first access
+    /// only marks the item fetched, later ones refresh its access time (this
+    /// is what meta `h` and `l` report). The LRU position is refreshed on
+    /// every access so eviction order is true least-recently-used.
+    pub(crate) fn bump(&mut self, i: u32, now: u32) {
+        let h = self.slab.get_mut(i);
+        if h.bit(Bit::Fetched) {
+            h.time = now;
+        } else {
+            h.set_bit(Bit::Fetched, true);
+        }
+        self.lru.move_to_front(&mut self.slab, i);
+    }
+
+    /// memcached's `do_item_update`: refresh access time and LRU position
+    /// without counting as a fetch (used by `add` on an existing key and
+    /// in-place incr/decr).
+    pub(crate) fn update(&mut self, i: u32, now: u32) {
+        self.slab.get_mut(i).time = now;
+        self.lru.move_to_front(&mut self.slab, i);
+    }
+
+    /// Links a new item for a key that is not present.
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        data: Arc<[u8]>,
+        exptime: u32,
+        cas: u64,
+        env: &Env<'_>,
+    ) -> Result<u32, NoMemory> {
+        let cost = data_footprint(data.len());
+        if cost > self.limit || !self.make_room(cost, NIL, env) {
+            return Err(NoMemory);
+        }
+        while self.slab.is_full() {
+            if !self.free_tail(env, NIL) {
+                return Err(NoMemory);
+            }
+        }
+        let i = self.slab.alloc(data, exptime, env.now, cas).ok_or(NoMemory)?;
+        self.lru.push_front(&mut self.slab, i);
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.index
+            .insert_unique(hash, i, |&j| hasher.hash_one(key_of(slab.get(j).data())));
+        self.used += cost;
+        self.counters.total_items += 1;
+        Ok(i)
+    }
+
+    /// Stores a new value for the key at slot `i` (memcached's
+    /// `item_replace`): new buffer, CAS and exptime, access time now, state
+    /// bits cleared, most recently used. The index entry is reused because
+    /// the key is unchanged. On `NoMemory` the old value is left in place.
+    pub(crate) fn replace(
+        &mut self,
+        i: u32,
+        data: Arc<[u8]>,
+        exptime: u32,
+        cas: u64,
+        env: &Env<'_>,
+    ) -> Result<(), NoMemory> {
+        let new_cost = data_footprint(data.len());
+        let old_cost = self.footprint(i);
+        if new_cost > self.limit {
+            return Err(NoMemory);
+        }
+        // Move to the head first so making room can never evict `i` itself.
+        self.lru.move_to_front(&mut self.slab, i);
+        if new_cost > old_cost && !self.make_room(new_cost - old_cost, i, env) {
+            return Err(NoMemory);
+        }
+        let h = self.slab.get_mut(i);
+        h.replace_data(data);
+        h.exptime = exptime;
+        h.cas = cas;
+        h.time = env.now;
+        h.clear_bits();
+        self.used = self.used - old_cost + new_cost;
+        self.counters.total_items += 1;
+        Ok(())
+    }
+
+    /// Unlinks and frees slot `i`.
+    pub(crate) fn remove(&mut self, i: u32) {
+        let (hash, cost) = {
+            let data = self.slab.get(i).data();
+            (self.hasher.hash_one(key_of(data)), data_footprint(data.len()))
+        };
+        // Match on the slot number: cheaper than comparing keys.
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
+        self.lru.unlink(&mut self.slab, i);
+        self.used -= cost;
+        self.slab.release(i);
+    }
+
+    /// Frees LRU-tail items until `need` more bytes fit under the limit.
+    fn make_room(&mut self, need: usize, protect: u32, env: &Env<'_>) -> bool {
+        while self.used + need > self.limit {
+            if !self.free_tail(env, protect) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Frees one item from the tail end: an already dead item among the
+    /// last few if there is one (memory "reclaimed"), else the least recently
+    /// used live item ("evicted") when evictions are enabled.
+    fn free_tail(&mut self, env: &Env<'_>, protect: u32) -> bool {
+        let Some(tail) = self.lru.tail() else {
+            return false;
+        };
+        let mut cur = Some(tail);
+        for _ in 0..TAIL_SEARCH {
+            let Some(i) = cur else { break };
+            if i != protect && env.death(self.slab.get(i)).is_some() {
+                self.counters.reclaimed += 1;
+                if !self.slab.get(i).bit(Bit::Fetched) {
+                    self.counters.expired_unfetched += 1;
+                }
+                self.remove(i);
+                return true;
+            }
+            cur = Lru::newer(&self.slab, i);
+        }
+        if tail == protect || !self.evict {
+            return false;
+        }
+        self.counters.evictions += 1;
+        if !self.slab.get(tail).bit(Bit::Fetched) {
+            self.counters.evicted_unfetched += 1;
+        }
+        self.remove(tail);
+        true
+    }
+
+    /// Examines up to `budget` slots from where the last sweep stopped and
+    /// frees the expired or flushed items among them.
+    pub(crate) fn sweep(&mut self, budget: usize, env: &Env<'_>) -> usize {
+        let high_water = self.slab.high_water();
+        let steps = budget.min(high_water as usize);
+        let mut freed = 0;
+        for _ in 0..steps {
+            if self.sweep_cursor >= high_water {
+                self.sweep_cursor = 0;
+            }
+            let i = self.sweep_cursor;
+            self.sweep_cursor += 1;
+            let h = self.slab.get(i);
+            if h.is_occupied() && env.death(h).is_some() {
+                self.counters.crawler_reclaimed += 1;
+                if !h.bit(Bit::Fetched) {
+                    self.counters.expired_unfetched += 1;
+                }
+                self.remove(i);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// Live items from least to most recently used, so re-inserting them in
+    /// this order rebuilds the same LRU order.
+    pub(crate) fn live_items(&self, env: &Env<'_>) -> Vec<LiveItem> {
+        let mut out = Vec::with_capacity(self.index.len());
+        let mut cur = self.lru.tail();
+        while let Some(i) = cur {
+            let h = self.slab.get(i);
+            if env.death(h).is_none() {
+                if let Some(view) = self.view(i) {
+                    out.push(LiveItem {
+                        view,
+                        exptime: u64::from(h.exptime),
+                    });
+                }
+            }
+            cur = Lru::newer(&self.slab, i);
+        }
+        out
+    }
+
+    /// Checks the internal invariants; used by tests.
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        let mut n = 0;
+        let mut bytes = 0;
+        let mut cur = self.lru.tail();
+        while let Some(i) = cur {
+            n += 1;
+            bytes += self.footprint(i);
+            let key = key_of(self.slab.get(i).data());
+            assert_eq!(self.find(self.hasher.hash_one(key), key), Some(i));
+            cur = Lru::newer(&self.slab, i);
+        }
+        assert_eq!(n, self.index.len());
+        assert_eq!(bytes, self.used);
+        assert!(self.used <= self.limit);
+    }
+}

@@ -1,0 +1,25 @@
+//! memshard-testkit: dev-only support for memshard's integration tests.
+//!
+//! It provides three things: discovery and lifecycle of *peer* programs
+//! (real memcached and friends) that memshard is compared against
+//! ([`peer`]); a byte-level *conformance table* of memcached text and meta
+//! protocol request streams with the exact replies recorded from memcached
+//! 1.6.18 ([`conformance`]); and a *runner* that replays the table against
+//! any server and reports differences with every byte escaped ([`runner`]).
+//!
+//! It is not a memcached client and not a protocol implementation: it only
+//! writes recorded bytes and compares what comes back, so it cannot share a
+//! bug with the code under test. It is never a dependency of production
+//! crates.
+
+pub mod conformance;
+pub mod escape;
+pub mod peer;
+pub mod recorder;
+pub mod runner;
+mod wire;
+
+pub use conformance::{Case, Expect, Target, table};
+pub use peer::{ChildGuard, MemcachedProcess, find_peer, free_port, peer_or_skip, require_peers, spawn_memcached};
+pub use runner::{Mismatch, Outcome, Report, RunError, run_case, run_table};
+pub use wire::Closed;
