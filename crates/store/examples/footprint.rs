@@ -15,14 +15,8 @@ fn rss_bytes() -> Option<u64> {
 }
 
 fn main() {
-    let items: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let config = StoreConfig {
-        memory_limit: 1 << 30,
-        ..StoreConfig::default()
-    };
+    let items: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let config = StoreConfig { memory_limit: 1 << 30, ..StoreConfig::default() };
     let store = match Store::new(config) {
         Ok(s) => s,
         Err(e) => {
@@ -45,22 +39,13 @@ fn main() {
     let after = rss_bytes();
     let stats = store.stats();
     println!("items stored:              {}", stats.curr_items);
-    println!(
-        "accounted bytes per item:  {:.1}",
-        stats.bytes as f64 / stats.curr_items as f64
-    );
-    println!(
-        "hash index bytes per item: {:.1} (actual allocation)",
-        stats.hash_bytes as f64 / stats.curr_items as f64
-    );
+    println!("accounted bytes per item:  {:.1}", stats.bytes as f64 / stats.curr_items as f64);
+    println!("hash index bytes per item: {:.1} (actual allocation)", stats.hash_bytes as f64 / stats.curr_items as f64);
     println!(
         "header slab bytes per item: {:.1} (actual allocation)",
         stats.slab_bytes as f64 / stats.curr_items as f64
     );
     if let (Some(b), Some(a)) = (before, after) {
-        println!(
-            "RSS growth per item:       {:.1}",
-            a.saturating_sub(b) as f64 / stats.curr_items as f64
-        );
+        println!("RSS growth per item:       {:.1}", a.saturating_sub(b) as f64 / stats.curr_items as f64);
     }
 }

@@ -43,22 +43,12 @@ pub struct ArithRequest {
 impl ArithRequest {
     /// Plain `incr key delta`.
     pub fn incr(delta: u64) -> Self {
-        Self {
-            incr: true,
-            delta,
-            cas: 0,
-            vivify: None,
-            new_cas: None,
-            key_binary: false,
-        }
+        Self { incr: true, delta, cas: 0, vivify: None, new_cas: None, key_binary: false }
     }
 
     /// Plain `decr key delta`.
     pub fn decr(delta: u64) -> Self {
-        Self {
-            incr: false,
-            ..Self::incr(delta)
-        }
+        Self { incr: false, ..Self::incr(delta) }
     }
 }
 
@@ -196,11 +186,7 @@ impl Store {
             if let Some(e) = item.take_pending_ttl() {
                 shard.header_mut(i).exptime = e;
             }
-            let outcome = ArithOutcome::Value {
-                value: viv.initial,
-                cas,
-                created: true,
-            };
+            let outcome = ArithOutcome::Value { value: viv.initial, cas, created: true };
             return (outcome, Some(out));
         };
 
@@ -220,11 +206,7 @@ impl Store {
         let Some(current) = parse_counter(&shard.header(i).data()[l.value_start..]) else {
             return (ArithOutcome::NonNumeric, None);
         };
-        let value = if req.incr {
-            current.wrapping_add(req.delta)
-        } else {
-            current.saturating_sub(req.delta)
-        };
+        let value = if req.incr { current.wrapping_add(req.delta) } else { current.saturating_sub(req.delta) };
         let mut buf = [0; 20];
         let digits = decimal(value, &mut buf);
         let cas = req.new_cas.unwrap_or_else(|| env.next_cas());
@@ -255,11 +237,7 @@ impl Store {
         }
         let mut item = MetaItem::new(shard.header_mut(i), env.now, false, None);
         let out = f(&mut item);
-        let outcome = ArithOutcome::Value {
-            value,
-            cas,
-            created: false,
-        };
+        let outcome = ArithOutcome::Value { value, cas, created: false };
         (outcome, Some(out))
     }
 }
@@ -280,10 +258,7 @@ mod tests {
         assert_eq!(parse_counter(b"00012"), Some(12));
         assert_eq!(parse_counter(b"12\x0034"), Some(12));
         assert_eq!(parse_counter(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(
-            parse_counter(b"-9223372036854775809"),
-            Some(9_223_372_036_854_775_807)
-        );
+        assert_eq!(parse_counter(b"-9223372036854775809"), Some(9_223_372_036_854_775_807));
         assert_eq!(parse_counter(b"-1"), None);
         assert_eq!(parse_counter(b"5x"), None);
         assert_eq!(parse_counter(b"1-"), None);

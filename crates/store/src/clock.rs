@@ -26,9 +26,7 @@ impl Clock for SystemClock {
     fn now(&self) -> u64 {
         // A clock set before 1970 is a broken host; report the epoch rather
         // than panicking inside a cache operation.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
     }
 }
 
@@ -56,9 +54,7 @@ impl ManualClock {
 
     /// Creates a clock frozen at `start` unix seconds.
     pub fn new(start: u64) -> Self {
-        Self {
-            now: AtomicU64::new(start),
-        }
+        Self { now: AtomicU64::new(start) }
     }
 
     /// Sets the current time.

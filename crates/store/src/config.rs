@@ -33,12 +33,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self {
-            memory_limit: 64 * 1024 * 1024,
-            max_item_size: 1024 * 1024,
-            shards: 16,
-            evict: true,
-        }
+        Self { memory_limit: 64 * 1024 * 1024, max_item_size: 1024 * 1024, shards: 16, evict: true }
     }
 }
 

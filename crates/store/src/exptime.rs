@@ -42,11 +42,7 @@ pub(crate) fn is_expired(exptime: u32, now: u32) -> bool {
 /// "never", otherwise seconds until expiry (negative only if the caller made
 /// the item expire within the current operation).
 pub(crate) fn remaining_ttl(exptime: u32, now: u32) -> i64 {
-    if exptime == 0 {
-        -1
-    } else {
-        i64::from(exptime) - i64::from(now)
-    }
+    if exptime == 0 { -1 } else { i64::from(exptime) - i64::from(now) }
 }
 
 /// Where `flush_all` leaves memcached's `settings.oldest_live`/`oldest_cas`,
@@ -74,28 +70,16 @@ pub(crate) fn plan_flush(delay: i64, now: u64, started: u64) -> FlushPlan {
     } else if delay <= REALTIME_MAXDELTA {
         now + delay.unsigned_abs()
     } else if delay.unsigned_abs() <= started {
-        return FlushPlan {
-            oldest_live: 0,
-            take_cas_floor: true,
-        };
+        return FlushPlan { oldest_live: 0, take_cas_floor: true };
     } else {
         delay.unsigned_abs()
     };
     let oldest_live = new_oldest.saturating_sub(1);
-    FlushPlan {
-        oldest_live,
-        take_cas_floor: oldest_live <= now,
-    }
+    FlushPlan { oldest_live, take_cas_floor: oldest_live <= now }
 }
 
 /// memcached's `item_is_flushed()`.
-pub(crate) fn is_flushed(
-    item_time: u32,
-    item_cas: u64,
-    now: u32,
-    oldest_live: u64,
-    oldest_cas: u64,
-) -> bool {
+pub(crate) fn is_flushed(item_time: u32, item_cas: u64, now: u32, oldest_live: u64, oldest_cas: u64) -> bool {
     if oldest_live == 0 || oldest_live > u64::from(now) {
         return false;
     }
@@ -134,20 +118,11 @@ mod tests {
     fn flush_plans() {
         let now = u64::from(NOW);
         let started = now - 1000;
-        assert_eq!(
-            plan_flush(0, now, started),
-            FlushPlan { oldest_live: now - 1, take_cas_floor: true }
-        );
+        assert_eq!(plan_flush(0, now, started), FlushPlan { oldest_live: now - 1, take_cas_floor: true });
         assert_eq!(plan_flush(-5, now, started), plan_flush(0, now, started));
-        assert_eq!(
-            plan_flush(10, now, started),
-            FlushPlan { oldest_live: now + 9, take_cas_floor: false }
-        );
+        assert_eq!(plan_flush(10, now, started), FlushPlan { oldest_live: now + 9, take_cas_floor: false });
         // A one second delay lands on "now" and so also takes a CAS floor.
-        assert_eq!(
-            plan_flush(1, now, started),
-            FlushPlan { oldest_live: now, take_cas_floor: true }
-        );
+        assert_eq!(plan_flush(1, now, started), FlushPlan { oldest_live: now, take_cas_floor: true });
         assert_eq!(
             plan_flush(i64::from(NOW) + 100, now, started),
             FlushPlan { oldest_live: now + 99, take_cas_floor: false }

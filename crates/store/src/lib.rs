@@ -130,17 +130,14 @@ mod store;
 pub use arith::{ArithOutcome, ArithRequest, Vivify, parse_counter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compat::{
-    KEY_MAX_LENGTH, MEMCACHED_ITEM_HEADER, REALTIME_MAXDELTA, SLAB_CHUNK_SIZE_MAX,
-    memcached_item_size, memcached_slab_class,
+    KEY_MAX_LENGTH, MEMCACHED_ITEM_HEADER, REALTIME_MAXDELTA, SLAB_CHUNK_SIZE_MAX, memcached_item_size,
+    memcached_slab_class,
 };
 pub use config::{ConfigError, MAX_ITEM_SIZE_LIMIT, MIN_ITEM_SIZE_LIMIT, StoreConfig};
 pub use item::{
-    ARC_COUNTS_BYTES, HEADER_BYTES, INDEX_BYTES, ItemRecord, ItemView, LiveItem, item_footprint,
-    malloc_size,
+    ARC_COUNTS_BYTES, HEADER_BYTES, INDEX_BYTES, ItemRecord, ItemView, LiveItem, item_footprint, malloc_size,
 };
 pub use meta::{MetaGetOptions, MetaItem, TokenFlags};
-pub use mutation::{
-    DeleteOutcome, DeleteRequest, StoreMode, StoreOutcome, StoreRequest, StoreResult,
-};
+pub use mutation::{DeleteOutcome, DeleteRequest, StoreMode, StoreOutcome, StoreRequest, StoreResult};
 pub use stats::StoreStats;
 pub use store::{Store, TouchOutcome};

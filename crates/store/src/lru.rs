@@ -101,9 +101,7 @@ mod tests {
     fn lru_order_follows_use() {
         let mut slab = Slab::new();
         let mut lru = Lru::new();
-        let ids: Vec<u32> = (0..4)
-            .map(|n| slab.alloc(Arc::from(&b""[..]), 0, 0, n).unwrap())
-            .collect();
+        let ids: Vec<u32> = (0..4).map(|n| slab.alloc(Arc::from(&b""[..]), 0, 0, n).unwrap()).collect();
         for &i in &ids {
             lru.push_front(&mut slab, i);
         }

@@ -27,11 +27,7 @@ pub struct MetaGetOptions {
 
 impl Default for MetaGetOptions {
     fn default() -> Self {
-        Self {
-            bump: true,
-            vivify: None,
-            key_binary: false,
-        }
+        Self { bump: true, vivify: None, key_binary: false }
     }
 }
 
@@ -60,12 +56,7 @@ pub struct MetaItem<'a> {
 
 impl<'a> MetaItem<'a> {
     pub(crate) fn new(hdr: &'a mut Header, now: u32, created: bool, pending_ttl: Option<u32>) -> Self {
-        Self {
-            hdr,
-            now,
-            created,
-            pending_ttl,
-        }
+        Self { hdr, now, created, pending_ttl }
     }
 
     /// The vivify TTL not yet applied, for the store to apply afterwards.
@@ -189,11 +180,7 @@ impl<'a> MetaItem<'a> {
         if win {
             self.hdr.set_bit(Bit::TokenSent, true);
         }
-        TokenFlags {
-            win,
-            already_sent,
-            stale,
-        }
+        TokenFlags { win, already_sent, stale }
     }
 }
 
@@ -204,12 +191,7 @@ impl Store {
     /// on a miss if asked, runs `f` on the item under the shard lock, then
     /// applies a pending vivify TTL and the delayed LRU bump. `f` gets `None`
     /// on a miss (or if vivifying failed for lack of memory).
-    pub fn meta_get<R>(
-        &self,
-        key: &[u8],
-        opts: &MetaGetOptions,
-        f: impl FnOnce(Option<&mut MetaItem<'_>>) -> R,
-    ) -> R {
+    pub fn meta_get<R>(&self, key: &[u8], opts: &MetaGetOptions, f: impl FnOnce(Option<&mut MetaItem<'_>>) -> R) -> R {
         if !Self::key_ok(key) {
             return f(None);
         }

@@ -156,21 +156,8 @@ pub struct DeleteRequest {
 impl Store {
     /// A text-protocol storage command: `set`, `add`, `replace`, `append`,
     /// `prepend` or `cas` (with `cas` the unique to compare, 0 otherwise).
-    pub fn store(
-        &self,
-        mode: StoreMode,
-        key: &[u8],
-        flags: u32,
-        exptime: i64,
-        value: &[u8],
-        cas: u64,
-    ) -> StoreResult {
-        self.store_with(&StoreRequest {
-            flags,
-            exptime,
-            cas,
-            ..StoreRequest::new(mode, key, value)
-        })
+    pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: i64, value: &[u8], cas: u64) -> StoreResult {
+        self.store_with(&StoreRequest { flags, exptime, cas, ..StoreRequest::new(mode, key, value) })
     }
 
     /// A storage command with all meta (`ms`) options; see [`StoreRequest`].
@@ -182,16 +169,13 @@ impl Store {
         let (hash, mut shard) = self.route(req.key);
         // memcached sizes (and rejects) the incoming item before looking
         // at the existing one, using the flags sent with the command.
-        let too_large = memcached_item_size(req.key.len(), req.value.len(), req.flags)
-            > self.config().max_item_size;
+        let too_large = memcached_item_size(req.key.len(), req.value.len(), req.flags) > self.config().max_item_size;
         let result = if too_large {
             StoreResult::not(StoreOutcome::TooLarge)
         } else {
             store_locked(&mut shard, hash, req, &env, self.config().max_item_size)
         };
-        if req.purge_on_failure
-            && matches!(result.outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory)
-        {
+        if req.purge_on_failure && matches!(result.outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
             if let Some(i) = shard.find(hash, req.key) {
                 shard.remove(i);
             }
@@ -201,10 +185,7 @@ impl Store {
 
     /// Text `delete`: remove the item; with `Some(cas)` only if it matches.
     pub fn delete(&self, key: &[u8], cas: Option<u64>) -> DeleteOutcome {
-        self.delete_with(key, &DeleteRequest {
-            cas,
-            ..DeleteRequest::default()
-        })
+        self.delete_with(key, &DeleteRequest { cas, ..DeleteRequest::default() })
     }
 
     /// Meta `md` with invalidation / clear-value options; see [`DeleteRequest`].
@@ -261,17 +242,12 @@ fn store_locked(
                 let cas = req.new_cas.unwrap_or_else(|| env.next_cas());
                 let exptime = absolute_exptime(req.exptime, env.now);
                 match shard.insert(hash, data, exptime, cas, env) {
-                    Ok(_) => StoreResult {
-                        outcome: StoreOutcome::Stored,
-                        cas,
-                    },
+                    Ok(_) => StoreResult { outcome: StoreOutcome::Stored, cas },
                     Err(_) => StoreResult::not(StoreOutcome::NoMemory),
                 }
             }
             StoreMode::Cas => StoreResult::not(StoreOutcome::NotFound),
-            StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => {
-                StoreResult::not(StoreOutcome::NotStored)
-            }
+            StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => StoreResult::not(StoreOutcome::NotStored),
         };
     };
 
@@ -309,11 +285,8 @@ fn store_locked(
             if memcached_item_size(req.key.len(), combined, l.flags) > max_item_size {
                 return StoreResult::not(StoreOutcome::NotStored);
             }
-            let parts: [&[u8]; 2] = if req.mode == StoreMode::Append {
-                [old_value, req.value]
-            } else {
-                [req.value, old_value]
-            };
+            let parts: [&[u8]; 2] =
+                if req.mode == StoreMode::Append { [old_value, req.value] } else { [req.value, old_value] };
             (encode(req.key, l.flags, l.key_binary, parts), old_exptime, false)
         }
         StoreMode::Cas if check == CasCheck::Stale => {
@@ -335,8 +308,5 @@ fn store_locked(
         h.set_bit(Bit::Stale, true);
         h.set_bit(Bit::TokenSent, old_token);
     }
-    StoreResult {
-        outcome: StoreOutcome::Stored,
-        cas,
-    }
+    StoreResult { outcome: StoreOutcome::Stored, cas }
 }

@@ -35,8 +35,7 @@ impl Store {
     /// (`NotStored`); oversized ones are `TooLarge`.
     pub fn insert_raw(&self, rec: &ItemRecord) -> StoreOutcome {
         if !Self::key_ok(&rec.key)
-            || memcached_item_size(rec.key.len(), rec.value.len(), rec.flags)
-                > self.config().max_item_size
+            || memcached_item_size(rec.key.len(), rec.value.len(), rec.flags) > self.config().max_item_size
         {
             return StoreOutcome::TooLarge;
         }
@@ -53,10 +52,6 @@ impl Store {
             Some(i) => shard.replace(i, data, exptime, cas, &env).is_ok(),
             None => shard.insert(hash, data, exptime, cas, &env).is_ok(),
         };
-        if stored {
-            StoreOutcome::Stored
-        } else {
-            StoreOutcome::NoMemory
-        }
+        if stored { StoreOutcome::Stored } else { StoreOutcome::NoMemory }
     }
 }

@@ -136,9 +136,7 @@ impl Shard {
     /// Finds `key` regardless of expiry.
     pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         let slab = &self.slab;
-        self.index
-            .find(hash, |&i| key_of(slab.get(i).data()) == key)
-            .copied()
+        self.index.find(hash, |&i| key_of(slab.get(i).data()) == key).copied()
     }
 
     /// Finds a visible item, lazily removing it if it has expired or been
@@ -201,8 +199,7 @@ impl Shard {
         let i = self.slab.alloc(data, exptime, env.now, cas).ok_or(NoMemory)?;
         self.lru.push_front(&mut self.slab, i);
         let (slab, hasher) = (&self.slab, &self.hasher);
-        self.index
-            .insert_unique(hash, i, |&j| hasher.hash_one(key_of(slab.get(j).data())));
+        self.index.insert_unique(hash, i, |&j| hasher.hash_one(key_of(slab.get(j).data())));
         self.used += cost;
         self.counters.total_items += 1;
         Ok(i)
@@ -331,10 +328,7 @@ impl Shard {
             let h = self.slab.get(i);
             if env.death(h).is_none() {
                 if let Some(view) = self.view(i) {
-                    out.push(LiveItem {
-                        view,
-                        exptime: u64::from(h.exptime),
-                    });
+                    out.push(LiveItem { view, exptime: u64::from(h.exptime) });
                 }
             }
             cur = Lru::newer(&self.slab, i);

@@ -60,14 +60,7 @@ pub(crate) struct Header {
 
 impl Header {
     fn vacant() -> Self {
-        Self {
-            data: None,
-            prev: NIL,
-            next: NIL,
-            exptime: 0,
-            time: 0,
-            cas: 0,
-        }
+        Self { data: None, prev: NIL, next: NIL, exptime: 0, time: 0, cas: 0 }
     }
 
     /// Encoded key/value buffer; empty for a vacant slot.
@@ -145,11 +138,7 @@ pub(crate) struct Slab {
 
 impl Slab {
     pub(crate) fn new() -> Self {
-        Self {
-            chunks: Vec::new(),
-            high_water: 0,
-            free_head: NIL,
-        }
+        Self { chunks: Vec::new(), high_water: 0, free_head: NIL }
     }
 
     pub(crate) fn get(&self, i: u32) -> &Header {

@@ -80,9 +80,8 @@ impl Store {
         let n = config.effective_shards();
         let per_shard = config.memory_limit / n;
         let hasher = DefaultHashBuilder::default();
-        let shards = (0..n)
-            .map(|_| ShardCell(Mutex::new(Shard::new(per_shard, config.evict, hasher.clone()))))
-            .collect();
+        let shards =
+            (0..n).map(|_| ShardCell(Mutex::new(Shard::new(per_shard, config.evict, hasher.clone())))).collect();
         let started = clock.now().saturating_sub(PROCESS_START_BACKDATE);
         Ok(Self {
             shards,
@@ -123,12 +122,7 @@ impl Store {
         // a visible flush time always comes with its CAS floor.
         let oldest_live = self.oldest_live.load(Ordering::Acquire);
         let oldest_cas = self.oldest_cas.load(Ordering::Acquire);
-        Env {
-            now: clamp_u32(self.clock.now()),
-            oldest_live,
-            oldest_cas,
-            cas_counter: &self.cas,
-        }
+        Env { now: clamp_u32(self.clock.now()), oldest_live, oldest_cas, cas_counter: &self.cas }
     }
 
     /// Raises the CAS counter to at least `cas` (after loading saved items)
@@ -262,10 +256,7 @@ impl Store {
 
     /// Snapshot of the store's counters.
     pub fn stats(&self) -> StoreStats {
-        let mut s = StoreStats {
-            limit_maxbytes: self.config.memory_limit as u64,
-            ..StoreStats::default()
-        };
+        let mut s = StoreStats { limit_maxbytes: self.config.memory_limit as u64, ..StoreStats::default() };
         for cell in self.shards.iter() {
             let shard = cell.0.lock();
             let c = &shard.counters;
@@ -336,12 +327,7 @@ mod tests {
     #[test]
     fn random_workload_keeps_internal_invariants() {
         let clock = Arc::new(ManualClock::default());
-        let cfg = StoreConfig {
-            memory_limit: 64 * 1024,
-            max_item_size: 4096,
-            shards: 4,
-            evict: true,
-        };
+        let cfg = StoreConfig { memory_limit: 64 * 1024, max_item_size: 4096, shards: 4, evict: true };
         let store = Store::with_clock(cfg, clock.clone()).unwrap();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let value = vec![b'7'; 5000];
@@ -367,13 +353,7 @@ mod tests {
                     store.delete(key, None);
                 }
                 5 => {
-                    store.delete_with(
-                        key,
-                        &DeleteRequest {
-                            invalidate: true,
-                            ..DeleteRequest::default()
-                        },
-                    );
+                    store.delete_with(key, &DeleteRequest { invalidate: true, ..DeleteRequest::default() });
                 }
                 6 => {
                     store.touch(key, ttl * 3);

@@ -101,30 +101,18 @@ fn missing_key_and_flags_exptime_preserved() {
 fn cas_checked_arith() {
     let (s, _clock) = store();
     let c = set(&s, "n", "1", 0);
-    let req = ArithRequest {
-        cas: c + 1,
-        ..ArithRequest::incr(1)
-    };
+    let req = ArithRequest { cas: c + 1, ..ArithRequest::incr(1) };
     assert_eq!(s.arith(b"n", &req), ArithOutcome::Exists);
     let req = ArithRequest { cas: c, ..req };
     assert_eq!(value(s.arith(b"n", &req)), 2);
-    let req = ArithRequest {
-        new_cas: Some(5000),
-        ..ArithRequest::decr(1)
-    };
-    assert_eq!(
-        s.arith(b"n", &req),
-        ArithOutcome::Value { value: 1, cas: 5000, created: false }
-    );
+    let req = ArithRequest { new_cas: Some(5000), ..ArithRequest::decr(1) };
+    assert_eq!(s.arith(b"n", &req), ArithOutcome::Value { value: 1, cas: 5000, created: false });
 }
 
 #[test]
 fn vivify_creates_initial_value_without_delta() {
     let (s, clock) = store();
-    let req = ArithRequest {
-        vivify: Some(Vivify { initial: 40, exptime: 30 }),
-        ..ArithRequest::incr(2)
-    };
+    let req = ArithRequest { vivify: Some(Vivify { initial: 40, exptime: 30 }), ..ArithRequest::incr(2) };
     match s.arith(b"v", &req) {
         ArithOutcome::Value { value: 40, created: true, .. } => {}
         other => panic!("{other:?}"),

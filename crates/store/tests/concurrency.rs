@@ -13,12 +13,7 @@ use rand::{Rng, SeedableRng};
 #[test]
 fn random_ops_from_many_threads_keep_invariants() {
     let limit = 256 * 1024;
-    let (s, clock) = store_with(StoreConfig {
-        memory_limit: limit,
-        max_item_size: 16 * 1024,
-        shards: 4,
-        evict: true,
-    });
+    let (s, clock) = store_with(StoreConfig { memory_limit: limit, max_item_size: 16 * 1024, shards: 4, evict: true });
     let s = Arc::new(s);
     let threads: Vec<_> = (0..8u64)
         .map(|t| {

@@ -3,9 +3,7 @@
 mod common;
 
 use common::{get, set, small_store, store, store_with};
-use memshard_store::{
-    StoreConfig, StoreMode, StoreOutcome, StoreRequest, item_footprint,
-};
+use memshard_store::{StoreConfig, StoreMode, StoreOutcome, StoreRequest, item_footprint};
 use proptest::prelude::*;
 
 /// Fills a single-shard store with `key{n}` items (3-byte+ keys, 100-byte
@@ -38,10 +36,7 @@ fn evicts_least_recently_used_first() {
     assert_eq!(get(&s, "key002"), None);
     assert!(get(&s, "key001").is_some());
     // add on an existing key bumps it too (memcached do_item_update).
-    assert_eq!(
-        s.store(StoreMode::Add, b"key003", 0, 0, b"y", 0).outcome,
-        StoreOutcome::NotStored
-    );
+    assert_eq!(s.store(StoreMode::Add, b"key003", 0, 0, b"y", 0).outcome, StoreOutcome::NotStored);
     set(&s, "new2", &v, 0);
     assert!(get(&s, "key003").is_some());
     assert_eq!(get(&s, "key004"), None);
@@ -86,12 +81,7 @@ fn expired_tail_items_are_reclaimed_not_evicted() {
 
 #[test]
 fn no_eviction_mode_answers_no_memory() {
-    let (s, clock) = store_with(StoreConfig {
-        memory_limit: 8 * 1024,
-        max_item_size: 1024,
-        shards: 1,
-        evict: false,
-    });
+    let (s, clock) = store_with(StoreConfig { memory_limit: 8 * 1024, max_item_size: 1024, shards: 1, evict: false });
     let v = "x".repeat(100);
     let mut n = 0;
     loop {
@@ -144,10 +134,7 @@ fn too_large_set_deletes_existing_but_other_modes_do_not() {
     assert_eq!(get(&s, "k"), None);
     // ms purges for every mode.
     set(&s, "k", "old", 0);
-    let req = StoreRequest {
-        purge_on_failure: true,
-        ..StoreRequest::new(StoreMode::Append, b"k", &big)
-    };
+    let req = StoreRequest { purge_on_failure: true, ..StoreRequest::new(StoreMode::Append, b"k", &big) };
     assert_eq!(s.store_with(&req).outcome, StoreOutcome::TooLarge);
     assert_eq!(get(&s, "k"), None);
 }

@@ -112,9 +112,7 @@ fn sweep_reclaims_expired_items_and_their_bytes() {
     assert_eq!(st.crawler_reclaimed, 1000);
     assert_eq!(st.expired_unfetched, 999);
     assert_eq!(st.bytes as usize, s.bytes());
-    let expected: usize = (0..100)
-        .map(|i| memshard_store::item_footprint(format!("long{i}").len(), 1, 0))
-        .sum();
+    let expected: usize = (0..100).map(|i| memshard_store::item_footprint(format!("long{i}").len(), 1, 0)).sum();
     assert_eq!(s.bytes(), expected);
     assert_eq!(get(&s, "long42").as_deref(), Some("v"));
     // Nothing left to do.

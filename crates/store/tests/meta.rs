@@ -4,10 +4,7 @@
 mod common;
 
 use common::{get, set, store};
-use memshard_store::{
-    DeleteOutcome, DeleteRequest, MetaGetOptions, StoreMode, StoreOutcome, StoreRequest,
-    TokenFlags,
-};
+use memshard_store::{DeleteOutcome, DeleteRequest, MetaGetOptions, StoreMode, StoreOutcome, StoreRequest, TokenFlags};
 
 /// `mg key h l t c` style probe without token handling.
 fn probe(s: &memshard_store::Store, key: &str) -> Option<(bool, u64, i64, u64)> {
@@ -23,10 +20,7 @@ fn mg_tokens(
     vivify: Option<i64>,
     recache: Option<i64>,
 ) -> Option<(bool, TokenFlags)> {
-    let opts = MetaGetOptions {
-        vivify,
-        ..MetaGetOptions::default()
-    };
+    let opts = MetaGetOptions { vivify, ..MetaGetOptions::default() };
     s.meta_get(key.as_bytes(), &opts, |it| {
         let it = it?;
         let mut won = false;
@@ -63,10 +57,7 @@ fn hit_flag_and_last_access_follow_memcached() {
 fn no_bump_leaves_state_alone() {
     let (s, _clock) = store();
     set(&s, "a", "x", 0);
-    let opts = MetaGetOptions {
-        bump: false,
-        ..MetaGetOptions::default()
-    };
+    let opts = MetaGetOptions { bump: false, ..MetaGetOptions::default() };
     for _ in 0..3 {
         s.meta_get(b"a", &opts, |it| assert!(!it.unwrap().fetched()));
     }
@@ -93,10 +84,7 @@ fn vivify_wins_once_then_reports_token_sent() {
 #[test]
 fn vivify_ttl_is_applied_even_if_the_server_skips_it() {
     let (s, _clock) = store();
-    let opts = MetaGetOptions {
-        vivify: Some(60),
-        ..MetaGetOptions::default()
-    };
+    let opts = MetaGetOptions { vivify: Some(60), ..MetaGetOptions::default() };
     let ttl_seen = s.meta_get(b"v", &opts, |it| it.map(|it| it.ttl()));
     assert_eq!(ttl_seen, Some(-1), "memcached applies N in flag order");
     assert_eq!(s.ttl(b"v"), Some(60));
@@ -124,11 +112,7 @@ fn invalidate_marks_stale_and_hands_out_one_win() {
     let (s, _clock) = store();
     let c = set(&s, "a", "x", 0);
     mg_tokens(&s, "a", Some(30), None); // not created, no token yet
-    let req = DeleteRequest {
-        invalidate: true,
-        exptime: Some(30),
-        ..DeleteRequest::default()
-    };
+    let req = DeleteRequest { invalidate: true, exptime: Some(30), ..DeleteRequest::default() };
     assert_eq!(s.delete_with(b"a", &req), DeleteOutcome::Deleted);
     let (_, _, ttl, cas) = probe(&s, "a").unwrap();
     assert_eq!(ttl, 30);
@@ -146,18 +130,11 @@ fn invalidate_marks_stale_and_hands_out_one_win() {
 #[test]
 fn md_cas_mismatch_and_missing() {
     let (s, _clock) = store();
-    let req = DeleteRequest {
-        cas: Some(1),
-        invalidate: true,
-        ..DeleteRequest::default()
-    };
+    let req = DeleteRequest { cas: Some(1), invalidate: true, ..DeleteRequest::default() };
     assert_eq!(s.delete_with(b"nope", &req), DeleteOutcome::NotFound);
     let c = set(&s, "a", "x", 0);
     assert_eq!(s.delete_with(b"a", &DeleteRequest { cas: Some(c + 9), ..req }), DeleteOutcome::Exists);
-    assert_eq!(
-        s.delete_with(b"a", &DeleteRequest { cas: Some(c), new_cas: Some(99), ..req }),
-        DeleteOutcome::Deleted
-    );
+    assert_eq!(s.delete_with(b"a", &DeleteRequest { cas: Some(c), new_cas: Some(99), ..req }), DeleteOutcome::Deleted);
     assert_eq!(s.get(b"a").unwrap().cas(), 99);
 }
 
@@ -203,11 +180,7 @@ fn ms_invalidate_with_older_cas_stores_stale() {
 fn md_clear_value_keeps_the_item() {
     let (s, _clock) = store();
     let c = s.store(StoreMode::Set, b"k", 3, 100, b"payload", 0).cas;
-    let req = DeleteRequest {
-        clear_value: true,
-        flags: 8,
-        ..DeleteRequest::default()
-    };
+    let req = DeleteRequest { clear_value: true, flags: 8, ..DeleteRequest::default() };
     assert_eq!(s.delete_with(b"k", &req), DeleteOutcome::Deleted);
     let v = s.get(b"k").unwrap();
     assert_eq!((v.value(), v.flags(), v.cas()), (&b""[..], 8, c));
@@ -231,10 +204,7 @@ fn mg_can_update_ttl_and_report_in_flag_order() {
 #[test]
 fn binary_keys_are_remembered() {
     let (s, _clock) = store();
-    let req = StoreRequest {
-        key_binary: true,
-        ..StoreRequest::new(StoreMode::Set, b"\x00\x01 k", b"v")
-    };
+    let req = StoreRequest { key_binary: true, ..StoreRequest::new(StoreMode::Set, b"\x00\x01 k", b"v") };
     s.store_with(&req);
     assert!(s.get(b"\x00\x01 k").unwrap().key_binary());
     assert!(s.meta_get(b"\x00\x01 k", &MetaGetOptions::default(), |it| it.unwrap().key_binary()));

@@ -55,10 +55,8 @@ fn snapshot_and_reload_round_trip() {
 
 #[test]
 fn for_each_item_visits_in_lru_order_without_holding_locks() {
-    let (s, _clock) = common::store_with(memshard_store::StoreConfig {
-        shards: 1,
-        ..memshard_store::StoreConfig::default()
-    });
+    let (s, _clock) =
+        common::store_with(memshard_store::StoreConfig { shards: 1, ..memshard_store::StoreConfig::default() });
     for k in ["a", "b", "c"] {
         set(&s, k, k, 0);
     }

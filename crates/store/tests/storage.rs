@@ -118,10 +118,7 @@ fn delete_with_and_without_cas() {
 #[test]
 fn explicit_new_cas_is_used() {
     let (s, _clock) = store();
-    let req = StoreRequest {
-        new_cas: Some(777),
-        ..StoreRequest::new(StoreMode::Set, b"k", b"v")
-    };
+    let req = StoreRequest { new_cas: Some(777), ..StoreRequest::new(StoreMode::Set, b"k", b"v") };
     let r = s.store_with(&req);
     assert_eq!((r.outcome, r.cas), (StoreOutcome::Stored, 777));
     assert_eq!(s.get(b"k").unwrap().cas(), 777);

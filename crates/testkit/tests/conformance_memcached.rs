@@ -121,3 +121,44 @@ async fn runner_flags_wrong_replies_and_fates() {
     gets.expect.as_mut().unwrap().reply = b"STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n".to_vec();
     assert!(outcome(addr, &gets).await.is_some(), "missing CAS must fail");
 }
+
+#[test]
+fn every_protocol_command_is_covered() {
+    let cases = table().unwrap();
+    let requests: Vec<Vec<u8>> = cases.iter().map(Case::request_preview).collect();
+    let commands = [
+        "get",
+        "gets",
+        "gat",
+        "gats",
+        "set",
+        "add",
+        "replace",
+        "append",
+        "prepend",
+        "cas",
+        "delete",
+        "incr",
+        "decr",
+        "touch",
+        "flush_all",
+        "version",
+        "verbosity",
+        "stats",
+        "quit",
+        "mg",
+        "ms",
+        "md",
+        "ma",
+        "mn",
+        "me",
+    ];
+    for command in commands {
+        let line_start = format!("{command} ");
+        let covered = requests.iter().any(|r| {
+            r.split(|&b| b == b'\n')
+                .any(|line| line.starts_with(line_start.as_bytes()) || line == format!("{command}\r").as_bytes())
+        });
+        assert!(covered, "no case sends `{command}`");
+    }
+}

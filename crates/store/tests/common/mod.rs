@@ -22,12 +22,7 @@ pub fn store_with(config: StoreConfig) -> (Store, Arc<ManualClock>) {
 
 /// A single-shard store of `limit` bytes (deterministic LRU order).
 pub fn small_store(limit: usize) -> (Store, Arc<ManualClock>) {
-    store_with(StoreConfig {
-        memory_limit: limit,
-        max_item_size: 1024,
-        shards: 1,
-        evict: true,
-    })
+    store_with(StoreConfig { memory_limit: limit, max_item_size: 1024, shards: 1, evict: true })
 }
 
 /// `set key 0 exptime` and assert it was stored; returns the CAS.
@@ -39,7 +34,5 @@ pub fn set(store: &Store, key: &str, value: &str, exptime: i64) -> u64 {
 
 /// The value under `key` via `get`, as a string.
 pub fn get(store: &Store, key: &str) -> Option<String> {
-    store
-        .get(key.as_bytes())
-        .map(|v| String::from_utf8_lossy(v.value()).into_owned())
+    store.get(key.as_bytes()).map(|v| String::from_utf8_lossy(v.value()).into_owned())
 }

@@ -1,0 +1,102 @@
+//! Short runs of the generator against a fake and a real memcached.
+
+mod common;
+
+use memshard_bench::{BenchConfig, BenchError, BenchReport, Phase, Progress, run};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn short(addr: String) -> BenchConfig {
+    BenchConfig {
+        addr,
+        connections: 8,
+        duration: Duration::from_millis(1000),
+        warmup: Duration::from_millis(200),
+        key_space: 1000,
+        ..BenchConfig::default()
+    }
+}
+
+fn check_sane(r: &BenchReport) {
+    assert!(r.ops > 0, "{r}");
+    assert_eq!(r.ops, r.gets + r.sets);
+    assert_eq!(r.gets, r.hits + r.misses);
+    assert!(r.p50_us > 0.0, "{r}");
+    assert!(r.p50_us <= r.p99_us && r.p99_us <= r.p999_us && r.p999_us <= r.max_us, "{r}");
+    assert!(r.mean_us > 0.0 && r.mean_us <= r.max_us);
+    assert!((0.9..1.2).contains(&r.duration_secs), "{}", r.duration_secs);
+    assert!(r.ops_per_sec > 0.0);
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    for field in [
+        "ops",
+        "ops_per_sec",
+        "gets",
+        "sets",
+        "hits",
+        "misses",
+        "errors",
+        "p50_us",
+        "p99_us",
+        "p999_us",
+        "max_us",
+        "mean_us",
+        "duration_secs",
+        "config",
+    ] {
+        assert!(json.get(field).is_some(), "JSON lacks {field}: {json}");
+    }
+    assert_eq!(json["ops"].as_u64(), Some(r.ops));
+    assert_eq!(json["config"]["connections"].as_u64(), Some(r.config.connections as u64));
+    assert!(json["config"]["duration"].as_f64().is_some());
+}
+
+#[tokio::test]
+async fn bench_against_fake_memcached() {
+    let server = common::FakeMemcached::start(0).await;
+    let seen: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let cfg = BenchConfig { pipeline: 4, ..short(server.addr.to_string()) };
+    let r = run(cfg, Some(Arc::new(move |p: &Progress| sink.lock().unwrap().push(*p)))).await.unwrap();
+    check_sane(&r);
+    assert_eq!(r.errors, 0, "{r}");
+    assert_eq!((r.connections, r.prefilled, r.prefill_errors), (8, 1000, 0));
+    assert_eq!(r.misses, 0, "prefill makes every get hit");
+    let ratio = r.gets as f64 / r.ops as f64;
+    assert!((0.85..0.95).contains(&ratio), "get ratio {ratio}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.first().map(|p| p.phase), Some(Phase::Prefill));
+    assert!(seen.iter().any(|p| p.phase == Phase::Measure && p.ops > 0), "{seen:?}");
+}
+
+#[tokio::test]
+async fn error_replies_are_counted_not_fatal() {
+    let server = common::FakeMemcached::start(50).await;
+    let cfg = BenchConfig { prefill: false, threads: 2, ..short(server.addr.to_string()) };
+    let r = run(cfg, None).await.unwrap();
+    assert!(r.ops > 0 && r.errors > 0, "{r}");
+    assert_eq!(r.connections_lost, 0);
+    assert!(r.misses > 0, "no prefill: some gets miss");
+    // Roughly one request in 50 fails.
+    let share = r.errors as f64 / (r.ops + r.errors) as f64;
+    assert!((0.01..0.03).contains(&share), "error share {share}");
+}
+
+#[tokio::test]
+async fn unreachable_server_is_an_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let r = run(short(format!("127.0.0.1:{port}")), None).await;
+    assert!(matches!(r, Err(BenchError::Connect { .. })), "{r:?}");
+}
+
+#[tokio::test]
+async fn bench_against_memcached() {
+    let Some(mc) = common::memcached_or_skip("bench_against_memcached") else { return };
+    for pipeline in [1, 16] {
+        let cfg = BenchConfig { pipeline, ..short(mc.addr.to_string()) };
+        let r = run(cfg, None).await.unwrap();
+        check_sane(&r);
+        assert_eq!(r.errors, 0, "{r}");
+        assert_eq!(r.prefilled, 1000);
+        assert_eq!(r.misses, 0, "{r}");
+    }
+}

@@ -1,0 +1,189 @@
+//! `memshard server` as a user runs it: flags, the `listening on` line, exit
+//! codes, the connection limit, and memory bounded by `-m` under heavy writes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `memshard server`, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memshard"))
+        .args(["server", "-l", "127.0.0.1", "-p", "0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn memshard");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let port = loop {
+        assert!(Instant::now() < deadline, "no `listening on` line");
+        let line = lines.next().expect("server exited before listening").expect("read stderr");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest.split_whitespace().next().expect("address");
+            break addr.rsplit(':').next().expect("port").parse().expect("numeric port");
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, port }
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s
+}
+
+/// Reads until `want` bytes arrived or the peer closed.
+fn read_n(s: &mut TcpStream, want: usize) -> Vec<u8> {
+    let mut out = vec![0; want];
+    let mut got = 0;
+    while got < want {
+        match s.read(&mut out[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    out.truncate(got);
+    out
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+#[test]
+fn serves_and_exits_zero_on_sigterm() {
+    let mut srv = start(&["-t", "2"]);
+    let mut c = connect(srv.port);
+    c.write_all(b"set k 0 0 2\r\nhi\r\nget k\r\n").expect("write");
+    assert_eq!(read_n(&mut c, 8 + 24), b"STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n");
+    let pid = srv.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(st) = srv.child.try_wait().expect("wait") {
+            break st.code();
+        }
+        assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn bad_flags_exit_two() {
+    for args in [&["server", "-U", "11211"][..], &["server", "-I", "1"], &["server", "--no-such-flag"], &["server", "-m", "0"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_memshard")).args(args).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!out.stderr.is_empty(), "{args:?} gave no message");
+    }
+}
+
+#[test]
+fn connection_limit_refuses_with_memcached_reply() {
+    let srv = start(&["-c", "2", "-t", "1"]);
+    let mut a = connect(srv.port);
+    let mut b = connect(srv.port);
+    // Make sure both are accepted before the third arrives.
+    for s in [&mut a, &mut b] {
+        s.write_all(b"version\r\n").expect("write");
+        assert!(read_n(s, 8).starts_with(b"VERSION "));
+        let mut rest = [0u8; 64];
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = s.read(&mut rest);
+    }
+    let mut c = connect(srv.port);
+    let mut all = Vec::new();
+    let _ = c.read_to_end(&mut all);
+    assert_eq!(all, b"ERROR Too many open connections\r\n");
+    // The others are unaffected.
+    a.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    a.write_all(b"mn\r\n").expect("write");
+    assert_eq!(read_n(&mut a, 4), b"MN\r\n");
+    // Once one leaves, a new client gets in.
+    drop(b);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut d = connect(srv.port);
+    d.write_all(b"mn\r\n").expect("write");
+    assert_eq!(read_n(&mut d, 4), b"MN\r\n");
+}
+
+/// Writes 3× `-m` of data and checks the process stays within `-m` plus a fixed
+/// overhead. The overhead (runtime, buffers, allocator slack, index) is
+/// documented in docs/architecture.md.
+#[test]
+fn rss_stays_bounded_when_writing_three_times_the_limit() {
+    const LIMIT_MB: u64 = 64;
+    const OVERHEAD_MB: u64 = 40;
+    let srv = start(&["-m", "64", "-t", "2"]);
+    let mut c = connect(srv.port);
+    let value = vec![b'v'; 1000];
+    let total = 3 * LIMIT_MB * 1024 * 1024;
+    let per_item = value.len() as u64 + 40;
+    let n = total / per_item;
+    let mut batch = Vec::with_capacity(64 * 1100);
+    let mut written = 0u64;
+    let mut i = 0u64;
+    while i < n {
+        batch.clear();
+        let end = (i + 64).min(n);
+        for k in i..end {
+            batch.extend_from_slice(format!("set key:{k:012} 0 0 {} noreply\r\n", value.len()).as_bytes());
+            batch.extend_from_slice(&value);
+            batch.extend_from_slice(b"\r\n");
+        }
+        c.write_all(&batch).expect("write");
+        written += batch.len() as u64;
+        i = end;
+    }
+    // A round trip makes sure every set was processed.
+    c.write_all(b"mn\r\n").expect("write");
+    assert_eq!(read_n(&mut c, 4), b"MN\r\n");
+    assert!(written >= total);
+    let rss = rss_bytes(srv.child.id());
+    let mut s = connect(srv.port);
+    s.write_all(b"stats\r\n").expect("write");
+    let mut stats = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !stats.ends_with(b"END\r\n") {
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0);
+        stats.extend_from_slice(&buf[..n]);
+    }
+    let stats = String::from_utf8_lossy(&stats);
+    let stat = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("stat present")
+    };
+    eprintln!("rss after writing {} MiB: {} MiB; bytes={} evictions={}", written >> 20, rss >> 20, stat("bytes"), stat("evictions"));
+    assert!(stat("evictions") > 0, "writing 3x the limit must evict");
+    assert!(stat("bytes") <= LIMIT_MB * 1024 * 1024, "accounted bytes over the limit");
+    assert!(rss < (LIMIT_MB + OVERHEAD_MB) * 1024 * 1024, "rss {} MiB over {LIMIT_MB}+{OVERHEAD_MB} MiB", rss >> 20);
+}
