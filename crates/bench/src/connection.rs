@@ -111,6 +111,9 @@ pub(crate) struct BenchConn {
     rng: SmallRng,
     /// The operations of the batch in flight, in order.
     batch: Vec<Op>,
+    /// When the last socket read returned: the arrival time of every reply
+    /// decoded from it (one clock read per read, not per reply).
+    arrived: Instant,
 }
 
 impl BenchConn {
@@ -125,6 +128,7 @@ impl BenchConn {
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             rng: SmallRng::seed_from_u64(seed),
             batch: Vec::with_capacity(pipeline.max(PREFILL_BATCH)),
+            arrived: Instant::now(),
         })
     }
 
@@ -183,6 +187,9 @@ impl BenchConn {
                 self.batch.push(op);
             }
             self.stream.write_all(&self.wbuf).await.map_err(ConnError::Io)?;
+            // Replies already buffered (none, with a well-behaved server) count
+            // as arriving at the send.
+            self.arrived = sent;
             let mut errors = 0;
             for i in 0..self.batch.len() {
                 let op = self.batch[i];
@@ -202,10 +209,9 @@ impl BenchConn {
     }
 
     /// Reads the complete answer to one request: its outcome, and when the
-    /// bytes that completed it arrived (one clock read per socket read, not
-    /// per reply: replies that arrive together share the instant).
+    /// bytes that completed it arrived (replies that arrive in one read share
+    /// the instant).
     async fn answer(&mut self, op: Op) -> Result<(Outcome, Instant), ConnError> {
-        let mut arrived = Instant::now();
         let mut hit = false;
         loop {
             let step = match Reply::decode(&self.rbuf) {
@@ -220,7 +226,7 @@ impl BenchConn {
                     }
                     match self.stream.read_buf(&mut self.rbuf).await {
                         Ok(0) => return Err(ConnError::Io(io::ErrorKind::UnexpectedEof.into())),
-                        Ok(_) => arrived = Instant::now(),
+                        Ok(_) => self.arrived = Instant::now(),
                         Err(e) => return Err(ConnError::Io(e)),
                     }
                     None
@@ -228,7 +234,7 @@ impl BenchConn {
                 Err(e) => return Err(ConnError::Protocol(e)),
             };
             if let Some(outcome) = step {
-                return Ok((outcome, arrived));
+                return Ok((outcome, self.arrived));
             }
         }
     }

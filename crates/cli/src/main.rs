@@ -4,6 +4,7 @@
 //! listeners and calls each role's library `run` function. Exit codes: 0 clean
 //! shutdown, 1 runtime failure, 2 bad flags or bad config.
 
+mod bench;
 mod logging;
 mod server;
 mod size;
@@ -30,6 +31,8 @@ struct Cli {
 enum Command {
     /// Run a memcached-compatible cache shard (drop-in for the memcached image).
     Server(server::ServerArgs),
+    /// Generate load against a memcached-protocol endpoint and report ops/s and latency.
+    Bench(bench::BenchArgs),
 }
 
 /// A failure with its exit code.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => server::main(args),
+        Command::Bench(args) => bench::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,9 @@
 //! `memshard server`: memcached's flags, memcached's behaviour.
 
-use crate::{logging, size::parse_size, Failure};
-use anyhow::{anyhow, Context};
+use crate::{Failure, logging, size::parse_size};
+use anyhow::{Context, anyhow};
 use clap::Args;
-use memshard_net::{os_signal, ShutdownTrigger};
+use memshard_net::{ShutdownTrigger, os_signal};
 use memshard_server::ServerConfig;
 
 /// Flags follow memcached's where they exist.
@@ -55,7 +55,8 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
     if args.user.is_some() {
         tracing::debug!("-u is accepted for compatibility and ignored");
     }
-    let threads = if args.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { args.threads };
+    let threads =
+        if args.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { args.threads };
     let cfg = ServerConfig {
         memory_limit: args.memory_limit.saturating_mul(1024 * 1024),
         max_connections: args.conn_limit,
@@ -63,12 +64,15 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
         threads,
         ..ServerConfig::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("memshard-server")
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    // One thread: a current-thread runtime skips the work-stealing machinery.
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let rt = builder.thread_name("memshard-server").enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async move {
         let addr = format!("{}:{}", args.listen, args.port);
         let listener = memshard_net::bind(&addr).await.map_err(|e| Failure::Runtime(e.into()))?;

@@ -96,7 +96,9 @@ fn serves_and_exits_zero_on_sigterm() {
 
 #[test]
 fn bad_flags_exit_two() {
-    for args in [&["server", "-U", "11211"][..], &["server", "-I", "1"], &["server", "--no-such-flag"], &["server", "-m", "0"]] {
+    for args in
+        [&["server", "-U", "11211"][..], &["server", "-I", "1"], &["server", "--no-such-flag"], &["server", "-m", "0"]]
+    {
         let out = Command::new(env!("CARGO_BIN_EXE_memshard")).args(args).output().expect("run");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(!out.stderr.is_empty(), "{args:?} gave no message");
@@ -182,7 +184,13 @@ fn rss_stays_bounded_when_writing_three_times_the_limit() {
             .and_then(|v| v.trim().parse().ok())
             .expect("stat present")
     };
-    eprintln!("rss after writing {} MiB: {} MiB; bytes={} evictions={}", written >> 20, rss >> 20, stat("bytes"), stat("evictions"));
+    eprintln!(
+        "rss after writing {} MiB: {} MiB; bytes={} evictions={}",
+        written >> 20,
+        rss >> 20,
+        stat("bytes"),
+        stat("evictions")
+    );
     assert!(stat("evictions") > 0, "writing 3x the limit must evict");
     assert!(stat("bytes") <= LIMIT_MB * 1024 * 1024, "accounted bytes over the limit");
     assert!(rss < (LIMIT_MB + OVERHEAD_MB) * 1024 * 1024, "rss {} MiB over {LIMIT_MB}+{OVERHEAD_MB} MiB", rss >> 20);

@@ -54,7 +54,7 @@ pub struct ClientConfig {
     /// Longest a TCP connect may take.
     pub connect_timeout: Duration,
     /// Most requests queued or awaiting a reply on the connection; callers
-    /// beyond that wait for a slot (values below 1 are treated as 1).
+    /// beyond that wait for a slot (clamped to at least 1).
     pub max_in_flight: usize,
 }
 
@@ -214,7 +214,7 @@ impl Client {
         stream.set_nodelay(true)?;
         let peer = stream.peer_addr()?;
         let (rd, wr) = stream.into_split();
-        let max_in_flight = config.max_in_flight.max(1);
+        let max_in_flight = config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             broken: AtomicBool::new(false),

@@ -105,3 +105,27 @@ async fn in_flight_is_bounded_by_max_in_flight() {
     let peak = peak.load(Ordering::SeqCst);
     assert!((1..=4).contains(&peak), "peak in flight {peak}");
 }
+
+#[tokio::test]
+async fn dropping_the_last_handle_flushes_noreply_writes_then_hangs_up() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let server = FakeServer::start(move |req| {
+        log.lock().unwrap().push(req.command());
+        echo(req)
+    })
+    .await;
+    let client = Client::connect(server.addr).await.unwrap();
+    for i in 0..100 {
+        client.store_noreply(StoreCmd::Set, format!("k{i}").as_bytes(), b"v", 0, 0).await.unwrap();
+    }
+    client.delete_noreply("k0").await.unwrap();
+    drop(client);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().len() < 101 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 101);
+    assert_eq!(seen.last(), Some(&"delete"));
+}

@@ -19,8 +19,8 @@
 mod limit;
 mod shutdown;
 
-pub use limit::{serve, ServeConfig, ServeStats};
-pub use shutdown::{os_signal, Shutdown, ShutdownTrigger};
+pub use limit::{ServeConfig, ServeStats, serve};
+pub use shutdown::{Shutdown, ShutdownTrigger, os_signal};
 
 use std::net::SocketAddr;
 use tokio::net::TcpListener;

@@ -2,8 +2,8 @@
 
 use crate::Shutdown;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -116,10 +116,7 @@ pub async fn serve<F, Fut>(
         });
     }
     drop(listener);
-    let drained = tokio::time::timeout(cfg.drain_timeout, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let drained = tokio::time::timeout(cfg.drain_timeout, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(remaining = tasks.len(), "drain timed out; closing remaining connections");
         tasks.shutdown().await;

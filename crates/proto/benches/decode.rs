@@ -1,6 +1,6 @@
 //! Decoder and encoder throughput.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use memshard_proto::{Decoder, Reply};
 use std::hint::black_box;
 

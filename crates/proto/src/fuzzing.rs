@@ -1,7 +1,7 @@
 //! Invariants checked by the fuzz targets and by the regression corpus in
 //! `cargo test`. Public so `fuzz/` can call it; not part of the protocol API.
 
-use crate::{Decoder, Reply, MAX_KEY_LEN};
+use crate::{Decoder, MAX_KEY_LEN, Reply};
 
 /// Decodes `data` as a stream of requests with a small item limit and panics if
 /// an invariant breaks: progress on every step, nothing consumed beyond the

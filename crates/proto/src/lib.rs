@@ -17,13 +17,13 @@ pub mod number;
 mod reply;
 mod request;
 
-pub use error::{msg, ProtoError};
+pub use error::{ProtoError, msg};
 pub use line::{MAX_TOKENS, MAX_UNTERMINATED_LINE};
-pub use reply::{meta_flag_tokens, MetaCode, Reply, ReplyError, MAX_REPLY_LINE};
+pub use reply::{MAX_REPLY_LINE, MetaCode, Reply, ReplyError, meta_flag_tokens};
 pub use request::{
-    item_size_ok, Arith, DecodeResult, Decoder, Delete, FlushAll, Get, GetCmd, Keys, MetaArith, MetaArithMode,
-    MetaDelete, MetaFlags, MetaGet, MetaSet, MetaSetMode, Request, Stats, Store, StoreCmd, Touch, Verbosity,
-    DEFAULT_MAX_GET_LINE, DEFAULT_MAX_ITEM_SIZE, MAX_KEY_LEN, MAX_META_FLAGS,
+    Arith, DEFAULT_MAX_GET_LINE, DEFAULT_MAX_ITEM_SIZE, DecodeResult, Decoder, Delete, FlushAll, Get, GetCmd, Keys,
+    MAX_KEY_LEN, MAX_META_FLAGS, MetaArith, MetaArithMode, MetaDelete, MetaFlags, MetaGet, MetaSet, MetaSetMode,
+    Request, Stats, Store, StoreCmd, Touch, Verbosity, item_size_ok,
 };
 
 /// Writes a decimal number, the way every reply writes numbers.

@@ -2,8 +2,8 @@
 //! the decoder never panics or over-consumes on arbitrary bytes.
 
 use memshard_proto::{
-    Arith, Decoder, Delete, FlushAll, Get, GetCmd, Keys, MetaArith, MetaArithMode, MetaCode, MetaDelete, MetaFlags,
-    MetaGet, MetaSet, MetaSetMode, Reply, MAX_UNTERMINATED_LINE, Request, Stats, Store, StoreCmd, Touch, Verbosity,
+    Arith, Decoder, Delete, FlushAll, Get, GetCmd, Keys, MAX_UNTERMINATED_LINE, MetaArith, MetaArithMode, MetaCode,
+    MetaDelete, MetaFlags, MetaGet, MetaSet, MetaSetMode, Reply, Request, Stats, Store, StoreCmd, Touch, Verbosity,
 };
 use proptest::prelude::*;
 use std::borrow::Cow;
@@ -191,7 +191,8 @@ fn base64_encode(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);

@@ -1,14 +1,14 @@
 //! One client connection: read, decode, execute, write — in batches, so a
 //! pipelining client gets all replies to one read in one write.
 
+use crate::Shared;
 use crate::exec::{Exec, Outcome};
 use crate::stats::Counters;
-use crate::Shared;
 use bytes::{Buf, BytesMut};
 use memshard_net::Shutdown;
 use memshard_proto::Request;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,7 +1,7 @@
 //! Text-protocol commands against the store, answered with memcached's words.
 
-use crate::stats::Counters;
 use crate::Shared;
+use crate::stats::Counters;
 use memshard_proto::{Arith, Get, Reply, Request, StoreCmd};
 use memshard_store::{ArithOutcome, DeleteOutcome, StoreMode, StoreOutcome, TouchOutcome};
 use std::sync::atomic::Ordering;

@@ -21,11 +21,11 @@ mod stats_report;
 
 pub use stats::Counters;
 
-use memshard_net::{serve, ServeConfig, ServeStats, Shutdown};
+use memshard_net::{ServeConfig, ServeStats, Shutdown, serve};
 use memshard_proto::Decoder;
 use memshard_store::{Store, StoreConfig};
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 

@@ -1,11 +1,11 @@
 //! Meta commands (mg, ms, md, ma) against the store, building replies in the
 //! order the request's flags appear, as memcached 1.6 does.
 
+use crate::Shared;
 use crate::exec::line;
 use crate::stats::Counters;
-use crate::Shared;
 use base64::Engine;
-use memshard_proto::{put_u64, MetaArith, MetaArithMode, MetaDelete, MetaFlags, MetaGet, MetaSet, MetaSetMode};
+use memshard_proto::{MetaArith, MetaArithMode, MetaDelete, MetaFlags, MetaGet, MetaSet, MetaSetMode, put_u64};
 use memshard_store::{
     ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, MetaGetOptions, MetaItem, StoreMode, StoreOutcome,
     StoreRequest, Vivify,
@@ -62,8 +62,11 @@ pub(crate) fn meta_get(sh: &Shared, m: &MetaGet<'_>, out: &mut Vec<u8>) {
         mg_hit(f, it, out, &mut touched);
         true
     });
-    let (hits, misses) =
-        if touched { (&sh.stats.touch_hits, &sh.stats.touch_misses) } else { (&sh.stats.get_hits, &sh.stats.get_misses) };
+    let (hits, misses) = if touched {
+        (&sh.stats.touch_hits, &sh.stats.touch_misses)
+    } else {
+        (&sh.stats.get_hits, &sh.stats.get_misses)
+    };
     if touched || f.ttl.is_some() {
         Counters::bump(&sh.stats.cmd_touch);
     } else {
@@ -263,11 +266,8 @@ pub(crate) fn meta_arith(sh: &Shared, m: &MetaArith<'_>, out: &mut Vec<u8>) {
         }
         s
     });
-    let (hits, misses) = if incr {
-        (&sh.stats.incr_hits, &sh.stats.incr_misses)
-    } else {
-        (&sh.stats.decr_hits, &sh.stats.decr_misses)
-    };
+    let (hits, misses) =
+        if incr { (&sh.stats.incr_hits, &sh.stats.incr_misses) } else { (&sh.stats.decr_hits, &sh.stats.decr_misses) };
     match outcome {
         ArithOutcome::Value { value, .. } => {
             Counters::bump(hits);

@@ -1,8 +1,8 @@
 //! The `stats` command: memcached's names, in memcached's order.
 
-use crate::exec::{line, VERSION};
-use crate::stats::rusage;
 use crate::Shared;
+use crate::exec::{VERSION, line};
+use crate::stats::rusage;
 use std::sync::atomic::Ordering;
 
 fn stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {

@@ -9,6 +9,20 @@
 //! statistics (`get_hits`, `cmd_set`, ...) are left to the caller, which sees
 //! every outcome; the store counts what only it can see ([`StoreStats`]).
 //!
+//! ```
+//! use std::sync::Arc;
+//! use memshard_store::{ArithOutcome, ManualClock, Store, StoreConfig, StoreMode, StoreOutcome};
+//!
+//! let clock = Arc::new(ManualClock::default());
+//! let store = Store::with_clock(StoreConfig::default(), clock.clone()).unwrap();
+//! let r = store.store(StoreMode::Set, b"n", 0, 10, b"100", 0);
+//! assert_eq!(r.outcome, StoreOutcome::Stored);
+//! assert!(matches!(store.decr(b"n", 1), ArithOutcome::Value { value: 99, .. }));
+//! assert_eq!(store.get(b"n").unwrap().value(), b"99 "); // memcached pads in place
+//! clock.advance(10);
+//! assert!(store.get(b"n").is_none()); // expired
+//! ```
+//!
 //! # Layout
 //!
 //! The key space is split over a power-of-two number of shards, picked by a
@@ -107,10 +121,15 @@
 //! * incr/decr always update in place when the result fits; memcached
 //!   allocates a fresh, unpadded item instead if another connection happens
 //!   to hold a reference at that instant (a race we do not reproduce).
+//! * The `bytes` statistic is our charge per item (192 for a 10-byte key and
+//!   100-byte value), not memcached's `ITEM_ntotal` (169 for the same item);
+//!   [`MetaItem::memcached_size`] gives the latter for `me` output.
 //! * Keys longer than 250 bytes are refused (`TooLarge` on writes, misses on
 //!   reads); the server is expected to reject them first.
 //! * Expiry times are stored as `u32` unix seconds, so absolute times past
 //!   2106 are clamped (memcached's own limit is 2038, it parses `int32`).
+
+#![warn(missing_docs)]
 
 mod arith;
 mod clock;

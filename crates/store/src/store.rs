@@ -42,6 +42,12 @@ pub enum TouchOutcome {
 #[repr(align(128))]
 struct ShardCell(Mutex<Shard>);
 
+/// The store-wide CAS counter, on its own cache lines: it is written by
+/// every mutation, while the fields next to it are read by every operation.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct CasCounter(AtomicU64);
+
 /// A sharded, memory-bounded, thread-safe item store with memcached
 /// semantics. All operations take `&self`; share it with `Arc<Store>`.
 pub struct Store {
@@ -49,7 +55,7 @@ pub struct Store {
     shard_mask: u64,
     hasher: DefaultHashBuilder,
     clock: Arc<dyn Clock>,
-    cas: AtomicU64,
+    cas: CasCounter,
     /// memcached `settings.oldest_live` as absolute seconds; 0 = no flush.
     oldest_live: AtomicU64,
     /// memcached `settings.oldest_cas`; 0 = none.
@@ -80,15 +86,14 @@ impl Store {
         let n = config.effective_shards();
         let per_shard = config.memory_limit / n;
         let hasher = DefaultHashBuilder::default();
-        let shards =
-            (0..n).map(|_| ShardCell(Mutex::new(Shard::new(per_shard, config.evict, hasher.clone())))).collect();
+        let shards = (0..n).map(|_| ShardCell(Mutex::new(Shard::new(per_shard, config.evict, hasher)))).collect();
         let started = clock.now().saturating_sub(PROCESS_START_BACKDATE);
         Ok(Self {
             shards,
             shard_mask: (n as u64) - 1,
             hasher,
             clock,
-            cas: AtomicU64::new(0),
+            cas: CasCounter::default(),
             oldest_live: AtomicU64::new(0),
             oldest_cas: AtomicU64::new(0),
             started,
@@ -113,7 +118,7 @@ impl Store {
 
     /// The most recently issued CAS unique.
     pub fn last_cas(&self) -> u64 {
-        self.cas.load(Ordering::Relaxed)
+        self.cas.0.load(Ordering::Relaxed)
     }
 
     /// Snapshot of time and flush state for one operation.
@@ -122,13 +127,13 @@ impl Store {
         // a visible flush time always comes with its CAS floor.
         let oldest_live = self.oldest_live.load(Ordering::Acquire);
         let oldest_cas = self.oldest_cas.load(Ordering::Acquire);
-        Env { now: clamp_u32(self.clock.now()), oldest_live, oldest_cas, cas_counter: &self.cas }
+        Env { now: clamp_u32(self.clock.now()), oldest_live, oldest_cas, cas_counter: &self.cas.0 }
     }
 
     /// Raises the CAS counter to at least `cas` (after loading saved items)
     /// so newly issued uniques stay above every existing one.
     pub(crate) fn observe_cas(&self, cas: u64) {
-        self.cas.fetch_max(cas, Ordering::Relaxed);
+        self.cas.0.fetch_max(cas, Ordering::Relaxed);
     }
 
     /// Hash of `key` and the locked shard that owns it.
@@ -219,7 +224,7 @@ impl Store {
         let now = self.clock.now();
         let plan = plan_flush(delay, now, self.started);
         if plan.take_cas_floor {
-            let floor = self.cas.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            let floor = self.cas.0.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
             self.oldest_cas.store(floor, Ordering::Release);
         }
         self.oldest_live.store(plan.oldest_live, Ordering::Release);

@@ -95,7 +95,7 @@ fn recache_token_goes_to_first_asker() {
     let (s, _clock) = store();
     set(&s, "r", "x", 10);
     // Plenty of TTL left: nobody wins.
-    assert_eq!(mg_tokens(&s, "r", None, Some(5)).unwrap().1.win, false);
+    assert!(!mg_tokens(&s, "r", None, Some(5)).unwrap().1.win);
     // TTL below the threshold: first asker wins, the next sees Z.
     let first = mg_tokens(&s, "r", None, Some(30)).unwrap().1;
     assert_eq!(first, TokenFlags { win: true, already_sent: false, stale: false });

@@ -44,7 +44,10 @@ fn meta_debug_is_a_documented_deviation() {
     let cases = table().unwrap();
     let me = cases.iter().find(|c| c.name == "me.hit").unwrap();
     assert!(me.why.is_some());
-    assert_eq!(me.expectation(Target::Memshard).unwrap().reply, b"STORED\r\nERROR\r\n");
+    assert_eq!(
+        me.expectation(Target::Memshard).unwrap().reply,
+        b"STORED\r\nCLIENT_ERROR me (meta debug) is not supported\r\n"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Meta reply codes and the `VA` data block.
 
-use super::{take_block, Reply, ReplyError};
+use super::{Reply, ReplyError, take_block};
 use crate::number::parse_u64;
 use crate::request::put_u64;
 use bytes::BufMut;
@@ -82,10 +82,9 @@ pub(super) fn decode_va<'a>(
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, &[][..]),
     };
-    let len = parse_u64(size)
-        .and_then(|l| usize::try_from(l).ok())
-        .ok_or_else(|| super::malformed(line))?;
-    Ok(take_block(buf, line_len, len)?.map(|(data, used)| (Reply::Meta { code: MetaCode::Va, flags, data: Some(data) }, used)))
+    let len = parse_u64(size).and_then(|l| usize::try_from(l).ok()).ok_or_else(|| super::malformed(line))?;
+    Ok(take_block(buf, line_len, len)?
+        .map(|(data, used)| (Reply::Meta { code: MetaCode::Va, flags, data: Some(data) }, used)))
 }
 
 /// Iterates over the flag tokens of a meta reply's flag text.

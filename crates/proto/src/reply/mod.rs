@@ -8,11 +8,11 @@
 
 mod meta;
 
-pub use meta::{meta_flag_tokens, MetaCode};
+pub use meta::{MetaCode, meta_flag_tokens};
 
 use crate::line::memchr;
 use crate::number::{parse_u32, parse_u64};
-use crate::request::{put_u64, MAX_KEY_LEN};
+use crate::request::{MAX_KEY_LEN, put_u64};
 use bytes::BufMut;
 
 /// Longest reply line a decoder accepts before declaring the peer broken.

@@ -1,6 +1,6 @@
 //! `incr`/`decr <key> <delta> [noreply]`.
 
-use super::{key_ok, noreply_token, put_u64, Ctx, DecodeResult, Request};
+use super::{Ctx, DecodeResult, Request, key_ok, noreply_token, put_u64};
 use crate::error::msg;
 use crate::line::Tokens;
 use crate::number::parse_u64;

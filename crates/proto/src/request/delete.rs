@@ -1,6 +1,6 @@
 //! `delete <key> [0] [noreply]`.
 
-use super::{key_ok, noreply_token, Ctx, DecodeResult, Request};
+use super::{Ctx, DecodeResult, Request, key_ok, noreply_token};
 use crate::error::msg;
 use crate::line::Tokens;
 use bytes::BufMut;
@@ -55,12 +55,20 @@ mod tests {
     #[test]
     fn forms() {
         let d = Decoder::default();
-        for (line, noreply) in [(&b"delete a\r\n"[..], false), (b"delete a 0\r\n", false), (b"delete a noreply\r\n", true), (b"delete a 0 noreply\r\n", true)] {
+        for (line, noreply) in [
+            (&b"delete a\r\n"[..], false),
+            (b"delete a 0\r\n", false),
+            (b"delete a noreply\r\n", true),
+            (b"delete a 0 noreply\r\n", true),
+        ] {
             let (req, _) = d.decode(line).unwrap().unwrap();
             let Request::Delete(del) = req else { panic!() };
             assert_eq!(del.noreply, noreply);
         }
-        assert_eq!(d.decode(b"delete a 5\r\n").unwrap_err().reply, Some("CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"));
+        assert_eq!(
+            d.decode(b"delete a 5\r\n").unwrap_err().reply,
+            Some("CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]")
+        );
         assert_eq!(d.decode(b"delete\r\n").unwrap_err().reply, Some("ERROR"));
     }
 }

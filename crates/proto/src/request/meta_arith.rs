@@ -1,7 +1,7 @@
 //! `ma <key> <flags>*`.
 
-use super::meta::{encode_line, MetaFlags, MAX_META_TOKENS};
-use super::{key_ok, Ctx, DecodeResult, Request};
+use super::meta::{MAX_META_TOKENS, MetaFlags, encode_line};
+use super::{Ctx, DecodeResult, Request, key_ok};
 use crate::error::msg;
 use crate::line::Tokens;
 use bytes::BufMut;

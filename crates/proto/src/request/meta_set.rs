@@ -1,8 +1,8 @@
 //! `ms <key> <datalen> <flags>*` and its data block.
 
-use super::meta::{encode_line, MetaFlags, MAX_META_TOKENS};
-use super::{data_block, item_size_ok, key_ok, Ctx, DecodeResult, Request};
-use crate::error::{msg, ProtoError};
+use super::meta::{MAX_META_TOKENS, MetaFlags, encode_line};
+use super::{Ctx, DecodeResult, Request, data_block, item_size_ok, key_ok};
+use crate::error::{ProtoError, msg};
 use crate::line::Tokens;
 use crate::number::parse_i32;
 use bytes::BufMut;

@@ -1,7 +1,7 @@
 //! Keyless commands: `flush_all`, `verbosity`, `stats` (and `version`/`quit`,
 //! which need no fields).
 
-use super::{noreply_token, put_i64, put_u64, Ctx, DecodeResult, Request};
+use super::{Ctx, DecodeResult, Request, noreply_token, put_i64, put_u64};
 use crate::error::msg;
 use crate::line::Tokens;
 use crate::number::{parse_i32, parse_u32};

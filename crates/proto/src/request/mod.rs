@@ -18,7 +18,7 @@ mod touch;
 
 pub use arith::Arith;
 pub use delete::Delete;
-pub use meta::{MetaFlags, MAX_META_FLAGS};
+pub use meta::{MAX_META_FLAGS, MetaFlags};
 pub use meta_arith::{MetaArith, MetaArithMode};
 pub use meta_delete::MetaDelete;
 pub use meta_get::MetaGet;
@@ -28,8 +28,8 @@ pub use retrieval::{Get, GetCmd, Keys};
 pub use storage::{Store, StoreCmd};
 pub use touch::Touch;
 
-use crate::error::{msg, ProtoError};
-use crate::line::{find_line, Tokens, MAX_UNTERMINATED_LINE};
+use crate::error::{ProtoError, msg};
+use crate::line::{MAX_UNTERMINATED_LINE, Tokens, find_line};
 use bytes::BufMut;
 
 /// Longest key memcached accepts (`KEY_MAX_LENGTH`).
@@ -259,10 +259,7 @@ pub fn item_size_ok(max_item_size: usize, key_len: usize, flags: u32, value_len:
 
 /// Waits for and checks a data block of `vlen` bytes after the line.
 /// Returns `Ok(None)` when more bytes are needed, or the value and total length.
-pub(crate) fn data_block<'a>(
-    ctx: &Ctx<'a, '_>,
-    vlen: usize,
-) -> Result<Option<(&'a [u8], usize)>, usize> {
+pub(crate) fn data_block<'a>(ctx: &Ctx<'a, '_>, vlen: usize) -> Result<Option<(&'a [u8], usize)>, usize> {
     let total = ctx.line_len + vlen + 2;
     if ctx.buf.len() < total {
         return Ok(None);

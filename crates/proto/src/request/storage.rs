@@ -1,7 +1,7 @@
 //! Storage: `set`, `add`, `replace`, `append`, `prepend`, `cas`.
 
-use super::{data_block, item_size_ok, key_ok, noreply_token, put_i64, put_u64, Ctx, DecodeResult, Request};
-use crate::error::{msg, ProtoError};
+use super::{Ctx, DecodeResult, Request, data_block, item_size_ok, key_ok, noreply_token, put_i64, put_u64};
+use crate::error::{ProtoError, msg};
 use crate::line::Tokens;
 use crate::number::{parse_i32, parse_u32, parse_u64};
 use bytes::BufMut;
@@ -94,8 +94,7 @@ pub(super) fn decode<'a>(cmd: StoreCmd, t: &Tokens<'a>, ctx: &Ctx<'a, '_>) -> De
     if !key_ok(key) {
         return bad(msg::BAD_FORMAT);
     }
-    let (Some(flags), Some(exptime), Some(vlen)) = (parse_u32(t.at(2)), parse_i32(t.at(3)), parse_i32(t.at(4)))
-    else {
+    let (Some(flags), Some(exptime), Some(vlen)) = (parse_u32(t.at(2)), parse_i32(t.at(3)), parse_i32(t.at(4))) else {
         return bad(msg::BAD_FORMAT);
     };
     let mut cas = 0;
@@ -105,7 +104,7 @@ pub(super) fn decode<'a>(cmd: StoreCmd, t: &Tokens<'a>, ctx: &Ctx<'a, '_>) -> De
             None => return bad(msg::BAD_FORMAT),
         }
     }
-    if vlen < 0 || vlen > i32::MAX - 2 {
+    if !(0..=i32::MAX - 2).contains(&vlen) {
         return bad(msg::BAD_FORMAT);
     }
     let vlen = vlen as usize;

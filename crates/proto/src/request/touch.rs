@@ -1,6 +1,6 @@
 //! `touch <key> <exptime> [noreply]`.
 
-use super::{key_ok, noreply_token, put_i64, Ctx, DecodeResult, Request};
+use super::{Ctx, DecodeResult, Request, key_ok, noreply_token, put_i64};
 use crate::error::msg;
 use crate::line::Tokens;
 use crate::number::parse_i32;

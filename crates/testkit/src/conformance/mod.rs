@@ -2,7 +2,7 @@
 //! 1.6.18 answers to them.
 //!
 //! The table lives in `crates/testkit/conformance/*.mct`, one file per
-//! command family, in the line format described in [`format`]. The files are
+//! command family, in the line format of the [format module](self::format). The files are
 //! compiled into the crate with `include_str!`, so tests need no path
 //! gymnastics, and regenerated from a live memcached by the
 //! `record_conformance` example (see the crate README).
