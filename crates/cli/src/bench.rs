@@ -53,7 +53,7 @@ pub(crate) struct BenchArgs {
 pub(crate) fn main(args: BenchArgs) -> Result<(), Failure> {
     logging::init(0);
     let secs = |s: f64, what: &str| {
-        if s.is_finite() && s >= 0.0 && s <= 86_400.0 {
+        if (0.0..=86_400.0).contains(&s) {
             Ok(Duration::from_secs_f64(s))
         } else {
             Err(Failure::Usage(anyhow!("--{what} must be between 0 and 86400 seconds")))

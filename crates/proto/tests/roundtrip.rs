@@ -103,6 +103,7 @@ proptest! {
         roundtrip(&Request::Stats(Stats { group: Some(b"settings"), arg: None }));
         roundtrip(&Request::Version);
         roundtrip(&Request::Quit);
+        roundtrip(&Request::CacheMemlimit(memshard_proto::CacheMemlimit { megabytes: level, noreply }));
         roundtrip(&Request::MetaNoop);
     }
 

@@ -77,10 +77,8 @@ pub(crate) async fn handle(mut stream: TcpStream, shared: Arc<Shared>, mut shutd
                 close = true;
                 break;
             }
-            if wbuf.len() >= WRITE_HIGH_WATER {
-                if write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
-                    return;
-                }
+            if wbuf.len() >= WRITE_HIGH_WATER && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
+                return;
             }
         }
         if !wbuf.is_empty() && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {

@@ -130,6 +130,19 @@ impl<'s> Exec<'s> {
             }
             Request::Stats(s) => crate::stats_report::write(self.sh, s.group, s.arg, out),
             Request::Quit => return Outcome::Close,
+            Request::CacheMemlimit(m) => {
+                // memcached's checks and words (proto_text.c, process_memlimit_command).
+                let text: &[u8] = if m.megabytes < 8 {
+                    b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"
+                } else if m.megabytes > 1_000_000_000 {
+                    b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
+                } else if self.sh.store.set_memory_limit(m.megabytes as usize * 1024 * 1024).is_ok() {
+                    b"OK"
+                } else {
+                    b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust"
+                };
+                reply(out, m.noreply, text);
+            }
             Request::MetaGet(m) => crate::meta_exec::meta_get(self.sh, &m, out),
             Request::MetaSet(m) => crate::meta_exec::meta_set(self.sh, &m, out),
             Request::MetaDelete(m) => crate::meta_exec::meta_delete(self.sh, &m, out),

@@ -29,7 +29,7 @@ pub(crate) fn write(sh: &Shared, group: Option<&[u8]>, arg: Option<&[u8]>, out: 
             return;
         }
         // Per-slab-class groups: memshard has no slab classes, so they are empty.
-        Some(b"items" | b"slabs" | b"sizes" | b"conns") => {}
+        Some(b"items" | b"slabs" | b"sizes" | b"conns" | b"cachedump") => {}
         Some(_) => {
             line(out, b"ERROR");
             return;

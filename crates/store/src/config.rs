@@ -60,6 +60,14 @@ pub enum ConfigError {
         /// The configured `memory_limit`.
         memory_limit: usize,
     },
+    /// A run-time limit too small for each shard to hold one largest item.
+    #[error("memory limit {memory_limit} leaves a shard less than one item of {max_item_size} bytes")]
+    LimitTooSmall {
+        /// The rejected limit.
+        memory_limit: usize,
+        /// The configured `max_item_size`.
+        max_item_size: usize,
+    },
 }
 
 impl StoreConfig {

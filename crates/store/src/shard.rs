@@ -253,6 +253,13 @@ impl Shard {
         self.slab.release(i);
     }
 
+    /// Changes this shard's share of the memory limit, evicting from the LRU
+    /// tail until what is stored fits (or nothing evictable is left).
+    pub(crate) fn set_limit(&mut self, limit: usize, env: &Env<'_>) {
+        self.limit = limit;
+        self.make_room(0, NIL, env);
+    }
+
     /// Frees LRU-tail items until `need` more bytes fit under the limit.
     fn make_room(&mut self, need: usize, protect: u32, env: &Env<'_>) -> bool {
         while self.used + need > self.limit {

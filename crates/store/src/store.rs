@@ -62,6 +62,8 @@ pub struct Store {
     oldest_cas: AtomicU64,
     started: u64,
     config: StoreConfig,
+    /// The memory limit in force (`cache_memlimit` can change it at run time).
+    memory_limit: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -97,8 +99,26 @@ impl Store {
             oldest_live: AtomicU64::new(0),
             oldest_cas: AtomicU64::new(0),
             started,
+            memory_limit: AtomicU64::new(config.memory_limit as u64),
             config,
         })
+    }
+
+    /// memcached's `cache_memlimit`: a new total memory limit in bytes, split
+    /// evenly over the shards; shrinking evicts least-recently-used items at
+    /// once. Refused when a shard's share could no longer hold one item of
+    /// `max_item_size`.
+    pub fn set_memory_limit(&self, bytes: usize) -> Result<(), ConfigError> {
+        let per_shard = bytes / self.shards.len();
+        if per_shard < self.config.max_item_size {
+            return Err(ConfigError::LimitTooSmall { memory_limit: bytes, max_item_size: self.config.max_item_size });
+        }
+        let env = self.env();
+        for cell in self.shards.iter() {
+            cell.0.lock().set_limit(per_shard, &env);
+        }
+        self.memory_limit.store(bytes as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The configuration the store was built with.
@@ -261,7 +281,7 @@ impl Store {
 
     /// Snapshot of the store's counters.
     pub fn stats(&self) -> StoreStats {
-        let mut s = StoreStats { limit_maxbytes: self.config.memory_limit as u64, ..StoreStats::default() };
+        let mut s = StoreStats { limit_maxbytes: self.memory_limit.load(Ordering::Relaxed), ..StoreStats::default() };
         for cell in self.shards.iter() {
             let shard = cell.0.lock();
             let c = &shard.counters;

@@ -52,6 +52,27 @@ impl Verbosity {
     }
 }
 
+/// `cache_memlimit <megabytes> [noreply]`: change the memory limit at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheMemlimit {
+    /// New limit in megabytes.
+    pub megabytes: u32,
+    /// Suppress the reply.
+    pub noreply: bool,
+}
+
+impl CacheMemlimit {
+    /// Writes the request line.
+    pub fn encode<B: BufMut>(&self, out: &mut B) {
+        out.put_slice(b"cache_memlimit ");
+        put_u64(out, u64::from(self.megabytes));
+        if self.noreply {
+            out.put_slice(b" noreply");
+        }
+        out.put_slice(b"\r\n");
+    }
+}
+
 /// `stats [group [arg]]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stats<'a> {
@@ -99,6 +120,19 @@ pub(super) fn decode_verbosity<'a>(t: &Tokens<'a>, ctx: &Ctx<'a, '_>) -> DecodeR
         return Err(ctx.err(msg::BAD_FORMAT).noreply(noreply));
     };
     Ok(Some((Request::Verbosity(Verbosity { level, noreply }), ctx.line_len)))
+}
+
+pub(super) fn decode_cache_memlimit<'a>(t: &Tokens<'a>, ctx: &Ctx<'a, '_>) -> DecodeResult<'a> {
+    let n = t.ntokens();
+    if n != 3 && n != 4 {
+        return Err(ctx.err(msg::ERROR));
+    }
+    let noreply = noreply_token(t);
+    // memcached answers a non-number here with a plain ERROR.
+    let Some(megabytes) = parse_u32(t.at(1)) else {
+        return Err(ctx.err(msg::ERROR).noreply(noreply));
+    };
+    Ok(Some((Request::CacheMemlimit(CacheMemlimit { megabytes, noreply }), ctx.line_len)))
 }
 
 pub(super) fn decode_stats<'a>(t: &Tokens<'a>, ctx: &Ctx<'a, '_>) -> DecodeResult<'a> {

@@ -23,7 +23,7 @@ pub use meta_arith::{MetaArith, MetaArithMode};
 pub use meta_delete::MetaDelete;
 pub use meta_get::MetaGet;
 pub use meta_set::{MetaSet, MetaSetMode};
-pub use misc::{FlushAll, Stats, Verbosity};
+pub use misc::{CacheMemlimit, FlushAll, Stats, Verbosity};
 pub use retrieval::{Get, GetCmd, Keys};
 pub use storage::{Store, StoreCmd};
 pub use touch::Touch;
@@ -64,6 +64,8 @@ pub enum Request<'a> {
     Stats(Stats<'a>),
     /// quit.
     Quit,
+    /// cache_memlimit.
+    CacheMemlimit(CacheMemlimit),
     /// mg.
     MetaGet(MetaGet<'a>),
     /// ms.
@@ -90,6 +92,7 @@ impl Request<'_> {
             Request::Verbosity(r) => r.encode(out),
             Request::Stats(r) => r.encode(out),
             Request::Quit => out.put_slice(b"quit\r\n"),
+            Request::CacheMemlimit(r) => r.encode(out),
             Request::MetaGet(r) => r.encode(out),
             Request::MetaSet(r) => r.encode(out),
             Request::MetaDelete(r) => r.encode(out),
@@ -117,6 +120,7 @@ impl Request<'_> {
             Request::Verbosity(_) => "verbosity",
             Request::Stats(_) => "stats",
             Request::Quit => "quit",
+            Request::CacheMemlimit(_) => "cache_memlimit",
             Request::MetaGet(_) => "mg",
             Request::MetaSet(_) => "ms",
             Request::MetaDelete(_) => "md",
@@ -193,6 +197,7 @@ impl Decoder {
             b"quit" => Ok(Some((Request::Quit, line_len))),
             b"verbosity" => misc::decode_verbosity(&t, &ctx),
             b"stats" => misc::decode_stats(&t, &ctx),
+            b"cache_memlimit" => misc::decode_cache_memlimit(&t, &ctx),
             _ if cmd[0] == b'g' && t.ntokens() < 3 => Err(ProtoError::new(msg::ERROR, line_len)),
             _ => {
                 // A stray HTTP request: memcached hangs up without a word.
