@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Same-run comparison: `memshard server` vs `memcached` at equal thread counts.
+
+Runs `memshard bench` against each server in alternating rounds (so machine
+drift affects both alike), then measures bytes of process memory per stored
+100-byte item (RSS growth over 1M items). Prints a Markdown report.
+
+    cargo build --release -p memshard
+    python3 bench/compare_server.py [--rounds 3] [--duration 10] [--threads 1]
+
+Installs nothing: it uses `memcached` from PATH if present and says so.
+Only loopback addresses are used; every process started is stopped.
+"""
+import argparse, json, os, shutil, socket, statistics, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MEMSHARD = os.path.join(ROOT, "target", "release", "memshard")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listen(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def start(kind, threads, mem_mb):
+    port = free_port()
+    if kind == "memcached":
+        cmd = ["memcached", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0",
+               "-t", str(threads), "-m", str(mem_mb), "-c", "4096"]
+    else:
+        cmd = [MEMSHARD, "server", "-l", "127.0.0.1", "-p", str(port),
+               "-t", str(threads), "-m", str(mem_mb), "-c", "4096"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listen(port)
+    return p, port, cmd
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def bench(port, pipeline, duration):
+    cmd = [MEMSHARD, "bench", "-s", f"127.0.0.1:{port}", "-c", "50", "-P", str(pipeline),
+           "-d", str(duration), "--get-ratio", "0.9", "-v", "100", "-k", "100000", "--json", "-q"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out), cmd
+
+
+def rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def bytes_per_item(kind, threads, items=1_000_000):
+    p, port, cmd = start(kind, threads, 1024)
+    try:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"mn\r\n"); s.recv(16)
+        time.sleep(0.5)
+        before = rss(p.pid)
+        value = b"v" * 100
+        batch = []
+        for i in range(items):
+            batch.append(b"set key:%07d 0 0 100 noreply\r\n%s\r\n" % (i, value))
+            if len(batch) == 1000:
+                s.sendall(b"".join(batch)); batch = []
+        if batch:
+            s.sendall(b"".join(batch))
+        s.sendall(b"mn\r\n")
+        buf = b""
+        while not buf.endswith(b"MN\r\n"):
+            buf += s.recv(4096)
+        s.sendall(b"stats\r\n")
+        buf = b""
+        while not buf.endswith(b"END\r\n"):
+            buf += s.recv(65536)
+        stats = dict(l.split(" ")[1:3] for l in buf.decode().split("\r\n") if l.startswith("STAT "))
+        time.sleep(0.5)
+        after = rss(p.pid)
+        return (after - before) / items, int(stats.get("curr_items", 0)), int(stats.get("bytes", 0)) / items
+    finally:
+        stop(p)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    if not os.path.exists(MEMSHARD):
+        sys.exit("build first: cargo build --release -p memshard")
+    mc = shutil.which("memcached")
+    print(f"peers: memcached {'found at ' + mc if mc else 'NOT found (memshard only)'}", file=sys.stderr)
+    kinds = ["memcached", "memshard"] if mc else ["memshard"]
+    results = {}
+    cmds = {}
+    for pipeline in (1, 16):
+        servers = {k: start(k, a.threads, 1024) for k in kinds}
+        try:
+            for r in range(a.rounds):
+                order = kinds if r % 2 == 0 else list(reversed(kinds))
+                for k in order:
+                    rep, cmd = bench(servers[k][1], pipeline, a.duration)
+                    results.setdefault((k, pipeline), []).append(rep)
+                    cmds[k] = servers[k][2]
+                    cmds["bench"] = cmd
+                    print(f"  {k} P{pipeline} round {r+1}: {rep['ops_per_sec']:.0f} ops/s p99 {rep['p99_us']:.0f}us",
+                          file=sys.stderr)
+        finally:
+            for p, _, _ in servers.values():
+                stop(p)
+    print(f"### Throughput and latency (-t {a.threads}, 50 conns, 90% get / 10% set, 100-byte values, "
+          f"100k keys all hits, {a.rounds} alternating rounds of {a.duration:g} s, median)\n")
+    print("| server | pipeline | ops/s (median) | rounds | p50 µs | p99 µs | p99.9 µs | vs memcached |")
+    print("|---|---|---|---|---|---|---|---|")
+    for pipeline in (1, 16):
+        base = None
+        for k in kinds:
+            reps = results[(k, pipeline)]
+            ops = statistics.median(r["ops_per_sec"] for r in reps)
+            med = lambda f: statistics.median(r[f] for r in reps)
+            if k == "memcached":
+                base = ops
+            ratio = f"{ops / base:.2f}×" if base else "—"
+            runs = " / ".join(f"{r['ops_per_sec'] / 1000:.0f}k" for r in reps)
+            print(f"| {k} | {pipeline} | {ops:,.0f} | {runs} | {med('p50_us'):.0f} | {med('p99_us'):.0f} | "
+                  f"{med('p999_us'):.0f} | {ratio} |")
+    print("\n### Memory per stored item (1M × 100-byte values, 11-byte keys, RSS growth / items)\n")
+    print("| server | bytes of RSS per item | items held | `bytes` stat per item |")
+    print("|---|---|---|---|")
+    for k in kinds:
+        per, held, stat = bytes_per_item(k, a.threads)
+        print(f"| {k} | {per:.1f} | {held:,} | {stat:.1f} |")
+    print("\nCommands:\n")
+    for k in kinds:
+        print(f"- {k}: `{' '.join(cmds[k]).replace(ROOT + '/', '')}`")
+    print(f"- load: `{' '.join(cmds['bench']).replace(ROOT + '/', '')}` (port per server)")
+
+
+if __name__ == "__main__":
+    main()
