@@ -92,7 +92,7 @@ async fn unreachable_server_is_an_error() {
 async fn bench_against_memcached() {
     let Some(mc) = common::memcached_or_skip("bench_against_memcached") else { return };
     for pipeline in [1, 16] {
-        let cfg = BenchConfig { pipeline, ..short(mc.addr.to_string()) };
+        let cfg = BenchConfig { pipeline, ..short(mc.addr().to_string()) };
         let r = run(cfg, None).await.unwrap();
         check_sane(&r);
         assert_eq!(r.errors, 0, "{r}");

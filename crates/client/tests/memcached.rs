@@ -8,7 +8,7 @@ use memshard_client::{Client, MetaCode, OwnedReply, Pool, PoolConfig, StoreCmd, 
 #[tokio::test]
 async fn classic_commands_against_memcached() {
     let Some(mc) = common::memcached_or_skip("classic_commands_against_memcached") else { return };
-    let c = Client::connect(mc.addr).await.unwrap();
+    let c = Client::connect(mc.addr()).await.unwrap();
     assert!(c.version().await.unwrap().starts_with("1."));
     c.flush_all().await.unwrap();
 
@@ -53,7 +53,7 @@ async fn classic_commands_against_memcached() {
     let stats = c.stats().await.unwrap();
     assert!(stats.iter().any(|(k, _)| k == "curr_connections"));
     let settings = c.stats_group("settings").await.unwrap();
-    assert!(settings.iter().any(|(k, v)| k == "tcpport" && *v == mc.addr.port().to_string()));
+    assert!(settings.iter().any(|(k, v)| k == "tcpport" && *v == mc.addr().port().to_string()));
 
     let big = vec![b'z'; 500_000];
     assert_eq!(c.set("big", &big, 0, 0).await.unwrap(), StoreStatus::Stored);
@@ -68,7 +68,7 @@ async fn classic_commands_against_memcached() {
 #[tokio::test]
 async fn meta_commands_against_memcached() {
     let Some(mc) = common::memcached_or_skip("meta_commands_against_memcached") else { return };
-    let c = Client::connect(mc.addr).await.unwrap();
+    let c = Client::connect(mc.addr()).await.unwrap();
     assert_eq!(c.mg("m", "v").await.unwrap().code, MetaCode::En);
     let r = c.ms("m", "meta", "T0 F9").await.unwrap();
     assert_eq!(r.code, MetaCode::Hd);
@@ -106,7 +106,7 @@ async fn meta_commands_against_memcached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_pipelines_against_memcached() {
     let Some(mc) = common::memcached_or_skip("pool_pipelines_against_memcached") else { return };
-    let pool = Pool::new(mc.addr.to_string(), PoolConfig { size: 3, ..PoolConfig::default() });
+    let pool = Pool::new(mc.addr().to_string(), PoolConfig { size: 3, ..PoolConfig::default() });
     let mut tasks = Vec::new();
     for t in 0..50 {
         let pool = pool.clone();

@@ -6,7 +6,7 @@
 //! stderr, unless `MEMSHARD_REQUIRE_PEERS=1` is set (CI sets it), in which
 //! case a missing peer is a test failure.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -213,8 +213,13 @@ fn spawn_memcached_once(bin: &Path, args: &[&str]) -> io::Result<MemcachedProces
             }
             return Err(io::Error::other(format!("memcached on port {port} exited with {status}: {}", stderr.trim())));
         }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(MemcachedProcess { guard, addr });
+        if let Ok(sock) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            // Two spawns can be handed the same free port: only accept the
+            // process that answers with our child's pid.
+            if server_pid(sock) == Some(guard.id()) {
+                return Ok(MemcachedProcess { guard, addr });
+            }
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("port {port} answered by another process")));
         }
         if Instant::now() >= deadline {
             return Err(io::Error::new(
@@ -224,6 +229,23 @@ fn spawn_memcached_once(bin: &Path, args: &[&str]) -> io::Result<MemcachedProces
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The `pid` a memcached-protocol server reports in `stats`.
+fn server_pid(mut sock: TcpStream) -> Option<u32> {
+    sock.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    sock.write_all(b"stats\r\n").ok()?;
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+    // Bounded: a stats reply is a few KiB.
+    while !buf.ends_with(b"END\r\n") && buf.len() < 1 << 20 {
+        let n = sock.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    text.lines().find_map(|l| l.strip_prefix("STAT pid ")).and_then(|p| p.trim().parse().ok())
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 
 use memshard_proto::{Decoder, Request};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -170,77 +168,10 @@ pub fn get_key(req: &Request<'_>) -> Option<Vec<u8>> {
     }
 }
 
-/// A real memcached on a free loopback port, killed on drop.
-pub struct Memcached {
-    child: Child,
-    pub addr: SocketAddr,
-}
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const MEMCACHED: &str = "/usr/bin/memcached";
-
-/// Starts memcached, or prints `SKIPPED: …` and returns `None` when it is not
-/// installed (panics instead when `MEMSHARD_REQUIRE_PEERS=1`).
-pub fn memcached_or_skip(test: &str) -> Option<Memcached> {
-    if !Path::new(MEMCACHED).exists() {
-        if std::env::var("MEMSHARD_REQUIRE_PEERS").is_ok_and(|v| v.trim() == "1") {
-            panic!("{test}: {MEMCACHED} not installed and MEMSHARD_REQUIRE_PEERS=1");
-        }
-        #[allow(clippy::print_stderr)] // a skip must be visible in the test log
-        {
-            eprintln!("SKIPPED: {test}: {MEMCACHED} not installed");
-        }
-        return None;
-    }
-    // Another process may take the probed port before memcached binds it: retry.
-    for _ in 0..5 {
-        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
-        let child = Command::new(MEMCACHED)
-            .args(["-u", "root", "-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-t", "1", "-m", "64"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut mc = Memcached { child, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = mc.child.try_wait() {
-                break; // exited: port taken, retry
-            }
-            if let Ok(sock) = std::net::TcpStream::connect(mc.addr) {
-                // Another test's memcached may own this port (two probes can
-                // return the same free port): make sure it is ours.
-                if server_pid(sock) == Some(mc.child.id()) {
-                    return Some(mc);
-                }
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    panic!("{test}: memcached did not start");
-}
-
-/// The `pid` stat of the server behind `sock`.
-fn server_pid(mut sock: std::net::TcpStream) -> Option<u32> {
-    use std::io::{Read, Write};
-    sock.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    sock.write_all(b"stats\r\n").ok()?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.ends_with(b"END\r\n") {
-        let n = sock.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let text = String::from_utf8_lossy(&buf);
-    text.lines().find_map(|l| l.strip_prefix("STAT pid ")).and_then(|p| p.trim().parse().ok())
+/// A real memcached on a free loopback port (killed on drop), or `None` after a
+/// loud `SKIPPED` line when it is not installed (a panic under
+/// `MEMSHARD_REQUIRE_PEERS=1`).
+pub fn memcached_or_skip(_test: &str) -> Option<memshard_testkit::MemcachedProcess> {
+    memshard_testkit::peer_or_skip("memcached")?;
+    Some(memshard_testkit::spawn_memcached(&["-t", "1", "-m", "64"]).expect("memcached starts"))
 }
