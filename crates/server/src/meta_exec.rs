@@ -55,7 +55,7 @@ fn put_echoes(out: &mut Vec<u8>, flags: &MetaFlags<'_>, key: &[u8]) {
 pub(crate) fn meta_get(sh: &Shared, m: &MetaGet<'_>, out: &mut Vec<u8>) {
     Counters::bump(&sh.stats.cmd_meta);
     let f = &m.flags;
-    let opts = MetaGetOptions { bump: !f.no_bump, vivify: f.vivify, key_binary: f.base64 };
+    let opts = MetaGetOptions { bump: !f.no_bump, vivify: f.vivify, key_binary: f.base64, new_cas: f.new_cas };
     let mut touched = false;
     let hit = sh.store.meta_get(&m.key, &opts, |item| {
         let Some(it) = item else { return false };

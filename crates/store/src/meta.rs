@@ -23,11 +23,14 @@ pub struct MetaGetOptions {
     pub vivify: Option<i64>,
     /// Mark a vivified item's key as binary (`b` flag).
     pub key_binary: bool,
+    /// `E<cas>`: the CAS to give an item this request creates (vivify), as
+    /// later memcached releases do; `None` draws the next CAS.
+    pub new_cas: Option<u64>,
 }
 
 impl Default for MetaGetOptions {
     fn default() -> Self {
-        Self { bump: true, vivify: None, key_binary: false }
+        Self { bump: true, vivify: None, key_binary: false, new_cas: None }
     }
 }
 
@@ -203,7 +206,7 @@ impl Store {
         if found.is_none() {
             if let Some(ttl) = opts.vivify {
                 let data = encode(key, 0, opts.key_binary, [b"", b""]);
-                let cas = env.next_cas();
+                let cas = opts.new_cas.unwrap_or_else(|| env.next_cas());
                 if let Ok(i) = shard.insert(hash, data, 0, cas, &env) {
                     found = Some(i);
                     created = true;
