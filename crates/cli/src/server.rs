@@ -64,15 +64,9 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
         threads,
         ..ServerConfig::default()
     };
-    // One thread: a current-thread runtime skips the work-stealing machinery.
-    let mut builder = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(threads);
-        b
-    };
-    let rt = builder.thread_name("memshard-server").enable_all().build().context("cannot start the runtime")?;
+    // The acceptor, the sweeper and signal handling share one small runtime;
+    // connections run on `threads` dedicated worker threads (memshard_server::run).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async move {
         let addr = format!("{}:{}", args.listen, args.port);
         let listener = memshard_net::bind(&addr).await.map_err(|e| Failure::Runtime(e.into()))?;

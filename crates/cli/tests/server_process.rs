@@ -140,31 +140,44 @@ fn connection_limit_refuses_with_memcached_reply() {
 #[test]
 fn rss_stays_bounded_when_writing_three_times_the_limit() {
     const LIMIT_MB: u64 = 64;
-    const OVERHEAD_MB: u64 = 40;
+    const OVERHEAD_MB: u64 = 24;
     let srv = start(&["-m", "64", "-t", "2"]);
-    let mut c = connect(srv.port);
-    let value = vec![b'v'; 1000];
+    // Four writers at once, so connections on both worker threads allocate
+    // and evict each other's items.
+    const WRITERS: u64 = 4;
     let total = 3 * LIMIT_MB * 1024 * 1024;
-    let per_item = value.len() as u64 + 40;
-    let n = total / per_item;
-    let mut batch = Vec::with_capacity(64 * 1100);
-    let mut written = 0u64;
-    let mut i = 0u64;
-    while i < n {
-        batch.clear();
-        let end = (i + 64).min(n);
-        for k in i..end {
-            batch.extend_from_slice(format!("set key:{k:012} 0 0 {} noreply\r\n", value.len()).as_bytes());
-            batch.extend_from_slice(&value);
-            batch.extend_from_slice(b"\r\n");
-        }
-        c.write_all(&batch).expect("write");
-        written += batch.len() as u64;
-        i = end;
-    }
-    // A round trip makes sure every set was processed.
-    c.write_all(b"mn\r\n").expect("write");
-    assert_eq!(read_n(&mut c, 4), b"MN\r\n");
+    let port = srv.port;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut c = connect(port);
+                let value = vec![b'v'; 1000];
+                let n = total / WRITERS / (value.len() as u64 + 40);
+                let mut batch = Vec::with_capacity(64 * 1100);
+                let mut written = 0u64;
+                let mut i = 0u64;
+                while i < n {
+                    batch.clear();
+                    let end = (i + 64).min(n);
+                    for k in i..end {
+                        batch.extend_from_slice(
+                            format!("set key:{w}:{k:012} 0 0 {} noreply\r\n", value.len()).as_bytes(),
+                        );
+                        batch.extend_from_slice(&value);
+                        batch.extend_from_slice(b"\r\n");
+                    }
+                    c.write_all(&batch).expect("write");
+                    written += batch.len() as u64;
+                    i = end;
+                }
+                // A round trip makes sure every set was processed.
+                c.write_all(b"mn\r\n").expect("write");
+                assert_eq!(read_n(&mut c, 4), b"MN\r\n");
+                written
+            })
+        })
+        .collect();
+    let written: u64 = writers.into_iter().map(|w| w.join().expect("writer")).sum();
     assert!(written >= total);
     let rss = rss_bytes(srv.child.id());
     let mut s = connect(srv.port);

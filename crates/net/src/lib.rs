@@ -5,6 +5,8 @@
 //! * [`serve`]: an accept loop with a connection limit (over the limit the client
 //!   gets a configurable reply and is closed, the others are unaffected), backoff
 //!   on accept errors, and a drain that waits for in-flight connections.
+//! * [`serve_pinned`]: the same, with connections pinned to N worker threads,
+//!   each a single-threaded runtime (memcached's threading model).
 //! * [`bind`]: a listener on `host:port` (port 0 allowed) that logs `listening on`.
 //!
 //! It holds no protocol knowledge: the handler gets a `TcpStream` and does the rest.
@@ -18,9 +20,11 @@
 
 mod limit;
 mod shutdown;
+mod workers;
 
 pub use limit::{ServeConfig, ServeStats, serve};
 pub use shutdown::{Shutdown, ShutdownTrigger, os_signal};
+pub use workers::serve_pinned;
 
 use std::net::SocketAddr;
 use tokio::net::TcpListener;

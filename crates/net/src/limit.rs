@@ -47,7 +47,7 @@ pub struct ServeStats {
 }
 
 /// Decrements `curr_connections` however the handler ends.
-struct Open(Arc<ServeStats>);
+pub(crate) struct Open(pub(crate) Arc<ServeStats>);
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.curr_connections.fetch_sub(1, Ordering::Relaxed);

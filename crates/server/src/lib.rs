@@ -8,8 +8,8 @@
 //! documented differences). It is not a proxy and holds no routing logic.
 //!
 //! ```text
-//!   listener ─► memshard_net::serve (conn limit) ─► connection task per client
-//!                                                     read ─► decode ─► exec ─► write
+//!   listener ─► memshard_net::serve_pinned (conn limit) ─► worker thread i (of -t)
+//!                 round-robin                               └─ connection task: read ─► decode ─► exec ─► write
 //!   sweeper task: reclaims expired items every second ─────────► Store (sharded, LRU)
 //! ```
 
@@ -21,7 +21,7 @@ mod stats_report;
 
 pub use stats::Counters;
 
-use memshard_net::{ServeConfig, ServeStats, Shutdown, serve};
+use memshard_net::{ServeConfig, ServeStats, Shutdown, serve_pinned};
 use memshard_proto::Decoder;
 use memshard_store::{Store, StoreConfig};
 use std::sync::Arc;
@@ -38,7 +38,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// `-I`: largest item (default 1 MiB).
     pub max_item_size: usize,
-    /// `-t`: worker threads, reported by `stats` (the caller sizes the runtime).
+    /// `-t`: worker threads; each connection lives on one of them.
     pub threads: usize,
     /// How long shutdown waits for busy connections.
     pub drain_timeout: Duration,
@@ -108,10 +108,11 @@ pub async fn run(listener: TcpListener, cfg: ServerConfig, shutdown: Shutdown) -
         ..ServeConfig::default()
     };
     let conn_shared = shared.clone();
-    serve(listener, serve_cfg, shared.conns.clone(), shutdown, move |stream, sd| {
+    let threads = shared.cfg.threads;
+    serve_pinned(listener, serve_cfg, shared.conns.clone(), shutdown, threads, move |stream, sd| {
         connection::handle(stream, conn_shared.clone(), sd)
     })
-    .await;
+    .await?;
     sweeper.abort();
     tracing::info!(role = "server", "stopped");
     Ok(())

@@ -1,0 +1,147 @@
+//! Thread-per-core serving: one acceptor hands each connection to one of N
+//! worker threads, each running its own single-threaded runtime, and the
+//! connection stays on that thread for its whole life (memcached's model).
+//!
+//! Pinning matters twice: no cross-thread task migration on the request path,
+//! and every allocation a connection makes comes from its thread's allocator
+//! arena, so memory freed by evictions is reused instead of fragmenting across
+//! arenas.
+
+use crate::Shutdown;
+use crate::limit::{Open, ServeConfig, ServeStats};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+/// One accepted connection on its way to a worker, with the guards that keep
+/// the connection counters and the limit right however it ends.
+struct Job {
+    stream: std::net::TcpStream,
+    permit: OwnedSemaphorePermit,
+    open: Open,
+}
+
+/// Like [`serve`](crate::serve), but runs connection handlers on `threads`
+/// dedicated worker threads (each a current-thread runtime), assigning
+/// connections round-robin. Returns after shutdown, once every worker drained
+/// (bounded by `drain_timeout`).
+pub async fn serve_pinned<F, Fut>(
+    listener: TcpListener,
+    cfg: ServeConfig,
+    stats: Arc<ServeStats>,
+    mut shutdown: Shutdown,
+    threads: usize,
+    handler: F,
+) -> std::io::Result<()>
+where
+    F: Fn(TcpStream, Shutdown) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    let mut senders = Vec::with_capacity(threads.max(1));
+    let mut joins = Vec::with_capacity(threads.max(1));
+    for i in 0..threads.max(1) {
+        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let handler = handler.clone();
+        let sd = shutdown.clone();
+        let drain = cfg.drain_timeout;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let join = std::thread::Builder::new()
+            .name(format!("memshard-worker-{i}"))
+            .spawn(move || rt.block_on(worker(rx, handler, sd, drain)))?;
+        senders.push(tx);
+        joins.push(join);
+    }
+    let permits = Arc::new(Semaphore::new(cfg.max_connections));
+    let mut rejects = JoinSet::new();
+    let mut backoff = Duration::from_millis(1);
+    let mut next = 0usize;
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait() => break,
+            r = listener.accept() => r,
+            Some(_) = rejects.join_next(), if !rejects.is_empty() => continue,
+        };
+        let mut stream = match accepted {
+            Ok((s, _)) => {
+                backoff = Duration::from_millis(1);
+                s
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if cfg.nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            let reply = cfg.reject_reply;
+            rejects.spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply)).await;
+                let _ = stream.shutdown().await;
+            });
+            continue;
+        };
+        stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        stats.curr_connections.fetch_add(1, Ordering::Relaxed);
+        let open = Open(stats.clone());
+        // Leave this runtime's reactor; the worker registers it with its own.
+        let Ok(std_stream) = stream.into_std() else { continue };
+        let job = Job { stream: std_stream, permit, open };
+        if senders[next % senders.len()].send(job).is_err() {
+            tracing::error!("worker thread {} is gone", next % senders.len());
+        }
+        next = next.wrapping_add(1);
+    }
+    drop(listener);
+    // Closing the channels tells the workers to drain and stop.
+    drop(senders);
+    let waited = tokio::task::spawn_blocking(move || {
+        for j in joins {
+            let _ = j.join();
+        }
+    })
+    .await;
+    if waited.is_err() {
+        tracing::warn!("a worker thread panicked");
+    }
+    Ok(())
+}
+
+async fn worker<F, Fut>(mut rx: mpsc::UnboundedReceiver<Job>, handler: Arc<F>, shutdown: Shutdown, drain: Duration)
+where
+    F: Fn(TcpStream, Shutdown) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            job = rx.recv() => {
+                let Some(job) = job else { break };
+                let Ok(stream) = TcpStream::from_std(job.stream) else { continue };
+                let fut = handler(stream, shutdown.clone());
+                let (permit, open) = (job.permit, job.open);
+                tasks.spawn(async move {
+                    fut.await;
+                    drop(open);
+                    drop(permit);
+                });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    let drained = tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(remaining = tasks.len(), "drain timed out; closing remaining connections");
+        tasks.shutdown().await;
+    }
+}
