@@ -6,6 +6,7 @@
 
 mod bench;
 mod logging;
+mod proxy;
 mod server;
 mod size;
 
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run a memcached-compatible cache shard (drop-in for the memcached image).
     Server(server::ServerArgs),
+    /// Run the twemproxy-compatible sharding proxy (drop-in for nutcracker).
+    Proxy(proxy::ProxyArgs),
     /// Generate load against a memcached-protocol endpoint and report ops/s and latency.
     Bench(bench::BenchArgs),
 }
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server(args) => server::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Proxy(args) => proxy::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,66 @@
+//! `memshard proxy`: twemproxy's flags and YAML file.
+
+use crate::{Failure, logging};
+use anyhow::{Context, anyhow};
+use clap::Args;
+use memshard_config::{Config, Listen};
+use memshard_net::{ShutdownTrigger, os_signal};
+use memshard_proxy::ProxyConfig;
+use std::path::PathBuf;
+
+/// Flags follow nutcracker's where they exist.
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    /// twemproxy YAML configuration file.
+    #[arg(short = 'c', long = "conf-file", default_value = "conf/nutcracker.yml")]
+    conf_file: PathBuf,
+    /// Test the configuration for syntax errors and exit (0 ok, 2 invalid).
+    #[arg(short = 't', long = "test-conf")]
+    test_conf: bool,
+    /// Worker threads per pool (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Log level 0..11 as nutcracker (≥ 6 is debug, ≥ 7 trace).
+    #[arg(short = 'v', long = "verbose", default_value_t = 5)]
+    verbose: u8,
+}
+
+#[allow(clippy::print_stdout)]
+pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
+    let config = Config::load(&args.conf_file).map_err(|e| Failure::Usage(anyhow!("{e}")))?;
+    if args.test_conf {
+        println!("memshard: configuration file '{}' syntax is ok", args.conf_file.display());
+        return Ok(());
+    }
+    logging::init(match args.verbose {
+        0..=5 => 0,
+        6 => 1,
+        _ => 2,
+    });
+    let mut proxy = ProxyConfig::default();
+    if let Some(w) = args.workers {
+        if w == 0 {
+            return Err(Failure::Usage(anyhow!("--workers must be at least 1")));
+        }
+        proxy.workers = w;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
+    rt.block_on(async move {
+        let mut listeners = Vec::new();
+        for (name, pool) in &config.pools {
+            let Listen::Tcp { host, port } = &pool.listen else {
+                return Err(Failure::Usage(anyhow!("pool {name}: unix-socket listeners are not supported yet")));
+            };
+            let addr = format!("{host}:{port}");
+            let l = memshard_net::bind(&addr).await.map_err(|e| Failure::Runtime(e.into()))?;
+            listeners.push(l);
+        }
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        tokio::spawn(async move {
+            os_signal().await;
+            tracing::info!("shutting down");
+            trigger.trigger();
+        });
+        memshard_proxy::run(config, listeners, proxy, shutdown).await.map_err(|e| Failure::Runtime(e.into()))
+    })
+}

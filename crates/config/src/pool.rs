@@ -1,0 +1,153 @@
+//! One pool: its twemproxy keys with their defaults, and memshard's
+//! extension keys kept apart.
+
+use std::time::Duration;
+
+use crate::hash::{Distribution, HashName};
+use crate::listen::Listen;
+use crate::server::ServerEntry;
+
+/// `backlog:` default (`CONF_DEFAULT_LISTEN_BACKLOG`).
+pub const DEFAULT_BACKLOG: u32 = 512;
+/// `server_connections:` default (`CONF_DEFAULT_SERVER_CONNECTIONS`).
+pub const DEFAULT_SERVER_CONNECTIONS: u32 = 1;
+/// `server_retry_timeout:` default, 30 000 ms (`CONF_DEFAULT_SERVER_RETRY_TIMEOUT`).
+pub const DEFAULT_SERVER_RETRY_TIMEOUT: Duration = Duration::from_millis(30_000);
+/// `server_failure_limit:` default (`CONF_DEFAULT_SERVER_FAILURE_LIMIT`).
+pub const DEFAULT_SERVER_FAILURE_LIMIT: u32 = 2;
+/// `dns_refresh_interval:` default (memshard extension), 5000 ms.
+pub const DEFAULT_DNS_REFRESH_INTERVAL: Duration = Duration::from_millis(5_000);
+
+/// A pool as configured: every key of a twemproxy 0.5.0 pool, with
+/// twemproxy's defaults, plus memshard's [`Extensions`].
+///
+/// Keys read but not kept:
+///
+/// - `redis` (default `false`): `redis: true` is refused, memshard proxies
+///   memcached only; `redis: false` is accepted.
+/// - `redis_auth`: refused, as twemproxy refuses it on a memcached pool
+///   ("is only valid for a redis pool").
+/// - `redis_db` (default 0): refused. twemproxy ignores it on a memcached
+///   pool; memshard refuses it because it can only mean the file was meant
+///   for a redis pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// The 1-based line of the pool's name, for messages about the pool.
+    pub line: usize,
+    /// `listen:` (required): where clients connect.
+    pub listen: Listen,
+    /// `hash:` (default `fnv1a_64`): the key hash function.
+    pub hash: HashName,
+    /// `hash_tag:` (default none): two bytes, e.g. `{}`; when set, only the
+    /// part of the key between them is hashed (if both are present).
+    pub hash_tag: Option<[u8; 2]>,
+    /// `distribution:` (default `ketama`): how keys map to servers.
+    pub distribution: Distribution,
+    /// `timeout:` in ms (twemproxy default -1): the per-request server
+    /// timeout. `None` means wait forever, which is both the default and
+    /// what `timeout: 0` means in twemproxy.
+    pub timeout: Option<Duration>,
+    /// `backlog:` (default 512): the listen(2) backlog.
+    pub backlog: u32,
+    /// `preconnect:` (default `false`): connect to every server at start-up;
+    /// failures are only logged.
+    pub preconnect: bool,
+    /// `server_connections:` (default 1, at least 1): connections kept per
+    /// server.
+    pub server_connections: u32,
+    /// `auto_eject_hosts:` (default `false`): take a server out of the ring
+    /// after `server_failure_limit` consecutive failures.
+    pub auto_eject_hosts: bool,
+    /// `server_retry_timeout:` in ms (default 30 000): how long an ejected
+    /// server stays out.
+    pub server_retry_timeout: Duration,
+    /// `server_failure_limit:` (default 2) as written. twemproxy ejects when
+    /// the failure count reaches it, so 0 behaves like 1: use
+    /// [`PoolConfig::effective_server_failure_limit`].
+    pub server_failure_limit: u32,
+    /// `client_connections:` (default 0 = unlimited): the most client
+    /// connections the pool accepts at once.
+    ///
+    /// **memshard enforces it; twemproxy does not.** twemproxy 0.5.0 parses
+    /// the key and then overwrites it with 0 (nc_conf.c, issue #477), so a
+    /// file written for twemproxy with this key set will start refusing
+    /// clients above the limit under memshard.
+    pub client_connections: u32,
+    /// `tcpkeepalive:` (default `false`): SO_KEEPALIVE on accepted client
+    /// sockets (that is what twemproxy's code does, whatever its README says).
+    pub tcpkeepalive: bool,
+    /// `reuseport:` (default `false`): SO_REUSEPORT on the listen socket.
+    /// This key is on twemproxy's master branch, after 0.5.0: nutcracker
+    /// 0.5.0 itself rejects it as unknown.
+    pub reuseport: bool,
+    /// `servers:` (required, at least one): in twemproxy's order, sorted by
+    /// [`ServerEntry::ring_name`] (shorter first, then bytewise). That order
+    /// is the server index `modula` uses and the order of the stats.
+    pub servers: Vec<ServerEntry>,
+    /// memshard's own keys, which twemproxy does not know.
+    pub extensions: Extensions,
+}
+
+impl PoolConfig {
+    /// A pool listening on `listen` with every other key at its default and
+    /// no servers yet.
+    pub fn with_defaults(listen: Listen) -> PoolConfig {
+        PoolConfig {
+            line: 1,
+            listen,
+            hash: HashName::default(),
+            hash_tag: None,
+            distribution: Distribution::default(),
+            timeout: None,
+            backlog: DEFAULT_BACKLOG,
+            preconnect: false,
+            server_connections: DEFAULT_SERVER_CONNECTIONS,
+            auto_eject_hosts: false,
+            server_retry_timeout: DEFAULT_SERVER_RETRY_TIMEOUT,
+            server_failure_limit: DEFAULT_SERVER_FAILURE_LIMIT,
+            client_connections: 0,
+            tcpkeepalive: false,
+            reuseport: false,
+            servers: Vec::new(),
+            extensions: Extensions::default(),
+        }
+    }
+
+    /// The failure count that ejects a server: `server_failure_limit`, with
+    /// 0 treated as 1 as twemproxy does (it compares `count >= limit` after
+    /// counting the failure).
+    pub fn effective_server_failure_limit(&self) -> u32 {
+        self.server_failure_limit.max(1)
+    }
+
+    /// The client connection limit, `None` when unlimited
+    /// (`client_connections: 0`).
+    pub fn client_connection_limit(&self) -> Option<u32> {
+        (self.client_connections != 0).then_some(self.client_connections)
+    }
+}
+
+/// memshard extension keys: optional, never needed by a twemproxy file.
+///
+/// nutcracker rejects a file that uses them (`directive "..." is unknown`),
+/// so a file meant for both should leave them out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extensions {
+    /// `dns_refresh_interval:` in ms (default 5000): how often the proxy
+    /// re-resolves server host names in the background, so a rescheduled
+    /// pod's new address is picked up without waiting for a connection to
+    /// fail. `None` (`dns_refresh_interval: 0`) turns the refresh off,
+    /// leaving twemproxy's behaviour: resolve on each new connection.
+    pub dns_refresh_interval: Option<Duration>,
+    /// `server_probe:` (default `true`): an ejected server returns to the
+    /// ring only after a health probe succeeds. `false` restores
+    /// twemproxy's behaviour: it returns when `server_retry_timeout`
+    /// expires, dead or alive.
+    pub server_probe: bool,
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        Extensions { dns_refresh_interval: Some(DEFAULT_DNS_REFRESH_INTERVAL), server_probe: true }
+    }
+}

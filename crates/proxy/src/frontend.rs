@@ -1,0 +1,96 @@
+//! One client connection: decode its requests, route each, and write the
+//! replies strictly in request order (pipelined requests to different
+//! servers are in flight at the same time).
+
+use crate::forward::{Route, Work, route};
+use bytes::{Buf, BytesMut};
+use memshard_net::Shutdown;
+use memshard_proto::{Decoder, Request};
+use std::collections::VecDeque;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Most requests of one client routed but not yet answered; beyond it the
+/// proxy stops reading from that client until replies drain.
+const MAX_PENDING: usize = 1024;
+
+pub(crate) async fn handle(mut stream: TcpStream, r: Route, decoder: Decoder, mut shutdown: Shutdown) {
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut swallow: u64 = 0;
+    let mut pending: VecDeque<Work> = VecDeque::new();
+    loop {
+        let mut close = false;
+        loop {
+            if swallow > 0 {
+                let n = swallow.min(rbuf.len() as u64) as usize;
+                rbuf.advance(n);
+                swallow -= n as u64;
+                if swallow > 0 {
+                    break;
+                }
+            }
+            if rbuf.is_empty() || pending.len() >= MAX_PENDING {
+                break;
+            }
+            let (used, work) = match decoder.decode(&rbuf) {
+                Ok(None) => break,
+                Ok(Some((Request::Quit, used))) => {
+                    close = true;
+                    (used, None)
+                }
+                Ok(Some((req, used))) => (used, Some(route(&r, req).await)),
+                Err(e) => {
+                    let mut out = Vec::new();
+                    if let Some(l) = e.reply_line() {
+                        out.extend_from_slice(l.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    swallow = e.swallow;
+                    close = e.close;
+                    (e.consumed, Some(Work::Ready(out)))
+                }
+            };
+            rbuf.advance(used.min(rbuf.len()));
+            if let Some(w) = work {
+                pending.push_back(w);
+            }
+            if close {
+                break;
+            }
+        }
+        // Answer everything routed so far, in order.
+        let mut out = Vec::new();
+        while let Some(w) = pending.pop_front() {
+            match w {
+                Work::Ready(b) => out.extend_from_slice(&b),
+                Work::Pending(h) => match h.await {
+                    Ok(b) => out.extend_from_slice(&b),
+                    Err(_) => out.extend_from_slice(b"SERVER_ERROR internal error\r\n"),
+                },
+            }
+        }
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+            return;
+        }
+        if close || shutdown.is_triggered() {
+            let _ = stream.shutdown().await;
+            return;
+        }
+        if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+            rbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        rbuf.reserve(READ_CHUNK);
+        tokio::select! {
+            res = stream.read_buf(&mut rbuf) => match res {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            _ = shutdown.wait() => {
+                let _ = stream.shutdown().await;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! memshard-proxy: a twemproxy-compatible memcached sharding proxy.
+//!
+//! [`run`] serves every pool of a twemproxy YAML configuration on its own
+//! listener. A key goes to the server twemproxy would pick (same hash, same
+//! ketama/modula/random placement, from `memshard-ring`); multi-key gets are
+//! split per server, sent in parallel and merged back in the client's key
+//! order; meta commands are routed by key; keyless `flush_all`/`verbosity` are
+//! fanned out to every server, `version` and `mn` answered locally, `stats`
+//! refused with a clear error. A backend failure becomes a `SERVER_ERROR`
+//! reply and counts against the server; with `auto_eject_hosts` a server that
+//! fails `server_failure_limit` times in a row leaves the ring (rebuilt
+//! without it, as twemproxy does) for `server_retry_timeout`, and returns only
+//! after a probe (connect + `version`) succeeds.
+//!
+//! ```text
+//!   pool listener ─► serve_pinned ─► worker thread i: client connection tasks
+//!                                     └─► thread-local backend connections (server_connections per server,
+//!                                         pipelined, shared by the worker's clients)
+//!   ring: Arc<Ring> in an ArcSwap per pool — loaded per request, swapped on eject/return
+//!   prober: per pool, retries ejected servers when their retry time comes
+//! ```
+//!
+//! It is not a cache and holds no items.
+
+mod backend;
+mod forward;
+mod frontend;
+mod pool;
+mod prober;
+
+pub use pool::PoolError;
+
+use forward::Route;
+use memshard_config::Config;
+use memshard_net::{ServeConfig, ServeStats, Shutdown, serve_pinned};
+use memshard_proto::Decoder;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Proxy-wide settings beyond the pool file.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Worker threads per pool listener (default: number of cores).
+    pub workers: usize,
+    /// Largest item a client may send (memcached's `-I`, default 1 MiB).
+    pub max_item_size: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_item_size: memshard_proto::DEFAULT_MAX_ITEM_SIZE,
+        }
+    }
+}
+
+/// Errors that stop the proxy.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// A pool could not be set up.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// Listener or worker set-up failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The listeners do not match the pools.
+    #[error("expected {expected} listeners (one per pool), got {got}")]
+    Listeners {
+        /// Pools in the config.
+        expected: usize,
+        /// Listeners given.
+        got: usize,
+    },
+}
+
+/// Serves each pool of `config` on its listener (same order as
+/// `config.pools`) until `shutdown`, then drains and returns.
+pub async fn run(
+    config: Config,
+    listeners: Vec<TcpListener>,
+    proxy: ProxyConfig,
+    shutdown: Shutdown,
+) -> Result<(), ProxyError> {
+    if listeners.len() != config.pools.len() {
+        return Err(ProxyError::Listeners { expected: config.pools.len(), got: listeners.len() });
+    }
+    let mut pools = Vec::new();
+    for (name, cfg) in &config.pools {
+        pools.push(Arc::new(pool::Pool::new(name, cfg)?));
+    }
+    let decoder = Decoder::new(proxy.max_item_size);
+    let mut serving = tokio::task::JoinSet::new();
+    for (pool_id, (pool, listener)) in pools.iter().zip(listeners).enumerate() {
+        let addr = listener.local_addr()?;
+        tracing::info!(role = "proxy", pool = %pool.name, "listening on {addr}");
+        let serve_cfg = ServeConfig {
+            max_connections: pool.cfg.client_connection_limit().map_or(1 << 20, |n| n as usize),
+            reject_reply: b"SERVER_ERROR too many open connections\r\n",
+            ..ServeConfig::default()
+        };
+        let route = Route { pool_id, pool: pool.clone() };
+        let sd = shutdown.clone();
+        let workers = proxy.workers.max(1);
+        serving.spawn(serve_pinned(
+            listener,
+            serve_cfg,
+            Arc::new(ServeStats::default()),
+            sd,
+            workers,
+            move |stream, sd| frontend::handle(stream, route.clone(), decoder, sd),
+        ));
+        serving.spawn(prober::run(pool.clone(), shutdown.clone()));
+    }
+    while let Some(res) = serving.join_next().await {
+        if let Ok(Err(e)) = res {
+            return Err(e.into());
+        }
+    }
+    tracing::info!(role = "proxy", "stopped");
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! One pool's routing state: its servers, their health, and the ring built
+//! from the live ones, swapped atomically when a server leaves or returns.
+
+use arc_swap::ArcSwap;
+use memshard_config::{PoolConfig, ServerAddr};
+use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Health of one backend server, shared by every worker.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    /// Consecutive failures (timeouts, refused or broken connections).
+    failures: AtomicU32,
+    /// Out of the ring.
+    ejected: AtomicBool,
+    /// When an ejected server may be probed again, in ms since the pool started.
+    retry_at_ms: AtomicU64,
+}
+
+/// A pool: config, servers and the current ring.
+pub(crate) struct Pool {
+    pub(crate) name: String,
+    pub(crate) cfg: PoolConfig,
+    /// `host:port` to connect to, by server index (config order).
+    pub(crate) addrs: Vec<String>,
+    specs: Vec<ServerSpec>,
+    health: Vec<Health>,
+    /// Lock-free on the request path: readers load, ejection/return swaps.
+    ring: ArcSwap<Ring>,
+    hash: HashKind,
+    dist: Distribution,
+    started: Instant,
+}
+
+/// Why a pool could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The ring could not be built (no servers, bad weights, unknown names).
+    #[error("pool {pool}: {source}")]
+    Ring {
+        /// Pool name.
+        pool: String,
+        /// Ring error.
+        #[source]
+        source: memshard_ring::RingError,
+    },
+    /// memshard's proxy connects to TCP servers only for now.
+    #[error("pool {pool}: server {server}: unix-socket servers are not supported yet")]
+    UnixServer {
+        /// Pool name.
+        pool: String,
+        /// The server entry.
+        server: String,
+    },
+}
+
+impl Pool {
+    pub(crate) fn new(name: &str, cfg: &PoolConfig) -> Result<Pool, PoolError> {
+        let ring_err = |source| PoolError::Ring { pool: name.to_string(), source };
+        let hash: HashKind = cfg.hash.as_str().parse().map_err(ring_err)?;
+        let dist: Distribution = cfg.distribution.as_str().parse().map_err(ring_err)?;
+        let mut specs = Vec::with_capacity(cfg.servers.len());
+        let mut addrs = Vec::with_capacity(cfg.servers.len());
+        for s in &cfg.servers {
+            let ServerAddr::Tcp { host, port } = s.addr() else {
+                return Err(PoolError::UnixServer { pool: name.to_string(), server: s.as_written().to_string() });
+            };
+            let mut spec = ServerSpec::tcp(host.clone(), *port, s.weight());
+            if let Some(n) = s.name() {
+                spec = spec.named(n);
+            }
+            specs.push(spec);
+            addrs.push(format!("{host}:{port}"));
+        }
+        let ring = Ring::build(&specs, hash, dist, cfg.hash_tag).map_err(ring_err)?;
+        let health = (0..specs.len()).map(|_| Health::default()).collect();
+        Ok(Pool {
+            name: name.to_string(),
+            cfg: cfg.clone(),
+            addrs,
+            specs,
+            health,
+            ring: ArcSwap::from_pointee(ring),
+            hash,
+            dist,
+            started: Instant::now(),
+        })
+    }
+
+    /// The ring in force now.
+    pub(crate) fn ring(&self) -> Arc<Ring> {
+        self.ring.load_full()
+    }
+
+    /// Per-request backend timeout (`timeout`; none = wait "forever", bounded
+    /// here at a day so nothing waits unboundedly).
+    pub(crate) fn timeout(&self) -> Duration {
+        self.cfg.timeout.unwrap_or(Duration::from_secs(86_400))
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// A request to server `i` succeeded.
+    pub(crate) fn record_success(&self, i: usize) {
+        if let Some(h) = self.health.get(i) {
+            if h.failures.load(Ordering::Relaxed) != 0 {
+                h.failures.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A request to server `i` failed; with `auto_eject_hosts`, the
+    /// `server_failure_limit`-th consecutive failure takes it out of the ring.
+    pub(crate) fn record_failure(&self, i: usize) {
+        let Some(h) = self.health.get(i) else { return };
+        let n = h.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if !self.cfg.auto_eject_hosts || n < self.cfg.effective_server_failure_limit() {
+            return;
+        }
+        if h.ejected.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let retry = self.now_ms() + self.cfg.server_retry_timeout.as_millis() as u64;
+        h.retry_at_ms.store(retry, Ordering::Relaxed);
+        tracing::warn!(pool = %self.name, server = %self.addrs[i], failures = n, "ejecting server");
+        self.rebuild();
+    }
+
+    /// Rebuilds the ring from the servers not ejected and swaps it in. With
+    /// every server ejected the last ring stays (requests then fail on it).
+    fn rebuild(&self) {
+        let live = |i: usize| !self.health[i].ejected.load(Ordering::Acquire);
+        match Ring::build_live(&self.specs, live, self.hash, self.dist, self.cfg.hash_tag) {
+            Ok(r) => self.ring.store(Arc::new(r)),
+            Err(e) => tracing::warn!(pool = %self.name, error = %e, "no live servers; keeping the last ring"),
+        }
+    }
+
+    /// Ejected servers whose retry time has come.
+    pub(crate) fn due_for_retry(&self) -> Vec<usize> {
+        let now = self.now_ms();
+        (0..self.health.len())
+            .filter(|&i| {
+                let h = &self.health[i];
+                h.ejected.load(Ordering::Acquire) && h.retry_at_ms.load(Ordering::Relaxed) <= now
+            })
+            .collect()
+    }
+
+    /// Puts server `i` back in the ring (after a successful probe, or at once
+    /// when probes are disabled, as twemproxy does).
+    pub(crate) fn restore(&self, i: usize) {
+        let h = &self.health[i];
+        h.failures.store(0, Ordering::Relaxed);
+        if h.ejected.swap(false, Ordering::AcqRel) {
+            tracing::info!(pool = %self.name, server = %self.addrs[i], "server back in the ring");
+            self.rebuild();
+        }
+    }
+
+    /// The probe failed: stay out for another `server_retry_timeout`.
+    pub(crate) fn postpone(&self, i: usize) {
+        let retry = self.now_ms() + self.cfg.server_retry_timeout.as_millis() as u64;
+        self.health[i].retry_at_ms.store(retry, Ordering::Relaxed);
+    }
+}

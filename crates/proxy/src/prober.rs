@@ -1,0 +1,38 @@
+//! Returns ejected servers to the ring: when a server's retry time comes, a
+//! probe (connect + `version`) must succeed first — twemproxy re-adds blindly,
+//! which makes a still-dead server flap in and out of the ring.
+
+use crate::pool::Pool;
+use memshard_client::{Client, ClientConfig};
+use memshard_net::Shutdown;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TICK: Duration = Duration::from_millis(100);
+
+pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> std::io::Result<()> {
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        for i in pool.due_for_retry() {
+            if !pool.cfg.extensions.server_probe || probe(&pool, i).await {
+                pool.restore(i);
+            } else {
+                tracing::debug!(pool = %pool.name, server = %pool.addrs[i], "probe failed; staying ejected");
+                pool.postpone(i);
+            }
+        }
+    }
+}
+
+async fn probe(pool: &Pool, i: usize) -> bool {
+    let t = pool.timeout().min(Duration::from_secs(2));
+    let cfg = ClientConfig { timeout: t, connect_timeout: t, max_in_flight: 1 };
+    match Client::connect_with(pool.addrs[i].as_str(), cfg).await {
+        Ok(c) => c.version().await.is_ok(),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,207 @@
+//! The proxy in front of real memshard servers, all in this process on
+//! loopback: placement, multi-get merge, meta quiet mode, keyless commands,
+//! failures, ejection and return.
+
+use memshard_config::Config;
+use memshard_net::{Shutdown, ShutdownTrigger};
+use memshard_proxy::{ProxyConfig, run};
+use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
+use memshard_server::ServerConfig;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn start_server(shutdown: Shutdown) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, shutdown));
+    addr
+}
+
+/// Binds a server on a specific address (to bring a dead backend back).
+async fn start_server_at(addr: SocketAddr, shutdown: Shutdown) {
+    let l = TcpListener::bind(addr).await.expect("rebind");
+    tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, shutdown));
+}
+
+fn yaml(backends: &[SocketAddr], extra: &str) -> String {
+    // The listener is passed to `run`; the listen line only has to be valid.
+    let mut y = String::from("mc:\n  listen: 127.0.0.1:22121\n  hash: fnv1a_64\n  distribution: ketama\n");
+    y.push_str(extra);
+    y.push_str("  servers:\n");
+    for b in backends {
+        y.push_str(&format!("   - {b}:1\n"));
+    }
+    y
+}
+
+async fn start_proxy(yaml: &str, shutdown: Shutdown) -> SocketAddr {
+    let config = Config::from_yaml(yaml).expect("config");
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let proxy = ProxyConfig { workers: 2, ..ProxyConfig::default() };
+    tokio::spawn(async move {
+        if let Err(e) = run(config, vec![l], proxy, shutdown).await {
+            panic!("proxy failed: {e}");
+        }
+    });
+    addr
+}
+
+/// Sends `req`, reads until the reply ends with `until` (bounded in time).
+async fn ask(s: &mut TcpStream, req: &[u8], until: &[u8]) -> Vec<u8> {
+    s.write_all(req).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while !buf.ends_with(until) {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no reply in time; got {:?}", String::from_utf8_lossy(&buf)))
+            .expect("read");
+        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_land_where_the_ring_says() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let mut backends = Vec::new();
+    for _ in 0..3 {
+        backends.push(start_server(sd.clone()).await);
+    }
+    let proxy = start_proxy(&yaml(&backends, ""), sd.clone()).await;
+    let mut c = TcpStream::connect(proxy).await.expect("connect");
+    let specs: Vec<ServerSpec> = backends.iter().map(|b| ServerSpec::tcp(b.ip().to_string(), b.port(), 1)).collect();
+    let ring = Ring::build(&specs, HashKind::Fnv1a64, Distribution::Ketama, None).expect("ring");
+    // Pipelined: 300 sets in one write.
+    let mut req = Vec::new();
+    for i in 0..300 {
+        req.extend_from_slice(format!("set key:{i} {i} 0 1\r\nx\r\n").as_bytes());
+    }
+    let reply = ask(&mut c, &req, &b"STORED\r\n".repeat(300)).await;
+    assert_eq!(reply, b"STORED\r\n".repeat(300));
+    let mut per = [0usize; 3];
+    let mut direct = Vec::new();
+    for b in &backends {
+        direct.push(TcpStream::connect(b).await.expect("backend"));
+    }
+    for i in 0..300 {
+        let key = format!("key:{i}");
+        let owner = ring.server_for(key.as_bytes());
+        per[owner] += 1;
+        for (s, conn) in direct.iter_mut().enumerate() {
+            let r = ask(conn, format!("get {key}\r\n").as_bytes(), b"END\r\n").await;
+            assert_eq!(r != b"END\r\n", s == owner, "{key} on server {s}, ring says {owner}");
+        }
+    }
+    assert!(per.iter().all(|&n| n > 30), "uneven spread {per:?}");
+    trigger.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_get_merges_in_client_order_and_meta_quiet_holds() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let mut backends = Vec::new();
+    for _ in 0..3 {
+        backends.push(start_server(sd.clone()).await);
+    }
+    let proxy = start_proxy(&yaml(&backends, ""), sd.clone()).await;
+    let mut c = TcpStream::connect(proxy).await.expect("connect");
+    let mut req = Vec::new();
+    for k in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        req.extend_from_slice(format!("set {k} 0 0 1 noreply\r\n{k}\r\n").as_bytes());
+    }
+    req.extend_from_slice(b"get h a missing g b a c\r\n");
+    let r = ask(&mut c, &req, b"END\r\n").await;
+    let expect: String =
+        ["h", "a", "g", "b", "a", "c"].iter().map(|k| format!("VALUE {k} 0 1\r\n{k}\r\n")).collect::<String>()
+            + "END\r\n";
+    assert_eq!(String::from_utf8_lossy(&r), expect);
+    // Quiet meta: hits still answer, the miss and the stored HD are suppressed,
+    // mn marks the end — in order.
+    let r = ask(&mut c, b"mg a v q\r\nmg nope v q\r\nms z 2 q\r\nzz\r\nmd nope q\r\nmn\r\n", b"MN\r\n").await;
+    assert_eq!(String::from_utf8_lossy(&r), "VA 1\r\na\r\nNF\r\nMN\r\n");
+    // Keyless commands: version local, flush_all fanned out, stats refused clearly.
+    let r = ask(&mut c, b"version\r\nflush_all\r\nget a\r\nstats\r\n", b"or each server\r\n").await;
+    let text = String::from_utf8_lossy(&r);
+    assert!(text.starts_with("VERSION 1.6.18 memshard-proxy-"), "{text}");
+    assert!(text.contains("\r\nOK\r\nEND\r\nCLIENT_ERROR stats are not forwarded"), "{text}");
+    // A malformed request gets memcached's reply and the connection goes on.
+    let r = ask(&mut c, b"bogus\r\nset k 0 0 1\r\nxyz\r\nmn\r\n", b"MN\r\n").await;
+    assert_eq!(String::from_utf8_lossy(&r), "ERROR\r\nCLIENT_ERROR bad data chunk\r\nERROR\r\nMN\r\n");
+    trigger.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_server_is_ejected_and_returns_after_a_probe() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let mut backends = Vec::new();
+    for _ in 0..2 {
+        backends.push(start_server(sd.clone()).await);
+    }
+    // A third backend address with nobody listening yet.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    backends.push(dead);
+    let extra = "  auto_eject_hosts: true\n  timeout: 400\n  server_retry_timeout: 1000\n  server_failure_limit: 1\n";
+    let proxy = start_proxy(&yaml(&backends, extra), sd.clone()).await;
+    let specs: Vec<ServerSpec> = backends.iter().map(|b| ServerSpec::tcp(b.ip().to_string(), b.port(), 1)).collect();
+    let ring = Ring::build(&specs, HashKind::Fnv1a64, Distribution::Ketama, None).expect("ring");
+    let key = (0..1000)
+        .map(|i| format!("k{i}"))
+        .find(|k| ring.server_for(k.as_bytes()) == 2)
+        .expect("a key on the dead server");
+    let mut c = TcpStream::connect(proxy).await.expect("connect");
+    // First request to the dead server fails with a SERVER_ERROR, connection stays.
+    let r = ask(&mut c, format!("set {key} 0 0 1\r\nx\r\n").as_bytes(), b"\r\n").await;
+    assert!(r.starts_with(b"SERVER_ERROR "), "{}", String::from_utf8_lossy(&r));
+    // Ejected after one failure: the key now maps to a live server.
+    let r = ask(&mut c, format!("set {key} 0 0 1\r\ny\r\nget {key}\r\n").as_bytes(), b"END\r\n").await;
+    assert_eq!(String::from_utf8_lossy(&r), format!("STORED\r\nVALUE {key} 0 1\r\ny\r\nEND\r\n"));
+    // Bring the server back; after server_retry_timeout and a successful probe
+    // the key maps to it again (an empty server: a miss).
+    start_server_at(dead, sd.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = ask(&mut c, format!("get {key}\r\n").as_bytes(), b"END\r\n").await;
+        if r == b"END\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server never returned to the ring");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    trigger.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_server_times_out_with_server_error() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    // Accepts and reads, never answers.
+    let hung = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hung_addr = hung.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = hung.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let extra = "  timeout: 300\n";
+    let proxy = start_proxy(&yaml(&[hung_addr], extra), sd.clone()).await;
+    let mut c = TcpStream::connect(proxy).await.expect("connect");
+    let started = Instant::now();
+    let r = ask(&mut c, b"get a\r\nmn\r\n", b"MN\r\n").await;
+    assert_eq!(String::from_utf8_lossy(&r), "SERVER_ERROR Connection timed out\r\nMN\r\n");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    trigger.trigger();
+}
