@@ -18,3 +18,29 @@ pub(crate) fn init(verbosity: u8) {
         .with_target(false)
         .try_init();
 }
+
+/// Like [`init`], writing to `file` (appending) when given.
+pub(crate) fn init_to(verbosity: u8, file: Option<&std::path::Path>) -> Result<(), String> {
+    let Some(path) = file else {
+        init(verbosity);
+        return Ok(());
+    };
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+    let default = match verbosity {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(f))
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+    Ok(())
+}

@@ -17,6 +17,19 @@ pub(crate) struct ProxyArgs {
     /// Test the configuration for syntax errors and exit (0 ok, 2 invalid).
     #[arg(short = 't', long = "test-conf")]
     test_conf: bool,
+    /// Stats port (twemproxy's JSON document on every connection).
+    #[arg(short = 's', long = "stats-port", default_value_t = 22222)]
+    stats_port: u16,
+    /// Stats address.
+    #[arg(short = 'a', long = "stats-addr", default_value = "0.0.0.0")]
+    stats_addr: String,
+    /// Stats aggregation interval in ms (accepted for compatibility: memshard's
+    /// stats are always live).
+    #[arg(short = 'i', long = "stats-interval", default_value_t = 30_000)]
+    stats_interval: u64,
+    /// Log to this file instead of stderr.
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
     /// Worker threads per pool (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -32,11 +45,15 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
         println!("memshard: configuration file '{}' syntax is ok", args.conf_file.display());
         return Ok(());
     }
-    logging::init(match args.verbose {
+    let level = match args.verbose {
         0..=5 => 0,
         6 => 1,
         _ => 2,
-    });
+    };
+    logging::init_to(level, args.output.as_deref()).map_err(|e| Failure::Usage(anyhow!("{e}")))?;
+    if args.stats_interval == 0 {
+        return Err(Failure::Usage(anyhow!("--stats-interval must be positive")));
+    }
     let mut proxy = ProxyConfig::default();
     if let Some(w) = args.workers {
         if w == 0 {
@@ -55,12 +72,16 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
             let l = memshard_net::bind(&addr).await.map_err(|e| Failure::Runtime(e.into()))?;
             listeners.push(l);
         }
+        let stats_addr = format!("{}:{}", args.stats_addr, args.stats_port);
+        let stats = memshard_net::bind(&stats_addr).await.map_err(|e| Failure::Runtime(e.into()))?;
         let (trigger, shutdown) = ShutdownTrigger::new();
         tokio::spawn(async move {
             os_signal().await;
             tracing::info!("shutting down");
             trigger.trigger();
         });
-        memshard_proxy::run(config, listeners, proxy, shutdown).await.map_err(|e| Failure::Runtime(e.into()))
+        memshard_proxy::run(config, listeners, Some(stats), proxy, shutdown)
+            .await
+            .map_err(|e| Failure::Runtime(e.into()))
     })
 }

@@ -7,6 +7,7 @@
 //! shared between workers but the ring and the health counters.
 
 use crate::pool::Pool;
+use crate::stats;
 use memshard_client::{Client, ClientConfig, ClientError};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,6 +24,16 @@ thread_local! {
     static TABLE: RefCell<HashMap<(usize, usize), Slot>> = RefCell::new(HashMap::new());
 }
 
+/// Drops broken connections, keeping the `server_connections` gauge right.
+fn prune(slot: &mut Slot, pool: &Pool, server: usize) {
+    let before = slot.clients.len();
+    slot.clients.retain(|c| !c.is_broken());
+    let gone = (before - slot.clients.len()) as i64;
+    if gone > 0 {
+        stats::gauge(&pool.server_stats[server].server_connections, -gone);
+    }
+}
+
 /// A healthy connection to `server` of pool `pool_id`, connecting (and
 /// re-resolving the server's name) when fewer than `server_connections`
 /// healthy ones exist.
@@ -31,7 +42,7 @@ pub(crate) async fn client(pool_id: usize, pool: &Arc<Pool>, server: usize) -> R
     let existing = TABLE.with(|t| {
         let mut t = t.borrow_mut();
         let slot = t.entry((pool_id, server)).or_default();
-        slot.clients.retain(|c| !c.is_broken());
+        prune(slot, pool, server);
         if slot.clients.len() >= want {
             slot.next = slot.next.wrapping_add(1);
             Some(slot.clients[slot.next % slot.clients.len()].clone())
@@ -49,8 +60,9 @@ pub(crate) async fn client(pool_id: usize, pool: &Arc<Pool>, server: usize) -> R
     Ok(TABLE.with(|t| {
         let mut t = t.borrow_mut();
         let slot = t.entry((pool_id, server)).or_default();
-        slot.clients.retain(|c| !c.is_broken());
+        prune(slot, pool, server);
         if slot.clients.len() < want {
+            stats::gauge(&pool.server_stats[server].server_connections, 1);
             slot.clients.push(fresh.clone());
             fresh
         } else {

@@ -8,6 +8,7 @@
 
 use crate::backend;
 use crate::pool::Pool;
+use crate::stats;
 use base64::Engine;
 use bytes::Bytes;
 use memshard_client::{ClientError, OwnedReply};
@@ -41,8 +42,10 @@ fn line(s: &str) -> Vec<u8> {
     v
 }
 
-/// twemproxy-style `SERVER_ERROR <reason>` for a backend failure.
-fn server_error(e: &ClientError) -> Vec<u8> {
+/// twemproxy-style `SERVER_ERROR <reason>` for a backend failure (counted as
+/// the pool's `forward_error`).
+fn server_error(pool: &Pool, e: &ClientError) -> Vec<u8> {
+    stats::add(&pool.stats.forward_error, 1);
     let reason = match e {
         ClientError::Timeout => "Connection timed out".to_string(),
         ClientError::Io(io) => match io.kind() {
@@ -62,6 +65,29 @@ fn is_server_fault(e: &ClientError) -> bool {
     matches!(e, ClientError::Timeout | ClientError::Io(_) | ClientError::Closed | ClientError::Protocol(_))
 }
 
+/// Bytes a reply unit takes on the wire, for `response_bytes`.
+fn encoded_len(u: &OwnedReply) -> u64 {
+    let digits = |n: u64| n.checked_ilog10().map_or(1, |d| d as u64 + 1);
+    match u {
+        OwnedReply::Value { key, flags, cas, data } => {
+            6 + key.len() as u64
+                + 1
+                + digits(u64::from(*flags))
+                + 1
+                + digits(data.len() as u64)
+                + cas.map_or(0, |c| 1 + digits(c))
+                + 2
+                + data.len() as u64
+                + 2
+        }
+        other => {
+            let mut v = Vec::new();
+            other.as_reply().encode(&mut v);
+            v.len() as u64
+        }
+    }
+}
+
 fn encode_units(units: &[OwnedReply], out: &mut Vec<u8>) {
     for u in units {
         u.as_reply().encode(out);
@@ -79,6 +105,13 @@ async fn send(
     let client = match backend::client(r.pool_id, &r.pool, server).await {
         Ok(c) => c,
         Err(e) => {
+            let st = &r.pool.server_stats[server];
+            stats::add(&st.requests, 1);
+            stats::add(&st.request_bytes, bytes.len() as u64);
+            match e {
+                ClientError::Timeout => stats::add(&st.server_timedout, 1),
+                _ => stats::add(&st.server_err, 1),
+            }
             if is_server_fault(&e) {
                 r.pool.record_failure(server);
             }
@@ -86,12 +119,36 @@ async fn send(
         }
     };
     let pool = r.pool.clone();
+    let st = &pool.server_stats[server];
+    let len = bytes.len() as u64;
+    stats::add(&st.requests, 1);
+    stats::add(&st.request_bytes, len);
+    stats::gauge(&st.in_queue, 1);
+    stats::gauge(&st.in_queue_bytes, len as i64);
     Ok(tokio::spawn(async move {
         let res = client.request(bytes, terminals).await;
+        let st = &pool.server_stats[server];
+        stats::gauge(&st.in_queue, -1);
+        stats::gauge(&st.in_queue_bytes, -(len as i64));
         match &res {
-            Ok(_) => pool.record_success(server),
-            Err(e) if is_server_fault(e) => pool.record_failure(server),
-            Err(_) => {}
+            Ok(units) => {
+                pool.record_success(server);
+                if terminals > 0 {
+                    stats::add(&st.responses, 1);
+                    stats::add(&st.response_bytes, units.iter().map(encoded_len).sum());
+                }
+            }
+            Err(e) => {
+                match e {
+                    ClientError::Timeout => stats::add(&st.server_timedout, 1),
+                    ClientError::Closed => stats::add(&st.server_eof, 1),
+                    ClientError::Io(_) | ClientError::Protocol(_) => stats::add(&st.server_err, 1),
+                    _ => {}
+                }
+                if is_server_fault(e) {
+                    pool.record_failure(server);
+                }
+            }
         }
         res
     }))
@@ -99,8 +156,9 @@ async fn send(
 
 /// Forward to one server and re-encode its reply units.
 async fn single(r: &Route, server: usize, bytes: Vec<u8>, terminals: usize) -> Work {
+    let pool = r.pool.clone();
     match send(r, server, bytes.into(), terminals).await {
-        Err(e) => Work::Ready(if terminals == 0 { Vec::new() } else { server_error(&e) }),
+        Err(e) => Work::Ready(if terminals == 0 { Vec::new() } else { server_error(&pool, &e) }),
         Ok(h) => Work::Pending(tokio::spawn(async move {
             match h.await {
                 Ok(Ok(units)) => {
@@ -112,7 +170,7 @@ async fn single(r: &Route, server: usize, bytes: Vec<u8>, terminals: usize) -> W
                     if terminals == 0 {
                         Vec::new()
                     } else {
-                        server_error(&e)
+                        server_error(&pool, &e)
                     }
                 }
                 Err(_) => line("SERVER_ERROR internal error"),
@@ -179,6 +237,8 @@ async fn get(r: &Route, ring: &memshard_ring::Ring, g: &Get<'_>) -> Work {
         g.encode(&mut bytes);
         return single(r, *server, bytes, 1).await;
     }
+    let pool = r.pool.clone();
+    stats::add(&pool.stats.fragments, per_server.len() as u64);
     let mut handles = Vec::with_capacity(per_server.len());
     for (server, keys) in &per_server {
         let joined = keys.join(&b' ');
@@ -189,7 +249,7 @@ async fn get(r: &Route, ring: &memshard_ring::Ring, g: &Get<'_>) -> Work {
             Ok(h) => handles.push(h),
             // Any fragment failing fails the whole get, as in twemproxy, but the
             // connection stays usable.
-            Err(e) => return Work::Ready(server_error(&e)),
+            Err(e) => return Work::Ready(server_error(&pool, &e)),
         }
     }
     let order: Vec<Vec<u8>> = order.into_iter().map(<[u8]>::to_vec).collect();
@@ -210,7 +270,7 @@ async fn get(r: &Route, ring: &memshard_ring::Ring, g: &Get<'_>) -> Work {
                         }
                     }
                 }
-                Ok(Err(e)) => return server_error(&e),
+                Ok(Err(e)) => return server_error(&pool, &e),
                 Err(_) => return line("SERVER_ERROR internal error"),
             }
         }
@@ -261,8 +321,9 @@ async fn meta(
         bytes.extend_from_slice(b"\r\n");
     }
     let quiet = flags.quiet;
+    let pool = r.pool.clone();
     match send(r, server, bytes.into(), 1).await {
-        Err(e) => Work::Ready(server_error(&e)),
+        Err(e) => Work::Ready(server_error(&pool, &e)),
         Ok(h) => Work::Pending(tokio::spawn(async move {
             match h.await {
                 Ok(Ok(units)) => {
@@ -275,7 +336,7 @@ async fn meta(
                     }
                     out
                 }
-                Ok(Err(e)) => server_error(&e),
+                Ok(Err(e)) => server_error(&pool, &e),
                 Err(_) => line("SERVER_ERROR internal error"),
             }
         })),
@@ -293,6 +354,7 @@ fn suppressed(cmd: &[u8], u: &OwnedReply) -> bool {
 /// included: a flush must not miss a server that comes back). `OK` when every
 /// server said so, otherwise the first failure.
 async fn fan_out(r: &Route, bytes: Vec<u8>, want_reply: bool) -> Work {
+    let pool = r.pool.clone();
     let bytes = Bytes::from(bytes);
     let mut handles = Vec::new();
     let mut first_err = None;
@@ -300,7 +362,7 @@ async fn fan_out(r: &Route, bytes: Vec<u8>, want_reply: bool) -> Work {
         match send(r, server, bytes.clone(), usize::from(want_reply)).await {
             Ok(h) => handles.push(h),
             Err(e) => {
-                first_err.get_or_insert_with(|| server_error(&e));
+                first_err.get_or_insert_with(|| server_error(&pool, &e));
             }
         }
     }
@@ -319,7 +381,7 @@ async fn fan_out(r: &Route, bytes: Vec<u8>, want_reply: bool) -> Work {
                     }
                 }
                 Ok(Err(e)) => {
-                    err.get_or_insert_with(|| server_error(&e));
+                    err.get_or_insert_with(|| server_error(&pool, &e));
                 }
                 Err(_) => {
                     err.get_or_insert_with(|| line("SERVER_ERROR internal error"));

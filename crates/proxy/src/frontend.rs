@@ -3,6 +3,7 @@
 //! servers are in flight at the same time).
 
 use crate::forward::{Route, Work, route};
+use crate::stats;
 use bytes::{Buf, BytesMut};
 use memshard_net::Shutdown;
 use memshard_proto::{Decoder, Request};
@@ -16,7 +17,17 @@ const READ_CHUNK: usize = 16 * 1024;
 /// proxy stops reading from that client until replies drain.
 const MAX_PENDING: usize = 1024;
 
+/// Keeps the pool's `client_connections` gauge right however the task ends.
+struct ClientGauge(std::sync::Arc<crate::pool::Pool>);
+impl Drop for ClientGauge {
+    fn drop(&mut self) {
+        stats::gauge(&self.0.stats.client_connections, -1);
+    }
+}
+
 pub(crate) async fn handle(mut stream: TcpStream, r: Route, decoder: Decoder, mut shutdown: Shutdown) {
+    stats::gauge(&r.pool.stats.client_connections, 1);
+    let _gauge = ClientGauge(r.pool.clone());
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut swallow: u64 = 0;
     let mut pending: VecDeque<Work> = VecDeque::new();
@@ -84,7 +95,14 @@ pub(crate) async fn handle(mut stream: TcpStream, r: Route, decoder: Decoder, mu
         rbuf.reserve(READ_CHUNK);
         tokio::select! {
             res = stream.read_buf(&mut rbuf) => match res {
-                Ok(0) | Err(_) => return,
+                Ok(0) => {
+                    stats::add(&r.pool.stats.client_eof, 1);
+                    return;
+                }
+                Err(_) => {
+                    stats::add(&r.pool.stats.client_err, 1);
+                    return;
+                }
                 Ok(_) => {}
             },
             _ = shutdown.wait() => {

@@ -27,12 +27,14 @@ mod forward;
 mod frontend;
 mod pool;
 mod prober;
+mod stats;
+mod stats_server;
 
 pub use pool::PoolError;
 
 use forward::Route;
 use memshard_config::Config;
-use memshard_net::{ServeConfig, ServeStats, Shutdown, serve_pinned};
+use memshard_net::{ServeConfig, Shutdown, serve_pinned};
 use memshard_proto::Decoder;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -75,10 +77,12 @@ pub enum ProxyError {
 }
 
 /// Serves each pool of `config` on its listener (same order as
-/// `config.pools`) until `shutdown`, then drains and returns.
+/// `config.pools`), and twemproxy's stats JSON on `stats` when given, until
+/// `shutdown`; then drains and returns.
 pub async fn run(
     config: Config,
     listeners: Vec<TcpListener>,
+    stats: Option<TcpListener>,
     proxy: ProxyConfig,
     shutdown: Shutdown,
 ) -> Result<(), ProxyError> {
@@ -102,15 +106,15 @@ pub async fn run(
         let route = Route { pool_id, pool: pool.clone() };
         let sd = shutdown.clone();
         let workers = proxy.workers.max(1);
-        serving.spawn(serve_pinned(
-            listener,
-            serve_cfg,
-            Arc::new(ServeStats::default()),
-            sd,
-            workers,
-            move |stream, sd| frontend::handle(stream, route.clone(), decoder, sd),
-        ));
+        serving.spawn(serve_pinned(listener, serve_cfg, pool.conns.clone(), sd, workers, move |stream, sd| {
+            frontend::handle(stream, route.clone(), decoder, sd)
+        }));
         serving.spawn(prober::run(pool.clone(), shutdown.clone()));
+    }
+    if let Some(l) = stats {
+        let addr = l.local_addr()?;
+        tracing::info!(role = "proxy-stats", "listening on {addr}");
+        serving.spawn(stats_server::run(l, pools.clone(), shutdown.clone()));
     }
     while let Some(res) = serving.join_next().await {
         if let Ok(Err(e)) = res {

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::stats::{self, PoolStats, ServerStats};
+use memshard_net::ServeStats;
+
 /// Health of one backend server, shared by every worker.
 #[derive(Debug, Default)]
 pub(crate) struct Health {
@@ -32,6 +35,16 @@ pub(crate) struct Pool {
     hash: HashKind,
     dist: Distribution,
     started: Instant,
+    /// Pool counters (stats port).
+    pub(crate) stats: PoolStats,
+    /// Per-server counters, by server index.
+    pub(crate) server_stats: Vec<ServerStats>,
+    /// Stats names (twemproxy's server names) by server index.
+    pub(crate) stats_names: Vec<String>,
+    /// Server indices in twemproxy's order (name length, then bytes).
+    pub(crate) stats_order: Vec<usize>,
+    /// Client connection counters of this pool's listener.
+    pub(crate) conns: Arc<ServeStats>,
 }
 
 /// Why a pool could not be set up.
@@ -76,7 +89,18 @@ impl Pool {
         }
         let ring = Ring::build(&specs, hash, dist, cfg.hash_tag).map_err(ring_err)?;
         let health = (0..specs.len()).map(|_| Health::default()).collect();
+        let stats_names: Vec<String> = specs.iter().map(ServerSpec::ring_name).collect();
+        let mut stats_order: Vec<usize> = (0..specs.len()).collect();
+        stats_order.sort_by(|&a, &b| {
+            let (x, y) = (stats_names[a].as_bytes(), stats_names[b].as_bytes());
+            x.len().cmp(&y.len()).then(x.cmp(y))
+        });
         Ok(Pool {
+            stats: PoolStats::default(),
+            server_stats: (0..specs.len()).map(|_| ServerStats::default()).collect(),
+            stats_names,
+            stats_order,
+            conns: Arc::new(ServeStats::default()),
             name: name.to_string(),
             cfg: cfg.clone(),
             addrs,
@@ -127,6 +151,8 @@ impl Pool {
         let retry = self.now_ms() + self.cfg.server_retry_timeout.as_millis() as u64;
         h.retry_at_ms.store(retry, Ordering::Relaxed);
         tracing::warn!(pool = %self.name, server = %self.addrs[i], failures = n, "ejecting server");
+        stats::add(&self.stats.server_ejects, 1);
+        self.server_stats[i].server_ejected_at.store(stats::now_usec(), Ordering::Relaxed);
         self.rebuild();
     }
 

@@ -42,7 +42,7 @@ async fn start_proxy(yaml: &str, shutdown: Shutdown) -> SocketAddr {
     let addr = l.local_addr().expect("addr");
     let proxy = ProxyConfig { workers: 2, ..ProxyConfig::default() };
     tokio::spawn(async move {
-        if let Err(e) = run(config, vec![l], proxy, shutdown).await {
+        if let Err(e) = run(config, vec![l], None, proxy, shutdown).await {
             panic!("proxy failed: {e}");
         }
     });
@@ -203,5 +203,59 @@ async fn hung_server_times_out_with_server_error() {
     let r = ask(&mut c, b"get a\r\nmn\r\n", b"MN\r\n").await;
     assert_eq!(String::from_utf8_lossy(&r), "SERVER_ERROR Connection timed out\r\nMN\r\n");
     assert!(started.elapsed() < Duration::from_secs(5));
+    trigger.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_port_serves_twemproxy_json() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let mut backends = Vec::new();
+    for _ in 0..2 {
+        backends.push(start_server(sd.clone()).await);
+    }
+    let config = Config::from_yaml(&yaml(&backends, "")).expect("config");
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy_addr = l.local_addr().expect("addr");
+    let stats_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let stats_addr = stats_l.local_addr().expect("addr");
+    tokio::spawn(run(config, vec![l], Some(stats_l), ProxyConfig { workers: 1, ..ProxyConfig::default() }, sd.clone()));
+    let mut c = TcpStream::connect(proxy_addr).await.expect("connect");
+    let r = ask(&mut c, b"set a 0 0 1\r\nx\r\nget a b c d\r\n", b"END\r\n").await;
+    assert!(r.starts_with(b"STORED\r\nVALUE a 0 1\r\nx\r\n"));
+    let mut s = TcpStream::connect(stats_addr).await.expect("stats");
+    let mut doc = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut doc)).await.expect("in time").expect("read");
+    assert!(doc.ends_with("}\n"), "{doc}");
+    assert!(doc.starts_with("{\"service\":\"nutcracker\", \"source\":"), "{doc}");
+    let v: serde_json::Value = serde_json::from_str(&doc).expect("valid JSON");
+    let pool = &v["mc"];
+    for k in ["client_eof", "client_err", "client_connections", "server_ejects", "forward_error", "fragments"] {
+        assert!(pool[k].is_u64(), "pool field {k} missing: {doc}");
+    }
+    let mut requests = 0;
+    for b in &backends {
+        let srv = &pool[format!("{b}")];
+        for k in [
+            "server_eof",
+            "server_err",
+            "server_timedout",
+            "server_connections",
+            "server_ejected_at",
+            "requests",
+            "request_bytes",
+            "responses",
+            "response_bytes",
+            "in_queue",
+            "in_queue_bytes",
+            "out_queue",
+            "out_queue_bytes",
+        ] {
+            assert!(srv[k].is_u64(), "server field {k} missing for {b}: {doc}");
+        }
+        requests += srv["requests"].as_u64().expect("requests");
+    }
+    // One set plus the get's fragments (one per server holding some of the keys).
+    assert!(requests >= 2, "{doc}");
+    assert_eq!(pool["client_connections"].as_u64(), Some(1), "{doc}");
     trigger.trigger();
 }

@@ -1,0 +1,137 @@
+//! twemproxy's stats: the same JSON document on the stats port, with the same
+//! field names and order (twemproxy.md §4), so existing exporters keep working.
+//!
+//! Counters are relaxed atomics updated where things happen; the document is
+//! built from their live values on every stats connection (twemproxy may lag
+//! by one `-i` interval; we never do).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Counters of one backend server.
+#[derive(Debug, Default)]
+#[allow(missing_docs)]
+pub(crate) struct ServerStats {
+    pub(crate) server_eof: AtomicU64,
+    pub(crate) server_err: AtomicU64,
+    pub(crate) server_timedout: AtomicU64,
+    pub(crate) server_connections: AtomicI64,
+    pub(crate) server_ejected_at: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) request_bytes: AtomicU64,
+    pub(crate) responses: AtomicU64,
+    pub(crate) response_bytes: AtomicU64,
+    pub(crate) in_queue: AtomicI64,
+    pub(crate) in_queue_bytes: AtomicI64,
+}
+
+/// Counters of one pool.
+#[derive(Debug, Default)]
+pub(crate) struct PoolStats {
+    pub(crate) client_eof: AtomicU64,
+    pub(crate) client_err: AtomicU64,
+    pub(crate) client_connections: AtomicI64,
+    pub(crate) server_ejects: AtomicU64,
+    pub(crate) forward_error: AtomicU64,
+    pub(crate) fragments: AtomicU64,
+}
+
+pub(crate) fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+pub(crate) fn gauge(c: &AtomicI64, n: i64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Microseconds since the epoch, for `server_ejected_at`.
+pub(crate) fn now_usec() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Everything the stats document needs about one pool.
+pub(crate) struct PoolView<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) stats: &'a PoolStats,
+    /// (stats name, counters) in twemproxy's server order.
+    pub(crate) servers: Vec<(&'a str, &'a ServerStats)>,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// JSON string escaping for names from the config file.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The stats document, one line ending in `}\n`.
+pub(crate) fn document(started: Instant, total_conns: u64, curr_conns: i64, pools: &[PoolView<'_>]) -> String {
+    let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let g = |c: &AtomicI64| c.load(Ordering::Relaxed).max(0);
+    let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut s = String::with_capacity(1024);
+    let _ = write!(
+        s,
+        "{{\"service\":\"nutcracker\", \"source\":{}, \"version\":{}, \"uptime\":{}, \"timestamp\":{}, \"total_connections\":{}, \"curr_connections\":{}",
+        quote(&hostname()),
+        quote(concat!("memshard-", env!("CARGO_PKG_VERSION"))),
+        started.elapsed().as_secs(),
+        ts,
+        total_conns,
+        curr_conns.max(0),
+    );
+    for p in pools {
+        let st = p.stats;
+        let _ = write!(
+            s,
+            ", {}: {{\"client_eof\":{}, \"client_err\":{}, \"client_connections\":{}, \"server_ejects\":{}, \"forward_error\":{}, \"fragments\":{}",
+            quote(p.name),
+            r(&st.client_eof),
+            r(&st.client_err),
+            g(&st.client_connections),
+            r(&st.server_ejects),
+            r(&st.forward_error),
+            r(&st.fragments),
+        );
+        for (name, v) in &p.servers {
+            let _ = write!(
+                s,
+                ", {}: {{\"server_eof\":{}, \"server_err\":{}, \"server_timedout\":{}, \"server_connections\":{}, \"server_ejected_at\":{}, \"requests\":{}, \"request_bytes\":{}, \"responses\":{}, \"response_bytes\":{}, \"in_queue\":{}, \"in_queue_bytes\":{}, \"out_queue\":0, \"out_queue_bytes\":0}}",
+                quote(name),
+                r(&v.server_eof),
+                r(&v.server_err),
+                r(&v.server_timedout),
+                g(&v.server_connections),
+                r(&v.server_ejected_at),
+                r(&v.requests),
+                r(&v.request_bytes),
+                r(&v.responses),
+                r(&v.response_bytes),
+                g(&v.in_queue),
+                g(&v.in_queue_bytes),
+            );
+        }
+        s.push('}');
+    }
+    s.push_str("}\n");
+    s
+}

@@ -1,0 +1,47 @@
+//! The stats port: like twemproxy, every accepted connection immediately gets
+//! the JSON document and is closed; no request is read.
+
+use crate::pool::Pool;
+use crate::stats::{PoolView, document};
+use memshard_net::Shutdown;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+pub(crate) async fn run(listener: TcpListener, pools: Vec<Arc<Pool>>, mut shutdown: Shutdown) -> std::io::Result<()> {
+    let started = Instant::now();
+    // twemproxy lists pools sorted by name.
+    let mut pools = pools;
+    pools.sort_by(|a, b| a.name.cmp(&b.name));
+    loop {
+        let (mut sock, _) = tokio::select! {
+            _ = shutdown.wait() => return Ok(()),
+            r = listener.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "stats accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let views: Vec<PoolView<'_>> = pools
+            .iter()
+            .map(|p| PoolView {
+                name: &p.name,
+                stats: &p.stats,
+                servers: p.stats_order.iter().map(|&i| (p.stats_names[i].as_str(), &p.server_stats[i])).collect(),
+            })
+            .collect();
+        let total: u64 = pools.iter().map(|p| p.conns.total_connections.load(Ordering::Relaxed)).sum();
+        let curr: u64 = pools.iter().map(|p| p.conns.curr_connections.load(Ordering::Relaxed)).sum();
+        let doc = document(started, total, curr as i64, &views);
+        tokio::spawn(async move {
+            // Bounded: a stats client that never reads must not pin a task.
+            let _ = tokio::time::timeout(Duration::from_secs(2), sock.write_all(doc.as_bytes())).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}
