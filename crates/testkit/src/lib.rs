@@ -20,6 +20,8 @@ pub mod runner;
 mod wire;
 
 pub use conformance::{Case, Expect, Target, table};
-pub use peer::{ChildGuard, MemcachedProcess, find_peer, free_port, peer_or_skip, require_peers, spawn_memcached};
+pub use peer::{
+    ChildGuard, MemcachedProcess, find_peer, free_port, peer_or_skip, require_peers, spawn_memcached, wait_for_listen,
+};
 pub use runner::{Mismatch, Outcome, Report, RunError, run_case, run_table};
 pub use wire::Closed;

@@ -1,0 +1,245 @@
+//! Differential placement test: nutcracker and memshard proxy, given the same
+//! pool file, in front of the same backends, must send every key to the same
+//! server — for all 12 hashes × {ketama, modula} × {3 servers, 25 servers,
+//! unequal weights, named servers, hash_tag}.
+//!
+//! The backends are tiny recorders on loopback that answer `END` and note
+//! which keys each one was asked for. Skips loudly without nutcracker (and
+//! fails under `MEMSHARD_REQUIRE_PEERS=1`).
+
+use memshard_config::Config;
+use memshard_net::ShutdownTrigger;
+use memshard_proto::{Decoder, Request};
+use memshard_proxy::{ProxyConfig, run};
+use memshard_testkit::{ChildGuard, free_port, peer_or_skip, wait_for_listen};
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const HASHES: [&str; 12] = [
+    "one_at_a_time",
+    "md5",
+    "crc16",
+    "crc32",
+    "crc32a",
+    "fnv1_64",
+    "fnv1a_64",
+    "fnv1_32",
+    "fnv1a_32",
+    "hsieh",
+    "murmur",
+    "jenkins",
+];
+const KEYS_PER_POOL: usize = 1000;
+
+type Seen = Arc<Mutex<HashMap<Vec<u8>, usize>>>;
+
+/// A backend that records every key it is asked for and answers `END`.
+async fn recorder(index: usize, seen: Seen) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let dec = Decoder::default();
+                loop {
+                    let n = match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    let mut out = Vec::new();
+                    let mut used_total = 0;
+                    while let Ok(Some((req, used))) = dec.decode(&buf[used_total..]) {
+                        match req {
+                            Request::Get(g) => {
+                                let mut m = seen.lock().expect("lock");
+                                for k in g.keys.iter() {
+                                    m.insert(k.to_vec(), index);
+                                }
+                                out.extend_from_slice(b"END\r\n");
+                            }
+                            Request::Version => out.extend_from_slice(b"VERSION 1.6.18\r\n"),
+                            _ => out.extend_from_slice(b"ERROR\r\n"),
+                        }
+                        used_total += used;
+                    }
+                    buf.drain(..used_total);
+                    if s.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A random key of printable and high bytes (no space or control bytes).
+fn random_key(rng: &mut rand::rngs::SmallRng, tag: bool) -> Vec<u8> {
+    let len = rng.random_range(1..40);
+    let mut k: Vec<u8> = (0..len)
+        .map(|_| {
+            loop {
+                let b: u8 = rng.random();
+                if b > b' ' && b != 0x7f && b != b'{' && b != b'}' {
+                    break b;
+                }
+            }
+        })
+        .collect();
+    if tag {
+        // Mostly well-formed tags, sometimes degenerate ones.
+        match rng.random_range(0..4) {
+            0 => k.extend_from_slice(b"{}"),
+            1 => k.insert(0, b'{'),
+            _ => {
+                let at = rng.random_range(0..=k.len());
+                k.splice(at..at, b"{user:42}".iter().copied());
+            }
+        }
+    }
+    k
+}
+
+struct Scenario {
+    name: &'static str,
+    servers: usize,
+    entry: fn(usize, SocketAddr) -> String,
+    hash_tag: bool,
+}
+
+/// Sends `keys` as multi-gets through the proxy at `addr`.
+async fn send_keys(addr: SocketAddr, keys: &[Vec<u8>]) {
+    let mut s = TcpStream::connect(addr).await.expect("connect proxy");
+    for batch in keys.chunks(50) {
+        let mut req = b"get".to_vec();
+        for k in batch {
+            req.push(b' ');
+            req.extend_from_slice(k);
+        }
+        req.extend_from_slice(b"\r\n");
+        s.write_all(&req).await.expect("write");
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !got.ends_with(b"END\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+                .await
+                .expect("reply in time")
+                .expect("read");
+            assert!(n > 0, "proxy closed: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(got, b"END\r\n", "unexpected reply {:?}", String::from_utf8_lossy(&got));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_on_the_same_server_as_nutcracker() {
+    let Some(nutcracker) = peer_or_skip("nutcracker") else { return };
+    let scenarios = [
+        Scenario { name: "three", servers: 3, entry: |_, a| format!("{a}:1"), hash_tag: false },
+        Scenario { name: "twenty_five", servers: 25, entry: |_, a| format!("{a}:1"), hash_tag: false },
+        Scenario { name: "weights", servers: 4, entry: |i, a| format!("{a}:{}", [1, 2, 3, 5][i]), hash_tag: false },
+        Scenario {
+            name: "named",
+            servers: 4,
+            entry: |i, a| format!("{a}:{} shard-{}", 1 + i % 2, 9 - i),
+            hash_tag: false,
+        },
+        Scenario { name: "hash_tag", servers: 3, entry: |_, a| format!("{a}:1"), hash_tag: true },
+    ];
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(0x6d73);
+    let dir = std::env::temp_dir().join(format!("memshard-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let mut checked = 0usize;
+    for sc in &scenarios {
+        let seen: Seen = Arc::default();
+        let mut backends = Vec::new();
+        for i in 0..sc.servers {
+            backends.push(recorder(i, seen.clone()).await);
+        }
+        // One pool per hash × distribution, each on its own port.
+        let mut yaml = String::new();
+        let mut pools = Vec::new();
+        for hash in HASHES {
+            for dist in ["ketama", "modula"] {
+                let name = format!("{hash}_{dist}");
+                let port = free_port().expect("port");
+                yaml.push_str(&format!(
+                    "{name}:\n  listen: 127.0.0.1:{port}\n  hash: {hash}\n  distribution: {dist}\n"
+                ));
+                if sc.hash_tag {
+                    yaml.push_str("  hash_tag: \"{}\"\n");
+                }
+                yaml.push_str("  servers:\n");
+                for (i, b) in backends.iter().enumerate() {
+                    yaml.push_str(&format!("   - {}\n", (sc.entry)(i, *b)));
+                }
+                pools.push((name, port));
+            }
+        }
+        let file = dir.join(format!("{}.yml", sc.name));
+        std::fs::write(&file, &yaml).expect("write config");
+        let keys: Vec<Vec<u8>> = (0..KEYS_PER_POOL).map(|_| random_key(&mut rng, sc.hash_tag)).collect();
+
+        // nutcracker first.
+        let stats_port = free_port().expect("port");
+        let child = std::process::Command::new(&nutcracker)
+            .args(["-c", &file.to_string_lossy(), "-s", &stats_port.to_string(), "-a", "127.0.0.1"])
+            .args(["-o", &dir.join(format!("{}.log", sc.name)).to_string_lossy()])
+            .spawn()
+            .expect("nutcracker starts");
+        let _guard = ChildGuard::new(child);
+        let mut theirs: HashMap<String, HashMap<Vec<u8>, usize>> = HashMap::new();
+        for (name, port) in &pools {
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+            wait_for_listen(addr, Duration::from_secs(5)).expect("nutcracker listens");
+            seen.lock().expect("lock").clear();
+            send_keys(addr, &keys).await;
+            theirs.insert(name.clone(), std::mem::take(&mut *seen.lock().expect("lock")));
+        }
+        drop(_guard);
+
+        // Then memshard proxy with the same file and backends.
+        let config = Config::from_yaml(&yaml).expect("memshard loads the same file");
+        let mut listeners = Vec::new();
+        let mut addrs = HashMap::new();
+        for (name, _) in &config.pools {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addrs.insert(name.clone(), l.local_addr().expect("addr"));
+            listeners.push(l);
+        }
+        let (trigger, sd) = ShutdownTrigger::new();
+        tokio::spawn(run(config, listeners, None, ProxyConfig { workers: 1, ..ProxyConfig::default() }, sd));
+        for (name, _) in &pools {
+            seen.lock().expect("lock").clear();
+            send_keys(addrs[name], &keys).await;
+            let ours = std::mem::take(&mut *seen.lock().expect("lock"));
+            let theirs = &theirs[name];
+            assert_eq!(ours.len(), theirs.len(), "{}/{name}: different key counts", sc.name);
+            for (k, srv) in theirs {
+                assert_eq!(
+                    ours.get(k),
+                    Some(srv),
+                    "{}/{name}: key {:?} placed differently",
+                    sc.name,
+                    String::from_utf8_lossy(k)
+                );
+            }
+            checked += theirs.len();
+        }
+        trigger.trigger();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // 5 scenarios × 24 pools × ~1000 distinct keys.
+    assert!(checked >= 5 * 24 * 900, "only {checked} placements compared");
+    eprintln!("{checked} key placements identical to nutcracker");
+}
