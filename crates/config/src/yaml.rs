@@ -19,10 +19,11 @@
 
 use std::borrow::Cow;
 
-use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::{Marker, Scanner, TScalarStyle, TokenType};
+use yaml_rust2::parser::Event;
+use yaml_rust2::scanner::{Marker, Scanner, TScalarStyle, Token, TokenType};
 
 use crate::error::{ConfigError, ErrorKind, Quoted};
+use crate::tabs;
 
 /// twemproxy's depth limit: pool names at depth 1, their keys at depth 2.
 const ROOT_DEPTH: usize = 1;
@@ -78,9 +79,13 @@ pub(crate) struct RawPool {
 /// scalars it turns them into `\n`. yaml-rust2 (YAML 1.2) breaks lines at
 /// `\n` and `\r\n` only, so the other breaks are rewritten to `\n` first:
 /// the text then means the same to both, and line numbers stay the same.
+///
+/// libyaml also skips a byte order mark that starts a later line, counting
+/// it as one column; such a mark becomes a space, which indents the rest of
+/// the line the same way.
 pub(crate) fn normalize(text: &str) -> Cow<'_, str> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if !text.contains(['\r', '\u{85}', '\u{2028}', '\u{2029}']) {
+    if !text.contains(['\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{feff}']) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
@@ -95,14 +100,26 @@ pub(crate) fn normalize(text: &str) -> Cow<'_, str> {
             c => out.push(c),
         }
     }
-    Cow::Owned(out)
+    let lines: Vec<String> = out
+        .split('\n')
+        .map(|line| match line.strip_prefix('\u{feff}') {
+            Some(rest) => format!(" {rest}"),
+            None => line.to_owned(),
+        })
+        .collect();
+    Cow::Owned(lines.join("\n"))
 }
 
 /// Runs the three pre-validation checks and returns the pools as written.
 pub(crate) fn parse_tree(src: &str) -> Result<Vec<RawPool>, ConfigError> {
-    let events = validate_document(src)?;
-    validate_tokens(src)?;
-    validate_structure(src, &events)
+    check_characters(src)?;
+    let (src, events) = tabs::events(src).map_err(|e| yaml_error(e.marker().line(), e.info()))?;
+    let tokens = scan(&src)?;
+    // libyaml refuses these tabs while scanning, before it counts documents.
+    tabs::check(&src, &tokens)?;
+    validate_document(&events)?;
+    validate_tokens(&tokens)?;
+    validate_structure(&src, &events)
 }
 
 /// libyaml's reader refuses control characters anywhere, comments
@@ -124,39 +141,21 @@ fn check_characters(src: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// `conf_validate_document`: well-formed YAML, exactly one document.
-///
-/// Returns the events so the structure check need not parse again.
-fn validate_document(src: &str) -> Result<Vec<(Event, Marker)>, ConfigError> {
-    check_characters(src)?;
-    let mut parser = Parser::new_from_str(src);
-    let mut events = Vec::new();
-    let mut documents = 0usize;
-    let mut second_doc_line = 0usize;
-    loop {
-        let (event, mark) = parser.next_token().map_err(|e| yaml_error(e.marker().line(), e.info()))?;
-        match event {
-            Event::StreamEnd => break,
-            Event::DocumentStart => {
-                documents += 1;
-                if documents == 2 {
-                    second_doc_line = mark.line();
-                }
-            }
-            _ => {}
-        }
-        events.push((event, mark));
-    }
-    match documents {
-        1 => Ok(events),
-        0 => Err(ConfigError::new(
+/// `conf_validate_document`: exactly one document (the events were parsed
+/// without error, so the YAML is well-formed).
+fn validate_document(events: &[(Event, Marker)]) -> Result<(), ConfigError> {
+    let mut starts = events.iter().filter(|(e, _)| *e == Event::DocumentStart).map(|(_, m)| m.line());
+    let second = starts.clone().nth(1);
+    match (starts.by_ref().count(), second) {
+        (1, _) => Ok(()),
+        (0, _) => Err(ConfigError::new(
             ErrorKind::Yaml,
             1,
             "configuration must contain only 1 document; found 0 documents (the file is empty or holds only comments)",
         )),
-        n => Err(ConfigError::new(
+        (n, line) => Err(ConfigError::new(
             ErrorKind::Yaml,
-            second_doc_line.max(1),
+            line.unwrap_or(1).max(1),
             format!("configuration must contain only 1 document; found {n} documents"),
         )),
     }
@@ -166,20 +165,25 @@ fn yaml_error(line: usize, info: &str) -> ConfigError {
     ConfigError::new(ErrorKind::Yaml, line.max(1), format!("invalid YAML: {info}"))
 }
 
-/// `conf_validate_tokens`: rejects every token outside twemproxy's subset.
-fn validate_tokens(src: &str) -> Result<(), ConfigError> {
+/// Every token of the text, for the token and tab checks.
+fn scan(src: &str) -> Result<Vec<Token>, ConfigError> {
     let mut scanner = Scanner::new(src.chars());
+    let mut tokens = Vec::new();
     loop {
-        let token = match scanner.next_token() {
-            Ok(Some(token)) => token,
-            // The document check scanned the same text without error; an
-            // error or an early end here would be a scanner inconsistency,
-            // reported rather than trusted.
-            Ok(None) => return Ok(()),
+        match scanner.next_token() {
+            Ok(Some(Token(_, TokenType::StreamEnd)) | None) => return Ok(tokens),
+            Ok(Some(token)) => tokens.push(token),
+            // The parser read the same text without error; a scanner error
+            // here would be an inconsistency, reported rather than trusted.
             Err(e) => return Err(yaml_error(e.marker().line(), e.info())),
-        };
+        }
+    }
+}
+
+/// `conf_validate_tokens`: rejects every token outside twemproxy's subset.
+fn validate_tokens(tokens: &[Token]) -> Result<(), ConfigError> {
+    for token in tokens {
         let what = match &token.1 {
-            TokenType::StreamEnd => return Ok(()),
             TokenType::VersionDirective(..) => "directive \"%YAML\"".to_owned(),
             TokenType::TagDirective(..) => "directive \"%TAG\"".to_owned(),
             TokenType::DocumentStart => "document start \"---\"".to_owned(),
@@ -193,6 +197,7 @@ fn validate_tokens(src: &str) -> Result<(), ConfigError> {
             TokenType::Anchor(name) => format!("anchor {}", Quoted(&format!("&{name}"))),
             TokenType::Tag(handle, suffix) => format!("tag {}", Quoted(&format!("{handle}{suffix}"))),
             TokenType::StreamStart(_)
+            | TokenType::StreamEnd
             | TokenType::BlockSequenceStart
             | TokenType::BlockMappingStart
             | TokenType::BlockEnd
@@ -207,6 +212,7 @@ fn validate_tokens(src: &str) -> Result<(), ConfigError> {
             format!("{what} is not allowed (twemproxy rejects it)"),
         ));
     }
+    Ok(())
 }
 
 /// `conf_validate_structure`, building the pool tree on the way.

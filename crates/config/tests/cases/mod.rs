@@ -87,6 +87,21 @@ pub(crate) const GOOD: &[Good] = &[
         peer: Agrees,
     },
     Good {
+        name: "tab-after-colon-and-before-comment",
+        yaml: "p:\n  listen:\t127.0.0.1:22121\n  timeout: 400\t# ms\n  servers:\n   - 127.0.0.1:11211:1\n",
+        peer: Agrees,
+    },
+    Good {
+        name: "lone-cr-and-nel-line-breaks",
+        yaml: "p:\r  listen: 127.0.0.1:22121\u{85}  servers:\r\n   - 127.0.0.1:11211:1\r",
+        peer: Agrees,
+    },
+    Good {
+        name: "byte-order-mark-before-a-comment-line",
+        yaml: "p:\n  listen: 127.0.0.1:22121\n\u{feff}# servers follow\n  servers:\n   - 127.0.0.1:11211:1\n",
+        peer: Agrees,
+    },
+    Good {
         name: "unix-perm-zero",
         yaml: "p:\n  listen: /tmp/memshard-config-test.sock 0\n  servers:\n   - 127.0.0.1:11211:1\n",
         peer: Agrees,
@@ -128,6 +143,30 @@ pub(crate) const BAD: &[Bad] = &[
         5,
         "found 2 documents",
         "p:\n  listen: 127.0.0.1:22121\n  servers:\n   - a:1:1\n---\nq:\n  x: y\n"
+    ),
+    bad!(
+        "control-character",
+        3,
+        "control characters are not allowed (U+0001)",
+        "p:\n  listen: 127.0.0.1:22121\n  # \u{1}\n"
+    ),
+    bad!(
+        "tab-after-dash",
+        4,
+        "a tab after \"-\" cannot start any token",
+        "p:\n  listen: 127.0.0.1:22121\n  servers:\n   -\t127.0.0.1:11211:1\n"
+    ),
+    bad!(
+        "tab-only-line",
+        3,
+        "a tab at the start of a line cannot start any token",
+        "p:\n  listen: 127.0.0.1:22121\n\t\n  servers:\n   - 127.0.0.1:11211:1\n"
+    ),
+    bad!(
+        "byte-order-mark-before-a-key",
+        5,
+        "invalid YAML",
+        "p:\n  listen: 127.0.0.1:22121\n  servers:\n   - 127.0.0.1:11211:1\n\u{feff}q:\n  listen: 127.0.0.1:22122\n  servers:\n   - 127.0.0.1:11211:1\n"
     ),
     // conf_validate_tokens
     bad!(
