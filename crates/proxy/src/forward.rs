@@ -24,8 +24,43 @@ pub(crate) const VERSION: &str = concat!("1.6.18 memshard-proxy-", env!("CARGO_P
 pub(crate) enum Work {
     /// Known now (local answers, refusals, noreply).
     Ready(Vec<u8>),
-    /// Coming from backends.
+    /// Coming from backends, already encoded (multi-get merges, fan-outs).
     Pending(JoinHandle<Vec<u8>>),
+    /// One backend request in flight: its units are encoded when the
+    /// frontend reaches it, without a second task hop.
+    Backend(BackendReply),
+}
+
+/// One in-flight backend request and how to turn its reply into client bytes.
+pub(crate) struct BackendReply {
+    handle: JoinHandle<Result<Vec<OwnedReply>, ClientError>>,
+    pool: Arc<Pool>,
+    /// `Some(cmd)` for a quiet meta command: drop what memcached would not send.
+    quiet: Option<&'static [u8]>,
+    /// noreply: nothing goes back, even on failure.
+    silent: bool,
+}
+
+impl BackendReply {
+    /// Waits for the reply and appends the client's bytes to `out`.
+    pub(crate) async fn finish(self, out: &mut Vec<u8>) {
+        match self.handle.await {
+            Ok(Ok(units)) => {
+                for u in &units {
+                    if self.quiet.is_some_and(|cmd| suppressed(cmd, u)) {
+                        continue;
+                    }
+                    u.as_reply().encode(out);
+                }
+            }
+            Ok(Err(e)) => {
+                if !self.silent {
+                    out.extend_from_slice(&server_error(&self.pool, &e));
+                }
+            }
+            Err(_) => out.extend_from_slice(b"SERVER_ERROR internal error\r\n"),
+        }
+    }
 }
 
 /// What the frontend needs to route: the pool and its index.
@@ -154,28 +189,11 @@ async fn send(
     }))
 }
 
-/// Forward to one server and re-encode its reply units.
+/// Forward to one server; its reply units are re-encoded by the frontend.
 async fn single(r: &Route, server: usize, bytes: Vec<u8>, terminals: usize) -> Work {
-    let pool = r.pool.clone();
     match send(r, server, bytes.into(), terminals).await {
-        Err(e) => Work::Ready(if terminals == 0 { Vec::new() } else { server_error(&pool, &e) }),
-        Ok(h) => Work::Pending(tokio::spawn(async move {
-            match h.await {
-                Ok(Ok(units)) => {
-                    let mut out = Vec::new();
-                    encode_units(&units, &mut out);
-                    out
-                }
-                Ok(Err(e)) => {
-                    if terminals == 0 {
-                        Vec::new()
-                    } else {
-                        server_error(&pool, &e)
-                    }
-                }
-                Err(_) => line("SERVER_ERROR internal error"),
-            }
-        })),
+        Err(e) => Work::Ready(if terminals == 0 { Vec::new() } else { server_error(&r.pool, &e) }),
+        Ok(handle) => Work::Backend(BackendReply { handle, pool: r.pool.clone(), quiet: None, silent: terminals == 0 }),
     }
 }
 
@@ -320,26 +338,14 @@ async fn meta(
         bytes.extend_from_slice(d);
         bytes.extend_from_slice(b"\r\n");
     }
-    let quiet = flags.quiet;
-    let pool = r.pool.clone();
     match send(r, server, bytes.into(), 1).await {
-        Err(e) => Work::Ready(server_error(&pool, &e)),
-        Ok(h) => Work::Pending(tokio::spawn(async move {
-            match h.await {
-                Ok(Ok(units)) => {
-                    let mut out = Vec::new();
-                    for u in &units {
-                        if quiet && suppressed(cmd, u) {
-                            continue;
-                        }
-                        u.as_reply().encode(&mut out);
-                    }
-                    out
-                }
-                Ok(Err(e)) => server_error(&pool, &e),
-                Err(_) => line("SERVER_ERROR internal error"),
-            }
-        })),
+        Err(e) => Work::Ready(server_error(&r.pool, &e)),
+        Ok(handle) => Work::Backend(BackendReply {
+            handle,
+            pool: r.pool.clone(),
+            quiet: flags.quiet.then_some(cmd),
+            silent: false,
+        }),
     }
 }
 

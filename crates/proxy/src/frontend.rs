@@ -80,6 +80,7 @@ pub(crate) async fn handle(mut stream: TcpStream, r: Route, decoder: Decoder, mu
                     Ok(b) => out.extend_from_slice(&b),
                     Err(_) => out.extend_from_slice(b"SERVER_ERROR internal error\r\n"),
                 },
+                Work::Backend(b) => b.finish(&mut out).await,
             }
         }
         if !out.is_empty() && stream.write_all(&out).await.is_err() {
