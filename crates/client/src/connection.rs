@@ -23,7 +23,7 @@
 
 use crate::error::{ClientError, Result};
 use crate::reply::OwnedReply;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use memshard_proto::{MetaCode, Reply, ReplyError};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -401,11 +401,16 @@ async fn read_loop(mut rd: OwnedReadHalf, shared: Arc<Shared>) {
 /// their waiters.
 fn dispatch(buf: &mut BytesMut, current: &mut Option<Pending>, shared: &Shared) -> Result<()> {
     loop {
-        let (reply, used) = match Reply::decode(buf)? {
-            Some((r, used)) => (OwnedReply::from_reply(&r), used),
+        let used = match Reply::decode(buf)? {
+            Some((_, used)) => used,
             None => return Ok(()),
         };
-        buf.advance(used);
+        // Values are handed out as slices of the read buffer, not copies.
+        let frame = buf.split_to(used).freeze();
+        let reply = match Reply::decode(&frame)? {
+            Some((r, _)) => OwnedReply::from_frame(&frame, &r),
+            None => return Err(ClientError::Protocol(ReplyError::Malformed("reply vanished".into()))),
+        };
         let pending = match current {
             Some(p) => p,
             None => match shared.pop() {

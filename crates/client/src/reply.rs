@@ -98,6 +98,20 @@ impl OwnedReply {
         }
     }
 
+    /// Like [`OwnedReply::from_reply`], but keys and values become slices of
+    /// `frame` (the bytes `r` was decoded from) instead of copies.
+    pub fn from_frame(frame: &Bytes, r: &Reply<'_>) -> Self {
+        match *r {
+            Reply::Value { key, flags, cas, data } => {
+                OwnedReply::Value { key: frame.slice_ref(key), flags, cas, data: frame.slice_ref(data) }
+            }
+            Reply::Meta { code, flags, data } => {
+                OwnedReply::Meta { code, flags: text(flags), data: data.map(|d| frame.slice_ref(d)) }
+            }
+            ref other => OwnedReply::from_reply(other),
+        }
+    }
+
     /// Borrows the unit back as a codec [`Reply`], e.g. to re-encode it.
     pub fn as_reply(&self) -> Reply<'_> {
         match self {
