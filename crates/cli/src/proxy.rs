@@ -6,6 +6,7 @@ use clap::Args;
 use memshard_config::{Config, Listen};
 use memshard_net::{ShutdownTrigger, os_signal};
 use memshard_proxy::ProxyConfig;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// Flags follow nutcracker's where they exist.
@@ -33,6 +34,11 @@ pub(crate) struct ProxyArgs {
     /// Worker threads per pool (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Resolve server names with this DNS server (IP or IP:PORT, port 53 by
+    /// default; repeatable) instead of the system resolver. /etc/hosts is
+    /// then not read. memshard extension.
+    #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server)]
+    dns_server: Vec<SocketAddr>,
     /// Log level 0..11 as nutcracker (≥ 6 is debug, ≥ 7 trace).
     #[arg(short = 'v', long = "verbose", default_value_t = 5)]
     verbose: u8,
@@ -61,6 +67,7 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
         }
         proxy.workers = w;
     }
+    proxy.dns_servers = args.dns_server;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async move {
         let mut listeners = Vec::new();
@@ -84,4 +91,26 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::Runtime(e.into()))
     })
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, or a bare IP meaning port 53.
+fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)).map_err(|_| format!("'{s}' is not an IP address or IP:PORT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_dns_server;
+
+    #[test]
+    fn dns_server_takes_ip_with_or_without_port() {
+        assert_eq!(parse_dns_server("127.0.0.1:5353"), Ok("127.0.0.1:5353".parse().expect("addr")));
+        assert_eq!(parse_dns_server("10.0.0.2"), Ok("10.0.0.2:53".parse().expect("addr")));
+        assert_eq!(parse_dns_server("[::1]:53"), Ok("[::1]:53".parse().expect("addr")));
+        assert_eq!(parse_dns_server("::1"), Ok("[::1]:53".parse().expect("addr")));
+        assert!(parse_dns_server("dns.example:53").is_err());
+    }
 }

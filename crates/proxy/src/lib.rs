@@ -12,12 +12,27 @@
 //! without it, as twemproxy does) for `server_retry_timeout`, and returns only
 //! after a probe (connect + `version`) succeeds.
 //!
+//! Names, never pinned IPs: a server configured by host name is placed on
+//! the ring by that name, and only its connections follow the address. A
+//! per-pool task re-resolves every name each `dns_refresh_interval` (memshard
+//! extension key, default 5 s, 0 = off) and keeps each server's last good
+//! address; reconnects after a failure and the prober look the name up again
+//! too. When an address changes, the worker threads drop their connections
+//! to the old one on their next request to that server (requests already on
+//! them finish) and connect to the new one; no key moves. A failed or empty
+//! lookup keeps the last good address. Lookups use the system resolver
+//! (getaddrinfo: `/etc/hosts`, `/etc/resolv.conf`), or, when
+//! [`ProxyConfig::dns_servers`] is set (`memshard proxy --dns-server`), ask
+//! those DNS servers directly (hickory-resolver; A, then AAAA).
+//!
 //! ```text
 //!   pool listener ─► serve_pinned ─► worker thread i: client connection tasks
 //!                                     └─► thread-local backend connections (server_connections per server,
 //!                                         pipelined, shared by the worker's clients)
 //!   ring: Arc<Ring> in an ArcSwap per pool — loaded per request, swapped on eject/return
 //!   prober: per pool, retries ejected servers when their retry time comes
+//!   resolver: per pool, re-resolves server names; an address change retires
+//!             the old address's connections (per-server generation)
 //! ```
 //!
 //! It is not a cache and holds no items.
@@ -27,6 +42,7 @@ mod forward;
 mod frontend;
 mod pool;
 mod prober;
+mod resolve;
 mod stats;
 mod stats_server;
 
@@ -36,6 +52,7 @@ use forward::Route;
 use memshard_config::Config;
 use memshard_net::{ServeConfig, Shutdown, serve_pinned};
 use memshard_proto::Decoder;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -46,6 +63,9 @@ pub struct ProxyConfig {
     pub workers: usize,
     /// Largest item a client may send (memcached's `-I`, default 1 MiB).
     pub max_item_size: usize,
+    /// DNS servers to resolve server names with, asked directly. Empty (the
+    /// default) means the system resolver: `/etc/hosts`, `/etc/resolv.conf`.
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 impl Default for ProxyConfig {
@@ -53,6 +73,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_item_size: memshard_proto::DEFAULT_MAX_ITEM_SIZE,
+            dns_servers: Vec::new(),
         }
     }
 }
@@ -89,9 +110,10 @@ pub async fn run(
     if listeners.len() != config.pools.len() {
         return Err(ProxyError::Listeners { expected: config.pools.len(), got: listeners.len() });
     }
+    let resolver = Arc::new(resolve::Resolver::new(&proxy.dns_servers));
     let mut pools = Vec::new();
     for (name, cfg) in &config.pools {
-        pools.push(Arc::new(pool::Pool::new(name, cfg)?));
+        pools.push(Arc::new(pool::Pool::new(name, cfg, resolver.clone())?));
     }
     let decoder = Decoder::new(proxy.max_item_size);
     let mut serving = tokio::task::JoinSet::new();
@@ -110,6 +132,7 @@ pub async fn run(
             frontend::handle(stream, route.clone(), decoder, sd)
         }));
         serving.spawn(prober::run(pool.clone(), shutdown.clone()));
+        serving.spawn(resolve::run(pool.clone(), shutdown.clone()));
     }
     if let Some(l) = stats {
         let addr = l.local_addr()?;

@@ -1,5 +1,6 @@
-//! One pool's routing state: its servers, their health, and the ring built
-//! from the live ones, swapped atomically when a server leaves or returns.
+//! One pool's routing state: its servers, their health, where their names
+//! resolve to, and the ring built from the live ones, swapped atomically
+//! when a server leaves or returns.
 
 use arc_swap::ArcSwap;
 use memshard_config::{PoolConfig, ServerAddr};
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::resolve::{Resolver, Target};
 use crate::stats::{self, PoolStats, ServerStats};
 use memshard_net::ServeStats;
 
@@ -26,8 +28,13 @@ pub(crate) struct Health {
 pub(crate) struct Pool {
     pub(crate) name: String,
     pub(crate) cfg: PoolConfig,
-    /// `host:port` to connect to, by server index (config order).
+    /// `host:port` as configured (the name, not an address), by server
+    /// index (config order).
     pub(crate) addrs: Vec<String>,
+    /// Where each server's name resolves to now, by server index.
+    pub(crate) targets: Vec<Target>,
+    /// How names are looked up (shared by every pool).
+    pub(crate) resolver: Arc<Resolver>,
     specs: Vec<ServerSpec>,
     health: Vec<Health>,
     /// Lock-free on the request path: readers load, ejection/return swaps.
@@ -70,12 +77,13 @@ pub enum PoolError {
 }
 
 impl Pool {
-    pub(crate) fn new(name: &str, cfg: &PoolConfig) -> Result<Pool, PoolError> {
+    pub(crate) fn new(name: &str, cfg: &PoolConfig, resolver: Arc<Resolver>) -> Result<Pool, PoolError> {
         let ring_err = |source| PoolError::Ring { pool: name.to_string(), source };
         let hash: HashKind = cfg.hash.as_str().parse().map_err(ring_err)?;
         let dist: Distribution = cfg.distribution.as_str().parse().map_err(ring_err)?;
         let mut specs = Vec::with_capacity(cfg.servers.len());
         let mut addrs = Vec::with_capacity(cfg.servers.len());
+        let mut targets = Vec::with_capacity(cfg.servers.len());
         for s in &cfg.servers {
             let ServerAddr::Tcp { host, port } = s.addr() else {
                 return Err(PoolError::UnixServer { pool: name.to_string(), server: s.as_written().to_string() });
@@ -86,6 +94,7 @@ impl Pool {
             }
             specs.push(spec);
             addrs.push(format!("{host}:{port}"));
+            targets.push(Target::new(host, *port));
         }
         let ring = Ring::build(&specs, hash, dist, cfg.hash_tag).map_err(ring_err)?;
         let health = (0..specs.len()).map(|_| Health::default()).collect();
@@ -104,6 +113,8 @@ impl Pool {
             name: name.to_string(),
             cfg: cfg.clone(),
             addrs,
+            targets,
+            resolver,
             specs,
             health,
             ring: ArcSwap::from_pointee(ring),
@@ -185,6 +196,23 @@ impl Pool {
         if h.ejected.swap(false, Ordering::AcqRel) {
             tracing::info!(pool = %self.name, server = %self.addrs[i], "server back in the ring");
             self.rebuild();
+        }
+    }
+
+    /// Has server `i` failed since its last success (or is it ejected)? A
+    /// connection made now is then a reconnect, which looks the name up again.
+    pub(crate) fn is_failing(&self, i: usize) -> bool {
+        self.health.get(i).is_some_and(|h| h.failures.load(Ordering::Relaxed) != 0 || h.ejected.load(Ordering::Acquire))
+    }
+
+    /// Server `i`'s address changed: if it is ejected, probe it at the
+    /// prober's next tick instead of waiting out `server_retry_timeout` — it
+    /// may only have been dead at its old address.
+    pub(crate) fn retry_soon(&self, i: usize) {
+        if let Some(h) = self.health.get(i) {
+            if h.ejected.load(Ordering::Acquire) {
+                h.retry_at_ms.store(self.now_ms(), Ordering::Relaxed);
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! which makes a still-dead server flap in and out of the ring.
 
 use crate::pool::Pool;
+use crate::resolve;
 use memshard_client::{Client, ClientConfig};
 use memshard_net::Shutdown;
 use std::sync::Arc;
@@ -28,10 +29,13 @@ pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> std::io::Res
     }
 }
 
+/// Connects to the server's name as it resolves now (a probe is a
+/// reconnect: the server may be back at another address) and asks `version`.
 async fn probe(pool: &Pool, i: usize) -> bool {
     let t = pool.timeout().min(Duration::from_secs(2));
     let cfg = ClientConfig { timeout: t, connect_timeout: t, max_in_flight: 1 };
-    match Client::connect_with(pool.addrs[i].as_str(), cfg).await {
+    let Ok((addrs, _)) = resolve::connect_addrs(pool, i, true).await else { return false };
+    match Client::connect_with(&addrs[..], cfg).await {
         Ok(c) => c.version().await.is_ok(),
         Err(_) => false,
     }

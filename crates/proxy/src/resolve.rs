@@ -1,0 +1,247 @@
+//! Server names, never pinned IPs.
+//!
+//! Each TCP server keeps the name it was configured with; the ring is keyed
+//! by that name (twemproxy's server identity), so an address change moves no
+//! key. What changes is where the server's connections go: every
+//! [`Target`] holds the addresses the last good lookup gave for its name
+//! (connecting tries them in order, as connecting to the name would) and a
+//! *generation* bumped whenever that set of addresses changes. Backend
+//! connections remember the generation they were made at and are dropped
+//! (not interrupted: requests already on them finish) once it is stale.
+//!
+//! Lookups happen in three places, all through [`refresh`] so they agree:
+//!
+//! - [`run`]: per pool, every `dns_refresh_interval`, each name (IP literals
+//!   are never looked up);
+//! - connecting, when no address is known yet, when the refresh is off
+//!   (twemproxy's behaviour: resolve on each new connection), and on a
+//!   reconnect after a failure — unless the name's last lookup failed, when
+//!   the background task is the one retrying and the request path does not
+//!   wait on a resolver known to be down;
+//! - the prober, before probing an ejected server.
+//!
+//! A failed or empty lookup keeps the last good addresses (logged once at
+//! warn, not on every attempt). The lookup itself is the system's
+//! (getaddrinfo: `/etc/hosts`, then `/etc/resolv.conf`) unless the proxy was
+//! given DNS servers (`--dns-server`), which are then asked directly.
+
+use crate::pool::Pool;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::xfer::Protocol;
+use memshard_net::Shutdown;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Longest one lookup may take: a resolver that is down must not stall a
+/// connect (or a refresh round) for getaddrinfo's own retries.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The addresses one name resolved to, in the order to try them.
+pub(crate) type Addrs = Arc<[SocketAddr]>;
+
+/// How names are turned into addresses.
+pub(crate) enum Resolver {
+    /// getaddrinfo through tokio: `/etc/hosts` and `/etc/resolv.conf` (and
+    /// nsswitch) mean what they mean to every other program on the host.
+    System,
+    /// The DNS servers given on the command line, asked directly (UDP, TCP
+    /// on failure or truncation), A then AAAA. `/etc/hosts` is not read:
+    /// naming servers means those servers answer.
+    Dns(Box<TokioResolver>),
+}
+
+impl Resolver {
+    /// The system resolver when `servers` is empty, else a DNS client
+    /// asking `servers`.
+    pub(crate) fn new(servers: &[SocketAddr]) -> Resolver {
+        if servers.is_empty() {
+            return Resolver::System;
+        }
+        let mut group = Vec::with_capacity(servers.len() * 2);
+        for &addr in servers {
+            group.push(NameServerConfig::new(addr, Protocol::Udp));
+            group.push(NameServerConfig::new(addr, Protocol::Tcp));
+        }
+        let config = ResolverConfig::from_parts(None, Vec::new(), group);
+        let mut opts = ResolverOpts::default();
+        opts.timeout = LOOKUP_TIMEOUT;
+        opts.attempts = 1;
+        opts.use_hosts_file = ResolveHosts::Never;
+        opts.try_tcp_on_error = true;
+        // The proxy keeps its own last good addresses; hickory's cache would
+        // only hide a change for the record's TTL past `dns_refresh_interval`.
+        opts.cache_size = 0;
+        opts.positive_max_ttl = Some(Duration::ZERO);
+        opts.negative_max_ttl = Some(Duration::ZERO);
+        let resolver =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).with_options(opts).build();
+        Resolver::Dns(Box::new(resolver))
+    }
+
+    /// Every address of `host`, with `port`; an error when there are none.
+    async fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        let found = tokio::time::timeout(LOOKUP_TIMEOUT, async {
+            match self {
+                Resolver::System => Ok(tokio::net::lookup_host((host, port)).await?.collect::<Vec<_>>()),
+                Resolver::Dns(r) => match r.lookup_ip(host).await {
+                    Ok(ips) => Ok(ips.iter().map(|ip| SocketAddr::new(ip, port)).collect()),
+                    Err(e) => Err(io::Error::other(e.to_string())),
+                },
+            }
+        })
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "lookup timed out"))??;
+        if found.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no addresses"));
+        }
+        Ok(found)
+    }
+}
+
+/// Where one server is: its configured name and its last good addresses.
+pub(crate) struct Target {
+    host: String,
+    port: u16,
+    /// An IP literal: its address is fixed and never looked up.
+    literal: bool,
+    /// Last good addresses (empty: none yet), with their generation. Read
+    /// on connect only.
+    current: Mutex<(Addrs, u64)>,
+    /// Copy of the generation, read on every request (one atomic load).
+    generation: AtomicU64,
+    /// The last lookup failed (so the failure is logged once).
+    failing: AtomicBool,
+}
+
+impl Target {
+    /// A server configured as `host:port`.
+    pub(crate) fn new(host: &str, port: u16) -> Target {
+        let ip = host.parse::<IpAddr>().ok();
+        Target {
+            host: host.to_string(),
+            port,
+            literal: ip.is_some(),
+            current: Mutex::new((ip.map(|ip| SocketAddr::new(ip, port)).into_iter().collect(), 0)),
+            generation: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// Bumped each time the addresses change: connections made at an older
+    /// generation go to an old address.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The last good addresses and their generation; `None` before the
+    /// first good lookup.
+    pub(crate) fn current(&self) -> Option<(Addrs, u64)> {
+        let cur = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (!cur.0.is_empty()).then(|| (cur.0.clone(), cur.1))
+    }
+
+    /// Takes a successful lookup. The same addresses in another order are no
+    /// change (round-robin DNS must not flap connections); a different set
+    /// replaces the old one and bumps the generation. Returns `(old, new)`
+    /// on a change.
+    fn adopt(&self, found: &[SocketAddr]) -> Option<(Addrs, Addrs)> {
+        let mut cur = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let same = cur.0.len() == found.len() && found.iter().all(|a| cur.0.contains(a));
+        if same || found.is_empty() {
+            return None;
+        }
+        let new: Addrs = found.into();
+        let old = std::mem::replace(&mut cur.0, new.clone());
+        cur.1 += 1;
+        self.generation.store(cur.1, Ordering::Release);
+        Some((old, new))
+    }
+}
+
+/// Looks server `i`'s name up now and records the outcome: a change of
+/// address bumps the generation (and brings an ejected server up for a
+/// probe at once); a failure keeps the last good addresses.
+pub(crate) async fn refresh(pool: &Pool, i: usize) {
+    let t = &pool.targets[i];
+    if t.literal {
+        return;
+    }
+    match pool.resolver.lookup(&t.host, t.port).await {
+        Ok(found) => {
+            if t.failing.swap(false, Ordering::Relaxed) {
+                tracing::info!(pool = %pool.name, server = %pool.addrs[i], "name resolves again");
+            }
+            if let Some((old, new)) = t.adopt(&found) {
+                if old.is_empty() {
+                    tracing::debug!(pool = %pool.name, server = %pool.addrs[i], addrs = ?new, "server resolved");
+                } else {
+                    tracing::info!(pool = %pool.name, server = %pool.addrs[i], ?old, ?new, "server address changed");
+                }
+                // An ejected server may have been dead only at its old address.
+                pool.retry_soon(i);
+            }
+        }
+        Err(e) => {
+            let last = t.current().map(|(a, _)| a);
+            if t.failing.swap(true, Ordering::Relaxed) {
+                tracing::debug!(pool = %pool.name, server = %pool.addrs[i], error = %e, "lookup still failing");
+            } else {
+                tracing::warn!(
+                    pool = %pool.name, server = %pool.addrs[i], error = %e, last_good = ?last,
+                    "lookup failed; keeping the last good address"
+                );
+            }
+        }
+    }
+}
+
+/// The addresses to connect server `i` to (to try in order), and their
+/// generation. Looks the name up first when no address is known, when the
+/// periodic refresh is off, or on a `reconnect` (a connection broke or
+/// requests failed) while the name's lookups are not failing.
+pub(crate) async fn connect_addrs(pool: &Pool, i: usize, reconnect: bool) -> io::Result<(Addrs, u64)> {
+    let t = &pool.targets[i];
+    let stale = pool.cfg.extensions.dns_refresh_interval.is_none() || (reconnect && !t.failing.load(Ordering::Relaxed));
+    if !t.literal && (stale || t.current().is_none()) {
+        refresh(pool, i).await;
+    }
+    t.current().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {}", t.host)))
+}
+
+/// Re-resolves every named server of `pool` each `dns_refresh_interval`
+/// (starting now) until shutdown; returns at once when the refresh is off.
+pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> io::Result<()> {
+    let Some(every) = pool.cfg.extensions.dns_refresh_interval else { return Ok(()) };
+    let named: Vec<usize> = (0..pool.targets.len()).filter(|&i| !pool.targets[i].literal).collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let mut tick = tokio::time::interval(every);
+    // A slow round (resolver down) is followed by a full interval, not a burst.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        // In parallel: one name timing out must not delay the others.
+        let mut round = tokio::task::JoinSet::new();
+        for &i in &named {
+            let pool = pool.clone();
+            round.spawn(async move { refresh(&pool, i).await });
+        }
+        tokio::select! {
+            _ = shutdown.wait() => {
+                round.abort_all();
+                return Ok(());
+            }
+            _ = async { while round.join_next().await.is_some() {} } => {}
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Names, never pinned IPs: the proxy follows a server's name to its new
+//! address without moving a key, and keeps the last good address when DNS
+//! fails. Everything runs in this process on loopback: the backends on
+//! 127.0.0.2/3/4 (same port), and a small DNS responder the test controls.
+
+use memshard_config::Config;
+use memshard_net::{Shutdown, ShutdownTrigger};
+use memshard_proxy::{ProxyConfig, run};
+use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
+use memshard_server::ServerConfig;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+const SERVFAIL: u8 = 2;
+const NXDOMAIN: u8 = 3;
+
+/// What the test DNS server answers.
+#[derive(Default)]
+struct Zone {
+    /// Name (lower case, no trailing dot) → its A record.
+    records: HashMap<String, Ipv4Addr>,
+    /// `Some(rcode)`: answer every query with this error instead.
+    fail: Option<u8>,
+    /// Queries answered with an error while `fail` was set.
+    failed: u64,
+}
+
+/// A minimal authoritative DNS responder on 127.0.0.1/UDP: one question per
+/// query; A from the zone with TTL 1, AAAA answered with no records,
+/// unknown names NXDOMAIN.
+async fn start_dns(zone: Arc<Mutex<Zone>>, mut shutdown: Shutdown) -> SocketAddr {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind dns");
+    let addr = sock.local_addr().expect("dns addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        loop {
+            let (n, peer) = tokio::select! {
+                _ = shutdown.wait() => return,
+                r = sock.recv_from(&mut buf) => match r {
+                    Ok(r) => r,
+                    Err(_) => continue,
+                },
+            };
+            if let Some(reply) = answer(&buf[..n], &zone) {
+                let _ = sock.send_to(&reply, peer).await;
+            }
+        }
+    });
+    addr
+}
+
+/// The reply to one query, `None` for anything that is not a query with
+/// exactly one well-formed question.
+fn answer(q: &[u8], zone: &Mutex<Zone>) -> Option<Vec<u8>> {
+    if q.len() < 12 || q[2] & 0x80 != 0 || u16::from_be_bytes([q[4], q[5]]) != 1 {
+        return None;
+    }
+    // The question: labels up to the root, then type and class.
+    let mut at = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = usize::from(*q.get(at)?);
+        at += 1;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None; // no compression in a question
+        }
+        labels.push(String::from_utf8_lossy(q.get(at..at + len)?).to_ascii_lowercase());
+        at += len;
+    }
+    let qtype = u16::from_be_bytes([*q.get(at)?, *q.get(at + 1)?]);
+    let question_end = at + 4;
+    q.get(..question_end)?;
+    let name = labels.join(".");
+    let mut zone = zone.lock().expect("zone");
+    let (rcode, a) = match (zone.fail, zone.records.get(&name)) {
+        (Some(rcode), _) => {
+            zone.failed += 1;
+            (rcode, None)
+        }
+        (None, None) => (NXDOMAIN, None),
+        (None, Some(ip)) => (0, (qtype == 1).then_some(*ip)),
+    };
+    let mut r = Vec::with_capacity(question_end + 16);
+    r.extend_from_slice(&q[..2]); // id
+    r.push(0x80 | (q[2] & 0x79) | 0x04); // QR, opcode and RD echoed, AA
+    r.push(0x80 | rcode); // RA
+    r.extend_from_slice(&[0, 1, 0, u8::from(a.is_some()), 0, 0, 0, 0]);
+    r.extend_from_slice(&q[12..question_end]);
+    if let Some(ip) = a {
+        // Name as a pointer to the question, A, IN, TTL 1, 4 bytes.
+        r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4]);
+        r.extend_from_slice(&ip.octets());
+    }
+    Some(r)
+}
+
+/// Three memshard servers on the same port of 127.0.0.2, .3 and .4.
+async fn start_backends(shutdown: &Shutdown) -> u16 {
+    for _ in 0..20 {
+        let first = TcpListener::bind("127.0.0.2:0").await.expect("bind 127.0.0.2");
+        let port = first.local_addr().expect("addr").port();
+        let (Ok(second), Ok(third)) =
+            (TcpListener::bind(("127.0.0.3", port)).await, TcpListener::bind(("127.0.0.4", port)).await)
+        else {
+            continue; // that port is taken on another address: pick another
+        };
+        for l in [first, second, third] {
+            let cfg = ServerConfig { threads: 1, ..ServerConfig::default() };
+            tokio::spawn(memshard_server::run(l, cfg, shutdown.clone()));
+        }
+        return port;
+    }
+    panic!("no port free on 127.0.0.2, .3 and .4 at once");
+}
+
+async fn start_proxy(yaml: &str, dns: Vec<SocketAddr>, shutdown: Shutdown) -> SocketAddr {
+    let config = Config::from_yaml(yaml).expect("config");
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let proxy = ProxyConfig { workers: 2, dns_servers: dns, ..ProxyConfig::default() };
+    tokio::spawn(async move {
+        if let Err(e) = run(config, vec![l], None, proxy, shutdown).await {
+            panic!("proxy failed: {e}");
+        }
+    });
+    addr
+}
+
+/// Sends `req`, reads until the reply ends with `until` (bounded in time).
+async fn ask(s: &mut TcpStream, req: &[u8], until: &[u8]) -> Vec<u8> {
+    s.write_all(req).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.ends_with(until) {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no reply in time; got {:?}", String::from_utf8_lossy(&buf)))
+            .expect("read");
+        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf
+}
+
+async fn get(s: &mut TcpStream, key: &str) -> Option<String> {
+    let r = ask(s, format!("get {key}\r\n").as_bytes(), b"END\r\n").await;
+    let text = String::from_utf8(r).expect("utf8");
+    let mut lines = text.split("\r\n");
+    match lines.next() {
+        Some("END") => None,
+        Some(l) if l.starts_with("VALUE ") => lines.next().map(str::to_string),
+        _ => panic!("get {key}: {text:?}"),
+    }
+}
+
+async fn set(s: &mut TcpStream, key: &str, value: &str) {
+    let r = ask(s, format!("set {key} 0 0 {}\r\n{value}\r\n", value.len()).as_bytes(), b"\r\n").await;
+    assert_eq!(r, b"STORED\r\n", "set {key}: {:?}", String::from_utf8_lossy(&r));
+}
+
+/// Polls `cond` every 20 ms until it holds, failing after `secs`.
+async fn eventually<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut cond: F) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_moving_to_a_new_address_moves_no_key_and_dns_failure_keeps_the_last_one() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let port = start_backends(&sd).await;
+    let zone = Arc::new(Mutex::new(Zone::default()));
+    {
+        let mut z = zone.lock().expect("zone");
+        z.records.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 2));
+        z.records.insert("shard-b.test".into(), Ipv4Addr::new(127, 0, 0, 4));
+    }
+    let dns = start_dns(zone.clone(), sd.clone()).await;
+    let yaml = format!(
+        "mc:\n  listen: 127.0.0.1:22121\n  hash: fnv1a_64\n  distribution: ketama\n  timeout: 2000\n  \
+         dns_refresh_interval: 200\n  servers:\n   - shard-a.test:{port}:1\n   - shard-b.test:{port}:1\n"
+    );
+    let proxy = start_proxy(&yaml, vec![dns], sd.clone()).await;
+    let direct = |ip: &str| {
+        let addr: SocketAddr = format!("{ip}:{port}").parse().expect("addr");
+        async move { TcpStream::connect(addr).await.expect("backend") }
+    };
+    let (mut at2, mut at3, mut at4) = (direct("127.0.0.2").await, direct("127.0.0.3").await, direct("127.0.0.4").await);
+
+    // The ring is keyed by the names as configured, never by an address.
+    let specs = [ServerSpec::tcp("shard-a.test", port, 1), ServerSpec::tcp("shard-b.test", port, 1)];
+    let ring = Ring::build(&specs, HashKind::Fnv1a64, Distribution::Ketama, None).expect("ring");
+    // fnv1a keys sharing a long prefix crowd one arc of the continuum, so
+    // take keys until each server has ten.
+    let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
+    for i in 0..10_000 {
+        let k = format!("k{i}x");
+        let side = if ring.server_for(k.as_bytes()) == 0 { &mut on_a } else { &mut on_b };
+        if side.len() < 10 {
+            side.push(k);
+        }
+        if on_a.len() == 10 && on_b.len() == 10 {
+            break;
+        }
+    }
+    assert!(on_a.len() == 10 && on_b.len() == 10, "uneven split {} / {}", on_a.len(), on_b.len());
+    let keys: Vec<&String> = on_a.iter().chain(&on_b).collect();
+
+    let mut c = TcpStream::connect(proxy).await.expect("proxy");
+    for k in &keys {
+        set(&mut c, k, &format!("old-{k}")).await;
+    }
+    for k in &on_a {
+        assert_eq!(get(&mut at2, k).await, Some(format!("old-{k}")), "{k} should be on shard-a = 127.0.0.2");
+    }
+    for k in &on_b {
+        assert_eq!(get(&mut at4, k).await, Some(format!("old-{k}")), "{k} should be on shard-b = 127.0.0.4");
+    }
+
+    // shard-a's pod comes back at another address.
+    zone.lock().expect("zone").records.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 3));
+    let probe = on_a[0].as_str();
+    eventually(5, "shard-a's requests reach 127.0.0.3", async || get(&mut c, probe).await.is_none()).await;
+    for k in &on_a {
+        assert_eq!(get(&mut c, k).await, None, "{k}: shard-a is now the empty 127.0.0.3");
+        set(&mut c, k, &format!("new-{k}")).await;
+        assert_eq!(get(&mut c, k).await, Some(format!("new-{k}")));
+        assert_eq!(get(&mut at3, k).await, Some(format!("new-{k}")), "{k} must land on 127.0.0.3");
+        assert_eq!(get(&mut at2, k).await, Some(format!("old-{k}")), "{k}: 127.0.0.2 no longer written");
+    }
+    // No key moved: shard-b's keys are still read from shard-b, and nothing of
+    // shard-b's reached shard-a's new address.
+    for k in &on_b {
+        assert_eq!(get(&mut c, k).await, Some(format!("old-{k}")), "{k} stays on shard-b");
+        assert_eq!(get(&mut at3, k).await, None, "{k} must not be on shard-a's address");
+    }
+
+    // DNS breaks, first with SERVFAIL, then with NXDOMAIN: the last good
+    // addresses stay in use, for open connections and new ones alike.
+    for rcode in [SERVFAIL, NXDOMAIN] {
+        {
+            let mut z = zone.lock().expect("zone");
+            z.fail = Some(rcode);
+            z.failed = 0;
+        }
+        // Several refresh rounds (both names each) have failed.
+        eventually(5, "the proxy saw DNS fail", async || zone.lock().expect("zone").failed >= 6).await;
+        for k in &on_a {
+            let v = format!("rcode{rcode}-{k}");
+            set(&mut c, k, &v).await;
+            assert_eq!(get(&mut at3, k).await, Some(v), "{k} on the last good address");
+        }
+        // New client connections land on both worker threads.
+        for _ in 0..4 {
+            let mut fresh = TcpStream::connect(proxy).await.expect("proxy");
+            for k in on_a.iter().take(3) {
+                assert_eq!(get(&mut fresh, k).await, Some(format!("rcode{rcode}-{k}")));
+            }
+            for k in on_b.iter().take(3) {
+                assert_eq!(get(&mut fresh, k).await, Some(format!("old-{k}")));
+            }
+        }
+    }
+
+    // DNS recovers: nothing changes, the names still point where they did.
+    zone.lock().expect("zone").fail = None;
+    set(&mut c, probe, "recovered").await;
+    assert_eq!(get(&mut at3, probe).await, Some("recovered".into()));
+    trigger.trigger();
+}
+
+/// Without `--dns-server` the system resolver is used, so `/etc/hosts`
+/// names work: `localhost` reaches a server on 127.0.0.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_resolver_reads_etc_hosts() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, sd.clone()));
+    let yaml = format!(
+        "mc:\n  listen: 127.0.0.1:22121\n  timeout: 2000\n  dns_refresh_interval: 100\n  servers:\n   - localhost:{port}:1\n"
+    );
+    let proxy = start_proxy(&yaml, Vec::new(), sd.clone()).await;
+    let mut c = TcpStream::connect(proxy).await.expect("proxy");
+    set(&mut c, "k", "v").await;
+    assert_eq!(get(&mut c, "k").await, Some("v".into()));
+    let mut direct = TcpStream::connect(("127.0.0.1", port)).await.expect("backend");
+    assert_eq!(get(&mut direct, "k").await, Some("v".into()));
+    trigger.trigger();
+}
