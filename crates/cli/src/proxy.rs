@@ -76,7 +76,9 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
                 return Err(Failure::Usage(anyhow!("pool {name}: unix-socket listeners are not supported yet")));
             };
             let addr = format!("{host}:{port}");
-            let l = memshard_net::bind(&addr).await.map_err(|e| Failure::Runtime(e.into()))?;
+            // twemproxy's `backlog` and `reuseport` pool keys.
+            let opts = memshard_net::BindOptions { backlog: pool.backlog, reuseport: pool.reuseport };
+            let l = memshard_net::bind_with(&addr, opts).await.map_err(|e| Failure::Runtime(e.into()))?;
             listeners.push(l);
         }
         let stats_addr = format!("{}:{}", args.stats_addr, args.stats_port);

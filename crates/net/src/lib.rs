@@ -43,8 +43,33 @@ pub enum NetError {
     },
 }
 
+/// Listener options (twemproxy's `backlog` and `reuseport` pool keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindOptions {
+    /// listen(2) backlog.
+    pub backlog: u32,
+    /// Set SO_REUSEPORT, so several processes can share the port.
+    pub reuseport: bool,
+}
+
+impl Default for BindOptions {
+    fn default() -> Self {
+        BindOptions { backlog: 1024, reuseport: false }
+    }
+}
+
 /// Binds `addr` (e.g. `0.0.0.0:11211`, `127.0.0.1:0`) with SO_REUSEADDR.
 pub async fn bind(addr: &str) -> Result<TcpListener, NetError> {
+    bind_with(addr, BindOptions::default()).await
+}
+
+/// Sets SO_KEEPALIVE on an accepted socket (twemproxy's `tcpkeepalive`).
+pub fn set_keepalive(stream: &tokio::net::TcpStream) -> std::io::Result<()> {
+    socket2::SockRef::from(stream).set_keepalive(true)
+}
+
+/// [`bind`] with a backlog and SO_REUSEPORT choice.
+pub async fn bind_with(addr: &str, opts: BindOptions) -> Result<TcpListener, NetError> {
     let err = |source| NetError::Bind { addr: addr.to_string(), source };
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr).await.map_err(err)?.collect();
     let mut last = None;
@@ -52,8 +77,11 @@ pub async fn bind(addr: &str) -> Result<TcpListener, NetError> {
         let sock = if a.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
         let attempt = sock.and_then(|s| {
             s.set_reuseaddr(true)?;
+            if opts.reuseport {
+                s.set_reuseport(true)?;
+            }
             s.bind(a)?;
-            s.listen(1024)
+            s.listen(opts.backlog)
         });
         match attempt {
             Ok(l) => return Ok(l),
@@ -61,4 +89,32 @@ pub async fn bind(addr: &str) -> Result<TcpListener, NetError> {
         }
     }
     Err(err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reuseport_lets_two_listeners_share_a_port() {
+        let opts = BindOptions { backlog: 16, reuseport: true };
+        let a = bind_with("127.0.0.1:0", opts).await.expect("first");
+        let port = a.local_addr().expect("addr").port();
+        let b = bind_with(&format!("127.0.0.1:{port}"), opts).await;
+        assert!(b.is_ok(), "second bind with SO_REUSEPORT failed: {b:?}");
+        let c = bind(&format!("127.0.0.1:{port}")).await;
+        assert!(c.is_err(), "a bind without SO_REUSEPORT must not share the port");
+    }
+
+    #[tokio::test]
+    async fn keepalive_is_set_on_a_stream() {
+        let l = bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = l.accept().await.expect("accept");
+        assert!(!socket2::SockRef::from(&server).keepalive().expect("get"));
+        set_keepalive(&server).expect("set");
+        assert!(socket2::SockRef::from(&server).keepalive().expect("get"));
+        drop(client);
+    }
 }

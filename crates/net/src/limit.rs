@@ -21,6 +21,8 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     /// Set TCP_NODELAY on accepted sockets.
     pub nodelay: bool,
+    /// Set SO_KEEPALIVE on accepted sockets.
+    pub keepalive: bool,
 }
 
 impl Default for ServeConfig {
@@ -31,6 +33,7 @@ impl Default for ServeConfig {
             reject_reply: b"ERROR Too many open connections\r\n",
             drain_timeout: Duration::from_secs(10),
             nodelay: true,
+            keepalive: false,
         }
     }
 }
@@ -94,6 +97,9 @@ pub async fn serve<F, Fut>(
         };
         if cfg.nodelay {
             let _ = stream.set_nodelay(true);
+        }
+        if cfg.keepalive {
+            let _ = crate::set_keepalive(&stream);
         }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             stats.rejected_connections.fetch_add(1, Ordering::Relaxed);

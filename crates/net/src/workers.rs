@@ -82,6 +82,9 @@ where
         if cfg.nodelay {
             let _ = stream.set_nodelay(true);
         }
+        if cfg.keepalive {
+            let _ = crate::set_keepalive(&stream);
+        }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
             let reply = cfg.reject_reply;

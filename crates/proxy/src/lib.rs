@@ -123,6 +123,8 @@ pub async fn run(
         let serve_cfg = ServeConfig {
             max_connections: pool.cfg.client_connection_limit().map_or(1 << 20, |n| n as usize),
             reject_reply: b"SERVER_ERROR too many open connections\r\n",
+            // twemproxy sets SO_KEEPALIVE on accepted client sockets only.
+            keepalive: pool.cfg.tcpkeepalive,
             ..ServeConfig::default()
         };
         let route = Route { pool_id, pool: pool.clone() };
@@ -132,6 +134,19 @@ pub async fn run(
             frontend::handle(stream, route.clone(), decoder, sd)
         }));
         serving.spawn(prober::run(pool.clone(), shutdown.clone()));
+        if pool.cfg.preconnect {
+            // twemproxy's preconnect connects at start and only logs failures.
+            // Backend connections here belong to worker threads and open on
+            // first use; at start we check every server is reachable and log.
+            let p = pool.clone();
+            tokio::spawn(async move {
+                for i in 0..p.addrs.len() {
+                    if !prober::probe(&p, i).await {
+                        tracing::warn!(pool = %p.name, server = %p.addrs[i], "preconnect: server not reachable");
+                    }
+                }
+            });
+        }
         serving.spawn(resolve::run(pool.clone(), shutdown.clone()));
     }
     if let Some(l) = stats {

@@ -31,7 +31,7 @@ pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> std::io::Res
 
 /// Connects to the server's name as it resolves now (a probe is a
 /// reconnect: the server may be back at another address) and asks `version`.
-async fn probe(pool: &Pool, i: usize) -> bool {
+pub(crate) async fn probe(pool: &Pool, i: usize) -> bool {
     let t = pool.timeout().min(Duration::from_secs(2));
     let cfg = ClientConfig { timeout: t, connect_timeout: t, max_in_flight: 1 };
     let Ok((addrs, _)) = resolve::connect_addrs(pool, i, true).await else { return false };
