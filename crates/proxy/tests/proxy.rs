@@ -261,3 +261,59 @@ async fn stats_port_serves_twemproxy_json() {
     assert_eq!(pool["client_connections"].as_u64(), Some(1), "{doc}");
     trigger.trigger();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_auto_eject_a_dead_server_errors_and_nothing_remaps() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let live = start_server(sd.clone()).await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let backends = [live, dead];
+    let extra = "  auto_eject_hosts: false\n  timeout: 400\n  server_failure_limit: 1\n";
+    let proxy = start_proxy(&yaml(&backends, extra), sd.clone()).await;
+    let specs: Vec<ServerSpec> = backends.iter().map(|b| ServerSpec::tcp(b.ip().to_string(), b.port(), 1)).collect();
+    let ring = Ring::build(&specs, HashKind::Fnv1a64, Distribution::Ketama, None).expect("ring");
+    let dead_key = (0..1000).map(|i| format!("k{i}")).find(|k| ring.server_for(k.as_bytes()) == 1).expect("key");
+    let live_key = (0..1000).map(|i| format!("k{i}")).find(|k| ring.server_for(k.as_bytes()) == 0).expect("key");
+    let mut c = TcpStream::connect(proxy).await.expect("connect");
+    // Many failures in a row: every request for the dead server's key fails,
+    // none is moved to the live server, and the connection stays usable.
+    for _ in 0..5 {
+        let r = ask(&mut c, format!("set {dead_key} 0 0 1\r\nx\r\n").as_bytes(), b"\r\n").await;
+        assert!(r.starts_with(b"SERVER_ERROR "), "{}", String::from_utf8_lossy(&r));
+    }
+    let r = ask(&mut c, format!("set {live_key} 0 0 1\r\ny\r\nget {live_key}\r\n").as_bytes(), b"END\r\n").await;
+    assert_eq!(String::from_utf8_lossy(&r), format!("STORED\r\nVALUE {live_key} 0 1\r\ny\r\nEND\r\n"));
+    let mut direct = TcpStream::connect(live).await.expect("live backend");
+    let r = ask(&mut direct, format!("get {dead_key}\r\n").as_bytes(), b"END\r\n").await;
+    assert_eq!(r, b"END\r\n", "the dead server's key must not have been written to the live server");
+    trigger.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_fails_every_request_in_flight_on_that_connection() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let hung = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hung_addr = hung.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = hung.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let proxy = start_proxy(&yaml(&[hung_addr], "  timeout: 300\n"), sd.clone()).await;
+    let mut c = TcpStream::connect(proxy).await.expect("connect");
+    // Three pipelined requests on the same backend connection: all three get
+    // an error reply, in order, and the client connection stays open.
+    let r = ask(&mut c, b"get a\r\nget b\r\nmg c v\r\nmn\r\n", b"MN\r\n").await;
+    assert_eq!(String::from_utf8_lossy(&r), "SERVER_ERROR Connection timed out\r\n".repeat(3) + "MN\r\n");
+    trigger.trigger();
+}
