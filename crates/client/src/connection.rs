@@ -298,6 +298,36 @@ impl Client {
     }
 
     /// Sends one request and waits for `units` terminal reply units.
+    /// Queues a request right now, without awaiting, when an in-flight slot
+    /// is free (`None` otherwise: use [`Client::request`]). Requests started
+    /// one after another reach the server in that order. Await
+    /// [`Started::finish`] for the reply; the connection's timeout applies.
+    pub fn try_start(&self, bytes: impl Into<Bytes>, terminal_units: usize) -> Option<Result<Started>> {
+        let shared = &self.conn.shared;
+        if shared.broken.load(Ordering::Acquire) {
+            return Some(Err(ClientError::Closed));
+        }
+        let permit = Arc::clone(&shared.permits).try_acquire_owned().ok()?;
+        let (tx, rx) = oneshot::channel();
+        let expect = Expect::Terminals(terminal_units.max(1));
+        if self.conn.tx.send(Outgoing { bytes: bytes.into(), reply: Some((expect, tx)), permit }).is_err() {
+            return Some(Err(shared.reason()));
+        }
+        Some(Ok(Started { rx, client: self.clone() }))
+    }
+
+    /// Like [`Client::send_noreply`], but queues right now without awaiting
+    /// when a slot is free (`None` otherwise), keeping order with
+    /// [`Client::try_start`].
+    pub fn try_send_noreply(&self, bytes: impl Into<Bytes>) -> Option<Result<()>> {
+        let shared = &self.conn.shared;
+        if shared.broken.load(Ordering::Acquire) {
+            return Some(Err(ClientError::Closed));
+        }
+        let permit = Arc::clone(&shared.permits).try_acquire_owned().ok()?;
+        Some(self.conn.tx.send(Outgoing { bytes: bytes.into(), reply: None, permit }).map_err(|_| shared.reason()))
+    }
+
     pub(crate) async fn call(&self, bytes: Bytes, units: usize) -> Result<Vec<OwnedReply>> {
         self.exchange(bytes, Expect::Terminals(units)).await
     }
@@ -333,6 +363,23 @@ impl Client {
         }
         // The semaphore is closed when the connection breaks.
         Arc::clone(&shared.permits).acquire_owned().await.map_err(|_| ClientError::Closed)
+    }
+}
+
+/// A request queued by [`Client::try_start`].
+#[derive(Debug)]
+pub struct Started {
+    rx: oneshot::Receiver<Result<Vec<OwnedReply>>>,
+    client: Client,
+}
+
+impl Started {
+    /// The reply units, or the error that broke the connection (a timeout
+    /// breaks it, as for every request).
+    pub async fn finish(self) -> Result<Vec<OwnedReply>> {
+        let shared = Arc::clone(&self.client.conn.shared);
+        let rx = self.rx;
+        self.client.with_deadline(async move { rx.await.unwrap_or_else(|_| Err(shared.reason())) }).await
     }
 }
 

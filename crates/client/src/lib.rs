@@ -25,7 +25,7 @@ mod meta;
 mod pool;
 mod reply;
 
-pub use connection::{Client, ClientConfig};
+pub use connection::{Client, ClientConfig, Started};
 pub use error::{ClientError, Result};
 pub use memshard_proto::{MetaCode, StoreCmd};
 pub use pool::{Pool, PoolConfig};

@@ -33,7 +33,7 @@ pub(crate) enum Work {
 
 /// One in-flight backend request and how to turn its reply into client bytes.
 pub(crate) struct BackendReply {
-    handle: JoinHandle<Result<Vec<OwnedReply>, ClientError>>,
+    handle: InFlight,
     pool: Arc<Pool>,
     /// `Some(cmd)` for a quiet meta command: drop what memcached would not send.
     quiet: Option<&'static [u8]>,
@@ -44,8 +44,8 @@ pub(crate) struct BackendReply {
 impl BackendReply {
     /// Waits for the reply and appends the client's bytes to `out`.
     pub(crate) async fn finish(self, out: &mut Vec<u8>) {
-        match self.handle.await {
-            Ok(Ok(units)) => {
+        match self.handle.wait().await {
+            Ok(units) => {
                 for u in &units {
                     if self.quiet.is_some_and(|cmd| suppressed(cmd, u)) {
                         continue;
@@ -53,12 +53,11 @@ impl BackendReply {
                     u.as_reply().encode(out);
                 }
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 if !self.silent {
                     out.extend_from_slice(&server_error(&self.pool, &e));
                 }
             }
-            Err(_) => out.extend_from_slice(b"SERVER_ERROR internal error\r\n"),
         }
     }
 }
@@ -129,14 +128,81 @@ fn encode_units(units: &[OwnedReply], out: &mut Vec<u8>) {
     }
 }
 
-/// Sends `bytes` to `server` expecting `terminals` terminal reply units
-/// (0 = noreply), accounting the outcome against the server's health.
-async fn send(
-    r: &Route,
+/// A backend request in flight.
+pub(crate) struct InFlight {
+    how: How,
+    pool: Arc<Pool>,
     server: usize,
-    bytes: Bytes,
+    len: u64,
     terminals: usize,
-) -> Result<JoinHandle<Result<Vec<OwnedReply>, ClientError>>, ClientError> {
+}
+
+enum How {
+    /// Queued on the connection already; awaited by whoever needs the reply
+    /// (no task of its own).
+    Started(memshard_client::Started),
+    /// Waiting for an in-flight slot: a task of its own.
+    Spawned(JoinHandle<Result<Vec<OwnedReply>, ClientError>>),
+    /// Settled already (a queued noreply request, or a failure to queue).
+    Done(Result<Vec<OwnedReply>, ClientError>),
+}
+
+impl InFlight {
+    /// The reply units; the outcome is accounted against the server.
+    pub(crate) async fn wait(self) -> Result<Vec<OwnedReply>, ClientError> {
+        let res = match self.how {
+            How::Started(s) => s.finish().await,
+            How::Spawned(h) => h.await.unwrap_or(Err(ClientError::Closed)),
+            How::Done(r) => r,
+        };
+        account(&self.pool, self.server, self.len, self.terminals, &res);
+        res
+    }
+}
+
+/// Lets requests nobody waits for finish in the background, so their
+/// outcome is still accounted.
+fn drain(handles: Vec<InFlight>) {
+    if !handles.is_empty() {
+        tokio::spawn(async move {
+            for h in handles {
+                let _ = h.wait().await;
+            }
+        });
+    }
+}
+
+/// Stats and health bookkeeping for one finished backend request.
+fn account(pool: &Pool, server: usize, len: u64, terminals: usize, res: &Result<Vec<OwnedReply>, ClientError>) {
+    let st = &pool.server_stats[server];
+    stats::gauge(&st.in_queue, -1);
+    stats::gauge(&st.in_queue_bytes, -(len as i64));
+    match res {
+        Ok(units) => {
+            pool.record_success(server);
+            if terminals > 0 {
+                stats::add(&st.responses, 1);
+                stats::add(&st.response_bytes, units.iter().map(encoded_len).sum());
+            }
+        }
+        Err(e) => {
+            match e {
+                ClientError::Timeout => stats::add(&st.server_timedout, 1),
+                ClientError::Closed => stats::add(&st.server_eof, 1),
+                ClientError::Io(_) | ClientError::Protocol(_) => stats::add(&st.server_err, 1),
+                _ => {}
+            }
+            if is_server_fault(e) {
+                pool.record_failure(server);
+            }
+        }
+    }
+}
+
+/// Sends `bytes` to `server` expecting `terminals` terminal reply units
+/// (0 = noreply). The request is queued on the backend connection before this
+/// returns whenever a slot is free, so requests keep the client's order.
+async fn send(r: &Route, server: usize, bytes: Bytes, terminals: usize) -> Result<InFlight, ClientError> {
     let client = match backend::client(r.pool_id, &r.pool, server).await {
         Ok(c) => c,
         Err(e) => {
@@ -153,40 +219,25 @@ async fn send(
             return Err(e);
         }
     };
-    let pool = r.pool.clone();
-    let st = &pool.server_stats[server];
+    let st = &r.pool.server_stats[server];
     let len = bytes.len() as u64;
     stats::add(&st.requests, 1);
     stats::add(&st.request_bytes, len);
     stats::gauge(&st.in_queue, 1);
     stats::gauge(&st.in_queue_bytes, len as i64);
-    Ok(tokio::spawn(async move {
-        let res = client.request(bytes, terminals).await;
-        let st = &pool.server_stats[server];
-        stats::gauge(&st.in_queue, -1);
-        stats::gauge(&st.in_queue_bytes, -(len as i64));
-        match &res {
-            Ok(units) => {
-                pool.record_success(server);
-                if terminals > 0 {
-                    stats::add(&st.responses, 1);
-                    stats::add(&st.response_bytes, units.iter().map(encoded_len).sum());
-                }
-            }
-            Err(e) => {
-                match e {
-                    ClientError::Timeout => stats::add(&st.server_timedout, 1),
-                    ClientError::Closed => stats::add(&st.server_eof, 1),
-                    ClientError::Io(_) | ClientError::Protocol(_) => stats::add(&st.server_err, 1),
-                    _ => {}
-                }
-                if is_server_fault(e) {
-                    pool.record_failure(server);
-                }
-            }
+    let how = if terminals == 0 {
+        match client.try_send_noreply(bytes.clone()) {
+            Some(r) => How::Done(r.map(|()| Vec::new())),
+            None => How::Spawned(tokio::spawn(async move { client.request(bytes, 0).await })),
         }
-        res
-    }))
+    } else {
+        match client.try_start(bytes.clone(), terminals) {
+            Some(Ok(s)) => How::Started(s),
+            Some(Err(e)) => How::Done(Err(e)),
+            None => How::Spawned(tokio::spawn(async move { client.request(bytes, terminals).await })),
+        }
+    };
+    Ok(InFlight { how, pool: r.pool.clone(), server, len, terminals })
 }
 
 /// Forward to one server; its reply units are re-encoded by the frontend.
@@ -266,16 +317,20 @@ async fn get(r: &Route, ring: &memshard_ring::Ring, g: &Get<'_>) -> Work {
         match send(r, *server, bytes.into(), 1).await {
             Ok(h) => handles.push(h),
             // Any fragment failing fails the whole get, as in twemproxy, but the
-            // connection stays usable.
-            Err(e) => return Work::Ready(server_error(&pool, &e)),
+            // connection stays usable. Fragments already sent still finish (and
+            // are accounted) in the background.
+            Err(e) => {
+                drain(handles);
+                return Work::Ready(server_error(&pool, &e));
+            }
         }
     }
     let order: Vec<Vec<u8>> = order.into_iter().map(<[u8]>::to_vec).collect();
     Work::Pending(tokio::spawn(async move {
         let mut values: HashMap<Vec<u8>, VecDeque<OwnedReply>> = HashMap::new();
         for h in handles {
-            match h.await {
-                Ok(Ok(units)) => {
+            match h.wait().await {
+                Ok(units) => {
                     for u in units {
                         match &u {
                             OwnedReply::Value { key, .. } => values.entry(key.to_vec()).or_default().push_back(u),
@@ -288,8 +343,7 @@ async fn get(r: &Route, ring: &memshard_ring::Ring, g: &Get<'_>) -> Work {
                         }
                     }
                 }
-                Ok(Err(e)) => return server_error(&pool, &e),
-                Err(_) => return line("SERVER_ERROR internal error"),
+                Err(e) => return server_error(&pool, &e),
             }
         }
         let mut out = Vec::new();
@@ -373,24 +427,22 @@ async fn fan_out(r: &Route, bytes: Vec<u8>, want_reply: bool) -> Work {
         }
     }
     if !want_reply {
+        drain(handles);
         return Work::Ready(Vec::new());
     }
     Work::Pending(tokio::spawn(async move {
         let mut err = first_err;
         for h in handles {
-            match h.await {
-                Ok(Ok(units)) => {
+            match h.wait().await {
+                Ok(units) => {
                     if !matches!(units.first(), Some(OwnedReply::Ok)) && err.is_none() {
                         let mut out = Vec::new();
                         encode_units(&units, &mut out);
                         err = Some(out);
                     }
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     err.get_or_insert_with(|| server_error(&pool, &e));
-                }
-                Err(_) => {
-                    err.get_or_insert_with(|| line("SERVER_ERROR internal error"));
                 }
             }
         }

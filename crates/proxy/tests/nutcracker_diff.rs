@@ -166,47 +166,58 @@ async fn every_key_on_the_same_server_as_nutcracker() {
         for i in 0..sc.servers {
             backends.push(recorder(i, seen.clone()).await);
         }
-        // One pool per hash × distribution, each on its own port.
-        let mut yaml = String::new();
-        let mut pools = Vec::new();
-        for hash in HASHES {
-            for dist in ["ketama", "modula"] {
-                let name = format!("{hash}_{dist}");
-                let port = free_port().expect("port");
-                yaml.push_str(&format!(
-                    "{name}:\n  listen: 127.0.0.1:{port}\n  hash: {hash}\n  distribution: {dist}\n"
-                ));
-                if sc.hash_tag {
-                    yaml.push_str("  hash_tag: \"{}\"\n");
+        let keys: Vec<Vec<u8>> = (0..KEYS_PER_POOL).map(|_| random_key(&mut rng, sc.hash_tag)).collect();
+        // nutcracker first. Free ports can be taken by a parallel test between
+        // picking and binding: retry with fresh ports if it does not come up.
+        let mut started = None;
+        for _attempt in 0..3 {
+            // One pool per hash × distribution, each on its own port.
+            let mut yaml = String::new();
+            let mut pools = Vec::new();
+            for hash in HASHES {
+                for dist in ["ketama", "modula"] {
+                    let name = format!("{hash}_{dist}");
+                    let port = free_port().expect("port");
+                    yaml.push_str(&format!(
+                        "{name}:\n  listen: 127.0.0.1:{port}\n  hash: {hash}\n  distribution: {dist}\n"
+                    ));
+                    if sc.hash_tag {
+                        yaml.push_str("  hash_tag: \"{}\"\n");
+                    }
+                    yaml.push_str("  servers:\n");
+                    for (i, b) in backends.iter().enumerate() {
+                        yaml.push_str(&format!("   - {}\n", (sc.entry)(i, *b)));
+                    }
+                    pools.push((name, port));
                 }
-                yaml.push_str("  servers:\n");
-                for (i, b) in backends.iter().enumerate() {
-                    yaml.push_str(&format!("   - {}\n", (sc.entry)(i, *b)));
-                }
-                pools.push((name, port));
+            }
+            let file = dir.join(format!("{}.yml", sc.name));
+            std::fs::write(&file, &yaml).expect("write config");
+            let stats_port = free_port().expect("port");
+            let child = std::process::Command::new(&nutcracker)
+                .args(["-c", &file.to_string_lossy(), "-s", &stats_port.to_string(), "-a", "127.0.0.1"])
+                .args(["-o", &dir.join(format!("{}.log", sc.name)).to_string_lossy()])
+                .spawn()
+                .expect("nutcracker starts");
+            let guard = ChildGuard::new(child);
+            let all_up = pools.iter().all(|(_, port)| {
+                let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+                wait_for_listen(addr, Duration::from_secs(5)).is_ok()
+            });
+            if all_up {
+                started = Some((yaml, pools, guard));
+                break;
             }
         }
-        let file = dir.join(format!("{}.yml", sc.name));
-        std::fs::write(&file, &yaml).expect("write config");
-        let keys: Vec<Vec<u8>> = (0..KEYS_PER_POOL).map(|_| random_key(&mut rng, sc.hash_tag)).collect();
-
-        // nutcracker first.
-        let stats_port = free_port().expect("port");
-        let child = std::process::Command::new(&nutcracker)
-            .args(["-c", &file.to_string_lossy(), "-s", &stats_port.to_string(), "-a", "127.0.0.1"])
-            .args(["-o", &dir.join(format!("{}.log", sc.name)).to_string_lossy()])
-            .spawn()
-            .expect("nutcracker starts");
-        let _guard = ChildGuard::new(child);
+        let (yaml, pools, guard) = started.expect("nutcracker listens on every pool port");
         let mut theirs: HashMap<String, HashMap<Vec<u8>, usize>> = HashMap::new();
         for (name, port) in &pools {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-            wait_for_listen(addr, Duration::from_secs(5)).expect("nutcracker listens");
             seen.lock().expect("lock").clear();
             send_keys(addr, &keys).await;
             theirs.insert(name.clone(), std::mem::take(&mut *seen.lock().expect("lock")));
         }
-        drop(_guard);
+        drop(guard);
 
         // Then memshard proxy with the same file and backends.
         let config = Config::from_yaml(&yaml).expect("memshard loads the same file");
