@@ -5,14 +5,8 @@ use tracing_subscriber::EnvFilter;
 /// Logs to stderr. `verbosity` 0 = info, 1 = debug, 2+ = trace; `RUST_LOG`
 /// overrides.
 pub(crate) fn init(verbosity: u8) {
-    let default = match verbosity {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(verbosity))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
@@ -30,17 +24,21 @@ pub(crate) fn init_to(verbosity: u8, file: Option<&std::path::Path>) -> Result<(
         .append(true)
         .open(path)
         .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-    let default = match verbosity {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(verbosity))
         .with_writer(std::sync::Mutex::new(f))
         .with_ansi(false)
         .with_target(false)
         .try_init();
     Ok(())
+}
+
+/// 0 = info, 1 = debug, 2+ = trace, unless `RUST_LOG` says otherwise.
+fn filter(verbosity: u8) -> EnvFilter {
+    let default = match verbosity {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
 }

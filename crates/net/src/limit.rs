@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// How [`serve`] treats connections.
@@ -57,6 +57,51 @@ impl Drop for Open {
     }
 }
 
+/// What to do with an accepted connection.
+pub(crate) enum Admission {
+    /// Serve it; the permit and the counter guard end with the connection.
+    Admit(TcpStream, OwnedSemaphorePermit, Open),
+    /// Over the connection limit: send the reject reply and close.
+    Reject(TcpStream),
+}
+
+/// Applies the socket options and the connection limit to an accepted socket.
+pub(crate) fn admit(
+    stream: TcpStream,
+    cfg: &ServeConfig,
+    permits: &Arc<Semaphore>,
+    stats: &Arc<ServeStats>,
+) -> Admission {
+    if cfg.nodelay {
+        let _ = stream.set_nodelay(true);
+    }
+    if cfg.keepalive {
+        let _ = crate::set_keepalive(&stream);
+    }
+    let Ok(permit) = permits.clone().try_acquire_owned() else {
+        stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        return Admission::Reject(stream);
+    };
+    stats.total_connections.fetch_add(1, Ordering::Relaxed);
+    stats.curr_connections.fetch_add(1, Ordering::Relaxed);
+    Admission::Admit(stream, permit, Open(stats.clone()))
+}
+
+/// Writes the reject reply and closes; best effort and bounded, so a peer
+/// that never reads cannot pin the task.
+pub(crate) async fn reject(mut stream: TcpStream, reply: &'static [u8]) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply)).await;
+    let _ = stream.shutdown().await;
+}
+
+/// After a failed accept (EMFILE and friends): wait a little, longer each
+/// time, instead of spinning.
+pub(crate) async fn wait_after_accept_error(backoff: &mut Duration, e: &std::io::Error) {
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(Duration::from_secs(1));
+}
+
 /// Accepts connections until `shutdown`, running `handler` for each one.
 ///
 /// Returns after every handler finished or `drain_timeout` passed (remaining
@@ -82,38 +127,23 @@ pub async fn serve<F, Fut>(
             // Reap finished handlers so the set does not grow with history.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
-        let (mut stream, _peer) = match accepted {
-            Ok(v) => {
+        let stream = match accepted {
+            Ok((s, _)) => {
                 backoff = Duration::from_millis(1);
-                v
+                s
             }
             Err(e) => {
-                // EMFILE and friends: wait a little instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                wait_after_accept_error(&mut backoff, &e).await;
                 continue;
             }
         };
-        if cfg.nodelay {
-            let _ = stream.set_nodelay(true);
-        }
-        if cfg.keepalive {
-            let _ = crate::set_keepalive(&stream);
-        }
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            let reply = cfg.reject_reply;
-            tasks.spawn(async move {
-                // Best effort, bounded: a peer that never reads must not pin us.
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply)).await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
+        let (stream, permit, open) = match admit(stream, &cfg, &permits, &stats) {
+            Admission::Admit(s, p, o) => (s, p, o),
+            Admission::Reject(s) => {
+                tasks.spawn(reject(s, cfg.reject_reply));
+                continue;
+            }
         };
-        stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        stats.curr_connections.fetch_add(1, Ordering::Relaxed);
-        let open = Open(stats.clone());
         let fut = handler(stream, shutdown.clone());
         tasks.spawn(async move {
             fut.await;

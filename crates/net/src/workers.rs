@@ -8,12 +8,10 @@
 //! arenas.
 
 use crate::Shutdown;
-use crate::limit::{Open, ServeConfig, ServeStats};
+use crate::limit::{Admission, Open, ServeConfig, ServeStats, admit, reject, wait_after_accept_error};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -67,36 +65,23 @@ where
             r = listener.accept() => r,
             Some(_) = rejects.join_next(), if !rejects.is_empty() => continue,
         };
-        let mut stream = match accepted {
+        let stream = match accepted {
             Ok((s, _)) => {
                 backoff = Duration::from_millis(1);
                 s
             }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                wait_after_accept_error(&mut backoff, &e).await;
                 continue;
             }
         };
-        if cfg.nodelay {
-            let _ = stream.set_nodelay(true);
-        }
-        if cfg.keepalive {
-            let _ = crate::set_keepalive(&stream);
-        }
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            let reply = cfg.reject_reply;
-            rejects.spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply)).await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
+        let (stream, permit, open) = match admit(stream, &cfg, &permits, &stats) {
+            Admission::Admit(s, p, o) => (s, p, o),
+            Admission::Reject(s) => {
+                rejects.spawn(reject(s, cfg.reject_reply));
+                continue;
+            }
         };
-        stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        stats.curr_connections.fetch_add(1, Ordering::Relaxed);
-        let open = Open(stats.clone());
         // Leave this runtime's reactor; the worker registers it with its own.
         let Ok(std_stream) = stream.into_std() else { continue };
         let job = Job { stream: std_stream, permit, open };

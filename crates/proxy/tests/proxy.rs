@@ -25,6 +25,25 @@ async fn start_server_at(addr: SocketAddr, shutdown: Shutdown) {
     tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, shutdown));
 }
 
+/// A backend that accepts and reads but never answers.
+async fn start_hung_backend() -> SocketAddr {
+    let hung = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = hung.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = hung.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 fn yaml(backends: &[SocketAddr], extra: &str) -> String {
     // The listener is passed to `run`; the listen line only has to be valid.
     let mut y = String::from("mc:\n  listen: 127.0.0.1:22121\n  hash: fnv1a_64\n  distribution: ketama\n");
@@ -183,21 +202,7 @@ async fn dead_server_is_ejected_and_returns_after_a_probe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_server_times_out_with_server_error() {
     let (trigger, sd) = ShutdownTrigger::new();
-    // Accepts and reads, never answers.
-    let hung = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let hung_addr = hung.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = hung.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    let hung_addr = start_hung_backend().await;
     let extra = "  timeout: 300\n";
     let proxy = start_proxy(&yaml(&[hung_addr], extra), sd.clone()).await;
     let mut c = TcpStream::connect(proxy).await.expect("connect");
@@ -295,20 +300,7 @@ async fn without_auto_eject_a_dead_server_errors_and_nothing_remaps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_fails_every_request_in_flight_on_that_connection() {
     let (trigger, sd) = ShutdownTrigger::new();
-    let hung = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let hung_addr = hung.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = hung.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    let hung_addr = start_hung_backend().await;
     let proxy = start_proxy(&yaml(&[hung_addr], "  timeout: 300\n"), sd.clone()).await;
     let mut c = TcpStream::connect(proxy).await.expect("connect");
     // Three pipelined requests on the same backend connection: all three get
