@@ -95,9 +95,10 @@ fn parse_tcp(value: &str) -> Result<Listen, String> {
     let Some((host, port)) = value.rsplit_once(':') else {
         return Err("has an invalid \"hostname:port\" format string".to_owned());
     };
+    // Port 0 is allowed (nutcracker refuses it): memshard's command-line
+    // contract lets every listener take an ephemeral port and log it.
     let port = number::parse(port)
         .and_then(|p| u16::try_from(p).ok())
-        .filter(|&p| p != 0)
         .ok_or_else(|| "has an invalid port in \"hostname:port\" format string".to_owned())?;
     if let Some(why) = host_problem(host) {
         return Err(format!("has an invalid value: {why}"));
@@ -147,7 +148,7 @@ mod tests {
         assert_eq!(parse("::1:22121"), Ok(Listen::Tcp { host: "::1".into(), port: 22121 }));
         assert_eq!(parse("0.0.0.0:11211"), Ok(Listen::Tcp { host: "0.0.0.0".into(), port: 11211 }));
         assert!(parse("[::1]:22121").is_err());
-        assert!(parse("127.0.0.1:0").is_err());
+        assert_eq!(parse("127.0.0.1:0"), Ok(Listen::Tcp { host: "127.0.0.1".into(), port: 0 }));
         assert!(parse("127.0.0.1:65536").is_err());
         assert!(parse("localhost").is_err());
         assert!(parse("127..0.1:22121").is_err());
