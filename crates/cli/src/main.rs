@@ -7,6 +7,7 @@
 mod bench;
 mod logging;
 mod proxy;
+mod ring;
 mod server;
 mod size;
 
@@ -29,6 +30,9 @@ enum Command {
     Server(server::ServerArgs),
     /// Run the twemproxy-compatible sharding proxy (drop-in for nutcracker).
     Proxy(proxy::ProxyArgs),
+    /// Show which server each key maps to under a pool file, or how many keys a
+    /// topology change would move.
+    Ring(ring::RingArgs),
     /// Generate load against a memcached-protocol endpoint and report ops/s and latency.
     Bench(bench::BenchArgs),
 }
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Proxy(args) => proxy::main(args),
+        Command::Ring(args) => ring::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

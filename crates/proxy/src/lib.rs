@@ -46,7 +46,7 @@ mod resolve;
 mod stats;
 mod stats_server;
 
-pub use pool::PoolError;
+pub use pool::{Placement, PoolError, placement};
 
 use forward::Route;
 use memshard_config::Config;

@@ -76,27 +76,57 @@ pub enum PoolError {
     },
 }
 
+/// Where a pool puts keys: its servers as the ring names them, and the ring
+/// built from all of them (what `memshard ring` prints and the proxy starts
+/// from).
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The servers in config order.
+    pub specs: Vec<ServerSpec>,
+    /// The ring over every server.
+    pub ring: Ring,
+    /// The pool's key hash.
+    pub hash: HashKind,
+    /// The pool's distribution.
+    pub dist: Distribution,
+}
+
+/// Builds a pool's placement from its config (unix-socket servers included:
+/// placement needs only their names).
+pub fn placement(name: &str, cfg: &PoolConfig) -> Result<Placement, PoolError> {
+    let ring_err = |source| PoolError::Ring { pool: name.to_string(), source };
+    let hash: HashKind = cfg.hash.as_str().parse().map_err(ring_err)?;
+    let dist: Distribution = cfg.distribution.as_str().parse().map_err(ring_err)?;
+    let specs: Vec<ServerSpec> = cfg
+        .servers
+        .iter()
+        .map(|s| {
+            let spec = match s.addr() {
+                ServerAddr::Tcp { host, port } => ServerSpec::tcp(host.clone(), *port, s.weight()),
+                ServerAddr::Unix { path } => ServerSpec::unix(path.to_string_lossy().into_owned(), s.weight()),
+            };
+            match s.name() {
+                Some(n) => spec.named(n),
+                None => spec,
+            }
+        })
+        .collect();
+    let ring = Ring::build(&specs, hash, dist, cfg.hash_tag).map_err(ring_err)?;
+    Ok(Placement { specs, ring, hash, dist })
+}
+
 impl Pool {
     pub(crate) fn new(name: &str, cfg: &PoolConfig, resolver: Arc<Resolver>) -> Result<Pool, PoolError> {
-        let ring_err = |source| PoolError::Ring { pool: name.to_string(), source };
-        let hash: HashKind = cfg.hash.as_str().parse().map_err(ring_err)?;
-        let dist: Distribution = cfg.distribution.as_str().parse().map_err(ring_err)?;
-        let mut specs = Vec::with_capacity(cfg.servers.len());
+        let Placement { specs, ring, hash, dist } = placement(name, cfg)?;
         let mut addrs = Vec::with_capacity(cfg.servers.len());
         let mut targets = Vec::with_capacity(cfg.servers.len());
         for s in &cfg.servers {
             let ServerAddr::Tcp { host, port } = s.addr() else {
                 return Err(PoolError::UnixServer { pool: name.to_string(), server: s.as_written().to_string() });
             };
-            let mut spec = ServerSpec::tcp(host.clone(), *port, s.weight());
-            if let Some(n) = s.name() {
-                spec = spec.named(n);
-            }
-            specs.push(spec);
             addrs.push(format!("{host}:{port}"));
             targets.push(Target::new(host, *port));
         }
-        let ring = Ring::build(&specs, hash, dist, cfg.hash_tag).map_err(ring_err)?;
         let health = (0..specs.len()).map(|_| Health::default()).collect();
         let stats_names: Vec<String> = specs.iter().map(ServerSpec::ring_name).collect();
         let mut stats_order: Vec<usize> = (0..specs.len()).collect();

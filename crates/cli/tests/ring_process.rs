@@ -1,0 +1,67 @@
+//! `memshard ring`: key placement under a pool file, and the remap fraction
+//! of a topology change.
+
+use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
+use std::process::Command;
+
+fn pool_file(tag: &str, shards: usize) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("memshard-ring-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut y =
+        String::from("memcached:\n  listen: 0.0.0.0:11211\n  hash: fnv1a_64\n  distribution: ketama\n  servers:\n");
+    for i in 0..shards {
+        y.push_str(&format!("   - sharded-memcache-{i}.memcache:11211:1\n"));
+    }
+    let f = dir.join("pool.yml");
+    std::fs::write(&f, y).expect("write");
+    f
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_memshard")).arg("ring").args(args).output().expect("run");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn places_keys_where_the_ring_does() {
+    let f = pool_file("place", 3);
+    let keys = ["cat", "dog", "user:42", "ключ"];
+    let mut args = vec!["-c", f.to_str().expect("utf8")];
+    args.extend(keys);
+    let (code, out) = run(&args);
+    assert_eq!(code, Some(0), "{out}");
+    let specs: Vec<ServerSpec> =
+        (0..3).map(|i| ServerSpec::tcp(format!("sharded-memcache-{i}.memcache"), 11211, 1)).collect();
+    let ring = Ring::build(&specs, HashKind::Fnv1a64, Distribution::Ketama, None).expect("ring");
+    for (line, key) in out.lines().zip(keys) {
+        let expect = format!("{key}\tsharded-memcache-{}.memcache", ring.server_for(key.as_bytes()));
+        assert_eq!(line, expect);
+    }
+    assert_eq!(out.lines().count(), keys.len());
+}
+
+#[test]
+fn remap_fraction_of_adding_a_shard() {
+    let three = pool_file("three", 3);
+    let four = pool_file("four", 4);
+    let (code, out) =
+        run(&["-c", three.to_str().expect("utf8"), "--compare", four.to_str().expect("utf8"), "-n", "20000"]);
+    assert_eq!(code, Some(0), "{out}");
+    // "moved M of 20000 sample keys (P%)": ketama moves about 1/4 of the keys.
+    let moved: f64 = out.split_whitespace().nth(1).and_then(|m| m.parse().ok()).expect("count");
+    let frac = moved / 20000.0;
+    assert!((0.15..0.35).contains(&frac), "{out}");
+    let (code, out) =
+        run(&["-c", three.to_str().expect("utf8"), "--compare", three.to_str().expect("utf8"), "-n", "1000"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("moved 0 of 1000"), "{out}");
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    let f = pool_file("usage", 3);
+    let (code, _) = run(&["-c", f.to_str().expect("utf8")]);
+    assert_eq!(code, Some(2));
+    let (code, out) = run(&["-c", "/nonexistent/pool.yml", "k"]);
+    assert_eq!(code, Some(2), "{out}");
+}
