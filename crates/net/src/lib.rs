@@ -7,6 +7,7 @@
 //!   on accept errors, and a drain that waits for in-flight connections.
 //! * [`serve_pinned`]: the same, with connections pinned to N worker threads,
 //!   each a single-threaded runtime (memcached's threading model).
+//! * [`ReadBuf`]: a connection's read buffer with memcached's data-block swallow.
 //! * [`bind`]: a listener on `host:port` (port 0 allowed) that logs `listening on`.
 //!
 //! It holds no protocol knowledge: the handler gets a `TcpStream` and does the rest.
@@ -19,10 +20,12 @@
 //! ```
 
 mod limit;
+mod read_buf;
 mod shutdown;
 mod workers;
 
 pub use limit::{ServeConfig, ServeStats, serve};
+pub use read_buf::{READ_CHUNK, ReadBuf};
 pub use shutdown::{Shutdown, ShutdownTrigger, os_signal};
 pub use workers::serve_pinned;
 

@@ -4,14 +4,11 @@
 
 use crate::forward::{Route, Work, route};
 use crate::stats;
-use bytes::{Buf, BytesMut};
-use memshard_net::Shutdown;
+use memshard_net::{ReadBuf, Shutdown};
 use memshard_proto::{Decoder, Request};
 use std::collections::VecDeque;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Most requests of one client routed but not yet answered; beyond it the
 /// proxy stops reading from that client until replies drain.
@@ -28,24 +25,17 @@ impl Drop for ClientGauge {
 pub(crate) async fn handle(mut stream: TcpStream, r: Route, decoder: Decoder, mut shutdown: Shutdown) {
     stats::gauge(&r.pool.stats.client_connections, 1);
     let _gauge = ClientGauge(r.pool.clone());
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut swallow: u64 = 0;
+    let mut rbuf = ReadBuf::new();
     let mut pending: VecDeque<Work> = VecDeque::new();
     loop {
         let mut close = false;
         loop {
-            if swallow > 0 {
-                let n = swallow.min(rbuf.len() as u64) as usize;
-                rbuf.advance(n);
-                swallow -= n as u64;
-                if swallow > 0 {
-                    break;
-                }
-            }
-            if rbuf.is_empty() || pending.len() >= MAX_PENDING {
+            if pending.len() >= MAX_PENDING || !rbuf.ready() {
                 break;
             }
-            let (used, work) = match decoder.decode(&rbuf) {
+            // A rejected data block to discard after this request's bytes.
+            let mut swallow = 0;
+            let (used, work) = match decoder.decode(rbuf.bytes()) {
                 Ok(None) => break,
                 Ok(Some((Request::Quit, used))) => {
                     close = true;
@@ -63,7 +53,8 @@ pub(crate) async fn handle(mut stream: TcpStream, r: Route, decoder: Decoder, mu
                     (e.consumed, Some(Work::Ready(out)))
                 }
             };
-            rbuf.advance(used.min(rbuf.len()));
+            rbuf.consume(used);
+            rbuf.swallow(swallow);
             if let Some(w) = work {
                 pending.push_back(w);
             }
@@ -90,12 +81,8 @@ pub(crate) async fn handle(mut stream: TcpStream, r: Route, decoder: Decoder, mu
             let _ = stream.shutdown().await;
             return;
         }
-        if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
-            rbuf = BytesMut::with_capacity(READ_CHUNK);
-        }
-        rbuf.reserve(READ_CHUNK);
         tokio::select! {
-            res = stream.read_buf(&mut rbuf) => match res {
+            res = rbuf.fill(&mut stream) => match res {
                 Ok(0) => {
                     stats::add(&r.pool.stats.client_eof, 1);
                     return;

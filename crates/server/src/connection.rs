@@ -4,45 +4,33 @@
 use crate::Shared;
 use crate::exec::{Exec, Outcome};
 use crate::stats::Counters;
-use bytes::{Buf, BytesMut};
-use memshard_net::Shutdown;
+use memshard_net::{READ_CHUNK, ReadBuf, Shutdown};
 use memshard_proto::Request;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Flush replies once this many bytes are waiting, even mid-batch, so a client
 /// that pipelines big multi-gets cannot grow our memory without bound.
 pub(crate) const WRITE_HIGH_WATER: usize = 256 * 1024;
 
-/// Initial read buffer; it grows only to hold one complete request.
-const READ_CHUNK: usize = 16 * 1024;
-
 /// Serves one connection until the client leaves, sends `quit`, breaks framing
 /// beyond repair, or the server shuts down.
 pub(crate) async fn handle(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: Shutdown) {
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut rbuf = ReadBuf::new();
     let mut wbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    // Bytes of a rejected data block still to discard (memcached's conn_swallow).
-    let mut swallow: u64 = 0;
     let decoder = shared.decoder;
     loop {
         // Process everything already buffered.
         let mut close = false;
         loop {
-            if swallow > 0 {
-                let n = swallow.min(rbuf.len() as u64) as usize;
-                rbuf.advance(n);
-                swallow -= n as u64;
-                if swallow > 0 {
-                    break;
-                }
-            }
-            if rbuf.is_empty() {
+            if !rbuf.ready() {
                 break;
             }
-            let (used, next) = match decoder.decode(&rbuf) {
+            // A rejected data block to discard after this request's bytes.
+            let mut swallow = 0;
+            let (used, next) = match decoder.decode(rbuf.bytes()) {
                 Ok(None) => break,
                 Ok(Some((Request::Get(g), used))) => {
                     // Multi-gets stream: flush whenever enough replies queued up.
@@ -72,7 +60,8 @@ pub(crate) async fn handle(mut stream: TcpStream, shared: Arc<Shared>, mut shutd
                     (e.consumed, if e.close { Outcome::Close } else { Outcome::Continue })
                 }
             };
-            rbuf.advance(used.min(rbuf.len()));
+            rbuf.consume(used);
+            rbuf.swallow(swallow);
             if next == Outcome::Close {
                 close = true;
                 break;
@@ -88,13 +77,8 @@ pub(crate) async fn handle(mut stream: TcpStream, shared: Arc<Shared>, mut shutd
             let _ = stream.shutdown().await;
             return;
         }
-        // Reclaim a buffer that grew for one large value.
-        if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
-            rbuf = BytesMut::with_capacity(READ_CHUNK);
-        }
-        rbuf.reserve(READ_CHUNK);
         let n = tokio::select! {
-            r = stream.read_buf(&mut rbuf) => match r {
+            r = rbuf.fill(&mut stream) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             },
