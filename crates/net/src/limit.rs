@@ -57,21 +57,31 @@ impl Drop for Open {
     }
 }
 
-/// What to do with an accepted connection.
-pub(crate) enum Admission {
-    /// Serve it; the permit and the counter guard end with the connection.
-    Admit(TcpStream, OwnedSemaphorePermit, Open),
-    /// Over the connection limit: send the reject reply and close.
-    Reject(TcpStream),
-}
+/// An accepted connection let in under the limit, with the permit and the
+/// counter guard that end with it.
+pub(crate) type Admitted = (TcpStream, OwnedSemaphorePermit, Open);
 
-/// Applies the socket options and the connection limit to an accepted socket.
-pub(crate) fn admit(
-    stream: TcpStream,
+/// Turns one accept result into an admitted connection: socket options, then
+/// the connection limit. `None` after backing off from an accept error, or
+/// after handing a connection over the limit to `rejects` (reject reply, close).
+pub(crate) async fn admit(
+    accepted: std::io::Result<(TcpStream, std::net::SocketAddr)>,
+    backoff: &mut Duration,
     cfg: &ServeConfig,
     permits: &Arc<Semaphore>,
     stats: &Arc<ServeStats>,
-) -> Admission {
+    rejects: &mut JoinSet<()>,
+) -> Option<Admitted> {
+    let stream = match accepted {
+        Ok((s, _)) => {
+            *backoff = Duration::from_millis(1);
+            s
+        }
+        Err(e) => {
+            wait_after_accept_error(backoff, &e).await;
+            return None;
+        }
+    };
     if cfg.nodelay {
         let _ = stream.set_nodelay(true);
     }
@@ -80,23 +90,24 @@ pub(crate) fn admit(
     }
     let Ok(permit) = permits.clone().try_acquire_owned() else {
         stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-        return Admission::Reject(stream);
+        rejects.spawn(reject(stream, cfg.reject_reply));
+        return None;
     };
     stats.total_connections.fetch_add(1, Ordering::Relaxed);
     stats.curr_connections.fetch_add(1, Ordering::Relaxed);
-    Admission::Admit(stream, permit, Open(stats.clone()))
+    Some((stream, permit, Open(stats.clone())))
 }
 
 /// Writes the reject reply and closes; best effort and bounded, so a peer
 /// that never reads cannot pin the task.
-pub(crate) async fn reject(mut stream: TcpStream, reply: &'static [u8]) {
+async fn reject(mut stream: TcpStream, reply: &'static [u8]) {
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply)).await;
     let _ = stream.shutdown().await;
 }
 
 /// After a failed accept (EMFILE and friends): wait a little, longer each
 /// time, instead of spinning.
-pub(crate) async fn wait_after_accept_error(backoff: &mut Duration, e: &std::io::Error) {
+async fn wait_after_accept_error(backoff: &mut Duration, e: &std::io::Error) {
     tracing::warn!(error = %e, "accept failed");
     tokio::time::sleep(*backoff).await;
     *backoff = (*backoff * 2).min(Duration::from_secs(1));
@@ -127,22 +138,9 @@ pub async fn serve<F, Fut>(
             // Reap finished handlers so the set does not grow with history.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
-        let stream = match accepted {
-            Ok((s, _)) => {
-                backoff = Duration::from_millis(1);
-                s
-            }
-            Err(e) => {
-                wait_after_accept_error(&mut backoff, &e).await;
-                continue;
-            }
-        };
-        let (stream, permit, open) = match admit(stream, &cfg, &permits, &stats) {
-            Admission::Admit(s, p, o) => (s, p, o),
-            Admission::Reject(s) => {
-                tasks.spawn(reject(s, cfg.reject_reply));
-                continue;
-            }
+        let Some((stream, permit, open)) = admit(accepted, &mut backoff, &cfg, &permits, &stats, &mut tasks).await
+        else {
+            continue;
         };
         let fut = handler(stream, shutdown.clone());
         tasks.spawn(async move {

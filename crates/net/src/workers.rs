@@ -8,7 +8,7 @@
 //! arenas.
 
 use crate::Shutdown;
-use crate::limit::{Admission, Open, ServeConfig, ServeStats, admit, reject, wait_after_accept_error};
+use crate::limit::{Open, ServeConfig, ServeStats, admit};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,22 +65,9 @@ where
             r = listener.accept() => r,
             Some(_) = rejects.join_next(), if !rejects.is_empty() => continue,
         };
-        let stream = match accepted {
-            Ok((s, _)) => {
-                backoff = Duration::from_millis(1);
-                s
-            }
-            Err(e) => {
-                wait_after_accept_error(&mut backoff, &e).await;
-                continue;
-            }
-        };
-        let (stream, permit, open) = match admit(stream, &cfg, &permits, &stats) {
-            Admission::Admit(s, p, o) => (s, p, o),
-            Admission::Reject(s) => {
-                rejects.spawn(reject(s, cfg.reject_reply));
-                continue;
-            }
+        let Some((stream, permit, open)) = admit(accepted, &mut backoff, &cfg, &permits, &stats, &mut rejects).await
+        else {
+            continue;
         };
         // Leave this runtime's reactor; the worker registers it with its own.
         let Ok(std_stream) = stream.into_std() else { continue };
