@@ -3,16 +3,17 @@
 //! fails. Everything runs in this process on loopback: the backends on
 //! 127.0.0.2/3/4 (same port), and a small DNS responder the test controls.
 
-use memshard_config::Config;
+mod common;
+
+use common::ask;
 use memshard_net::{Shutdown, ShutdownTrigger};
-use memshard_proxy::{ProxyConfig, run};
+use memshard_proxy::ProxyConfig;
 use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
 use memshard_server::ServerConfig;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 const SERVFAIL: u8 = 2;
@@ -120,33 +121,9 @@ async fn start_backends(shutdown: &Shutdown) -> u16 {
     panic!("no port free on 127.0.0.2, .3 and .4 at once");
 }
 
+/// The proxy with two workers, resolving through `dns` (system resolver when empty).
 async fn start_proxy(yaml: &str, dns: Vec<SocketAddr>, shutdown: Shutdown) -> SocketAddr {
-    let config = Config::from_yaml(yaml).expect("config");
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let proxy = ProxyConfig { workers: 2, dns_servers: dns, ..ProxyConfig::default() };
-    tokio::spawn(async move {
-        if let Err(e) = run(config, vec![l], None, proxy, shutdown).await {
-            panic!("proxy failed: {e}");
-        }
-    });
-    addr
-}
-
-/// Sends `req`, reads until the reply ends with `until` (bounded in time).
-async fn ask(s: &mut TcpStream, req: &[u8], until: &[u8]) -> Vec<u8> {
-    s.write_all(req).await.expect("write");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.ends_with(until) {
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
-            .await
-            .unwrap_or_else(|_| panic!("no reply in time; got {:?}", String::from_utf8_lossy(&buf)))
-            .expect("read");
-        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&buf));
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    buf
+    common::start_proxy(yaml, ProxyConfig { workers: 2, dns_servers: dns, ..ProxyConfig::default() }, shutdown).await
 }
 
 async fn get(s: &mut TcpStream, key: &str) -> Option<String> {

@@ -2,6 +2,9 @@
 //! loopback: placement, multi-get merge, meta quiet mode, keyless commands,
 //! failures, ejection and return.
 
+mod common;
+
+use common::ask;
 use memshard_config::Config;
 use memshard_net::{Shutdown, ShutdownTrigger};
 use memshard_proxy::{ProxyConfig, run};
@@ -9,7 +12,7 @@ use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
 use memshard_server::ServerConfig;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 async fn start_server(shutdown: Shutdown) -> SocketAddr {
@@ -23,6 +26,11 @@ async fn start_server(shutdown: Shutdown) -> SocketAddr {
 async fn start_server_at(addr: SocketAddr, shutdown: Shutdown) {
     let l = TcpListener::bind(addr).await.expect("rebind");
     tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, shutdown));
+}
+
+/// The proxy with two workers in front of `yaml`'s pool.
+async fn start_proxy(yaml: &str, shutdown: Shutdown) -> SocketAddr {
+    common::start_proxy(yaml, ProxyConfig { workers: 2, ..ProxyConfig::default() }, shutdown).await
 }
 
 /// A backend that accepts and reads but never answers.
@@ -53,35 +61,6 @@ fn yaml(backends: &[SocketAddr], extra: &str) -> String {
         y.push_str(&format!("   - {b}:1\n"));
     }
     y
-}
-
-async fn start_proxy(yaml: &str, shutdown: Shutdown) -> SocketAddr {
-    let config = Config::from_yaml(yaml).expect("config");
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let proxy = ProxyConfig { workers: 2, ..ProxyConfig::default() };
-    tokio::spawn(async move {
-        if let Err(e) = run(config, vec![l], None, proxy, shutdown).await {
-            panic!("proxy failed: {e}");
-        }
-    });
-    addr
-}
-
-/// Sends `req`, reads until the reply ends with `until` (bounded in time).
-async fn ask(s: &mut TcpStream, req: &[u8], until: &[u8]) -> Vec<u8> {
-    s.write_all(req).await.expect("write");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
-    while !buf.ends_with(until) {
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
-            .await
-            .unwrap_or_else(|_| panic!("no reply in time; got {:?}", String::from_utf8_lossy(&buf)))
-            .expect("read");
-        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&buf));
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    buf
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,41 @@
+//! Helpers shared by the proxy's integration tests.
+
+use memshard_config::Config;
+use memshard_net::Shutdown;
+use memshard_proxy::{ProxyConfig, run};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Starts the proxy on a loopback port for the single pool of `yaml` (its
+/// `listen` line only has to be valid: the listener is passed in).
+pub(crate) async fn start_proxy(yaml: &str, proxy: ProxyConfig, shutdown: Shutdown) -> SocketAddr {
+    let config = Config::from_yaml(yaml).expect("config");
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        if let Err(e) = run(config, vec![l], None, proxy, shutdown).await {
+            panic!("proxy failed: {e}");
+        }
+    });
+    addr
+}
+
+/// Sends `req`, reads until the reply ends with `until` (bounded in time).
+pub(crate) async fn ask(s: &mut TcpStream, req: &[u8], until: &[u8]) -> Vec<u8> {
+    s.write_all(req).await.expect("write");
+    let mut buf = Vec::new();
+    // On the heap: tests nest many of these futures, and a 64 KiB array in
+    // each would overflow a test thread's stack.
+    let mut chunk = vec![0u8; 65536];
+    while !buf.ends_with(until) {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no reply in time; got {:?}", String::from_utf8_lossy(&buf)))
+            .expect("read");
+        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf
+}
