@@ -4,12 +4,15 @@
 //! listeners and calls each role's library `run` function. Exit codes: 0 clean
 //! shutdown, 1 runtime failure, 2 bad flags or bad config.
 
+mod app;
 mod bench;
 mod logging;
 mod proxy;
 mod ring;
 mod server;
+mod signals;
 mod size;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +36,10 @@ enum Command {
     /// Show which server each key maps to under a pool file, or how many keys a
     /// topology change would move.
     Ring(ring::RingArgs),
+    /// Run the web app: GET /memcache?lookup=KEY in front of the proxy.
+    App(app::AppArgs),
+    /// Run the whole system on this machine: shards, proxy and app in one process.
+    Up(up::UpArgs),
     /// Generate load against a memcached-protocol endpoint and report ops/s and latency.
     Bench(bench::BenchArgs),
 }
@@ -60,6 +67,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::main(args),
         Command::Proxy(args) => proxy::main(args),
         Command::Ring(args) => ring::main(args),
+        Command::App(args) => app::main(args),
+        Command::Up(args) => up::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,8 @@
 //! protocol request streams with the exact replies recorded from memcached
 //! 1.6.18 ([`conformance`]); and a *runner* that replays the table against
 //! any server and reports differences with every byte escaped ([`runner`]).
+//! A minimal HTTP/1.1 client ([`http`]) lets tests read the web app's exact
+//! answers.
 //!
 //! It is not a memcached client and not a protocol implementation: it only
 //! writes recorded bytes and compares what comes back, so it cannot share a
@@ -14,6 +16,7 @@
 
 pub mod conformance;
 pub mod escape;
+pub mod http;
 pub mod peer;
 pub mod recorder;
 pub mod runner;

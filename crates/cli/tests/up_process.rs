@@ -1,0 +1,125 @@
+//! `memshard up` as a user runs it: the real binary, the printed addresses,
+//! the endpoint called over HTTP, the shards asked directly where keys live,
+//! and Ctrl-C (SIGINT) ending everything with exit code 0.
+
+use memshard_client::Client;
+use memshard_testkit::ChildGuard;
+use memshard_testkit::http;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What `memshard up` printed: shard addresses and the app's address.
+struct Up {
+    child: ChildGuard,
+    shards: Vec<SocketAddr>,
+    app: SocketAddr,
+    curl_line: String,
+}
+
+fn start_up() -> Up {
+    let child = Command::new(env!("CARGO_BIN_EXE_memshard"))
+        .args(["up", "--app-port", "0", "--proxy-port", "0", "--stats-port", "0", "-m", "16"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start memshard up");
+    let mut child = ChildGuard::new(child);
+    let stdout = child.child_mut().stdout.take().expect("stdout");
+    let (mut shards, mut app, mut curl_line) = (Vec::new(), None, String::new());
+    // The summary ends with the Ctrl-C hint; stop reading there.
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read stdout");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["shard", _, addr, ..] => shards.push(addr.parse().expect("shard address")),
+            ["app", url] => app = url.strip_prefix("http://").map(|a| a.parse().expect("app address")),
+            ["curl", ..] => curl_line = line.trim().to_owned(),
+            ["Ctrl-C", ..] => break,
+            _ => {}
+        }
+    }
+    let app = app.expect("the app's address is printed");
+    Up { child, shards, app, curl_line }
+}
+
+fn json(r: &http::HttpResponse) -> Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_the_endpoint_across_three_shards_and_stops_on_ctrl_c() {
+    let mut up = start_up();
+    assert_eq!(up.shards.len(), 3, "three shards by default");
+    assert_eq!(up.curl_line, format!("curl \"http://localhost:{}/memcache?lookup=cat\"", up.app.port()));
+
+    // First call a miss, second a hit with the same value.
+    let first = http::get(up.app, "/memcache?lookup=cat").await.expect("first call");
+    assert_eq!(first.status, 200, "{first:?}");
+    let first = json(&first);
+    assert_eq!(
+        (first["hit"].clone(), first["message"].clone()),
+        (Value::Bool(false), "cache miss, added to cache".into())
+    );
+    let second = json(&http::get(up.app, "/memcache?lookup=cat").await.expect("second call"));
+    assert_eq!(second["hit"], true);
+    assert_eq!(second["value"], first["value"]);
+
+    // 300 distinct keys through the app, then ask each shard which it holds.
+    // The keys are pseudo-random: with twemproxy's fnv1a_64 (a 32-bit FNV
+    // whose last bytes barely move the hash) keys that differ only in a short
+    // counter, like `user:0`..`user:299`, cluster on one or two shards, in
+    // twemproxy and, bit for bit, in memshard.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let keys: Vec<String> = (0..300)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            format!("key:{x:016x}")
+        })
+        .collect();
+    for key in &keys {
+        let r = http::get(up.app, &format!("/memcache?lookup={key}")).await.expect("lookup");
+        assert_eq!(r.status, 200, "{key}: {r:?}");
+    }
+    let mut per_shard = Vec::new();
+    for addr in &up.shards {
+        let client = Client::connect(*addr).await.expect("connect to shard");
+        let held = client.get_multi(&keys).await.expect("multi-get").len();
+        per_shard.push(held);
+    }
+    assert_eq!(per_shard.iter().sum::<usize>(), 300, "every key on exactly one shard: {per_shard:?}");
+    for (i, held) in per_shard.iter().enumerate() {
+        assert!(*held > 0, "shard {i} holds no key: {per_shard:?}");
+        assert!(*held * 100 <= 45 * 300, "shard {i} holds more than 45% of the keys: {per_shard:?}");
+    }
+
+    // Ctrl-C: everything stops, exit code 0.
+    let status = Command::new("kill").args(["-INT", &up.child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let start = Instant::now();
+    let code = loop {
+        if let Some(s) = up.child.child_mut().try_wait().expect("wait") {
+            break s.code();
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "memshard up did not stop within 15 s of SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+    assert!(http::get(up.app, "/healthz").await.is_err(), "the app still answers after exit");
+}
+
+#[test]
+fn a_taken_port_fails_before_anything_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_memshard"))
+        .args(["up", "--app-port", &port, "--proxy-port", "0", "--stats-port", "0"])
+        .output()
+        .expect("run memshard up");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+    assert!(out.stdout.is_empty(), "nothing is reported running: {:?}", String::from_utf8_lossy(&out.stdout));
+}
