@@ -1,0 +1,258 @@
+//! The Kubernetes deployment (`deploy/`) holds the invariants the system
+//! relies on: the proxy's pool file lists exactly the StatefulSet's pod
+//! names, every Service selects the pods it is meant for, ports agree from
+//! the app's `--cache` down to the shards' `-p`, NetworkPolicies let exactly
+//! web -> proxy -> shards through, and every container is probed, bounded
+//! and locked down.
+//!
+//! The kustomize base is read from its files. The renders of the overlay and
+//! the Helm chart come from `bash deploy/validate.sh` (target/deploy-rendered);
+//! without them those tests say SKIPPED, and fail under
+//! `MEMSHARD_REQUIRE_RENDERED=1` (which validate.sh sets).
+
+mod deploy;
+
+use deploy::{Manifests, Workload, checks, kustomize_sources, repo_root, system};
+use memshard_config::Config;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+fn base_dir() -> PathBuf {
+    repo_root().join("deploy/k8s/base")
+}
+
+fn problems(m: &Manifests) -> Vec<String> {
+    let mut p = checks::generic(m);
+    p.extend(system::system(m));
+    p
+}
+
+fn assert_clean(m: &Manifests, what: &str) {
+    let p = problems(m);
+    assert!(p.is_empty(), "{what}:\n  {}", p.join("\n  "));
+}
+
+fn kinds(m: &Manifests) -> [usize; 6] {
+    ["Deployment", "StatefulSet", "Service", "PodDisruptionBudget", "NetworkPolicy", "ConfigMap"]
+        .map(|k| m.of_kind(k).count())
+}
+
+fn shards(m: &Manifests) -> Workload<'_> {
+    *m.workloads().iter().find(|w| w.kind() == "StatefulSet").expect("a StatefulSet")
+}
+
+#[test]
+fn base_holds_every_invariant() {
+    let m = Manifests::from_kustomize(&kustomize_sources(&base_dir()));
+    assert_clean(&m, "deploy/k8s/base");
+    // Two Deployments, one StatefulSet, and a Service, a PDB and a policy for each; one ConfigMap.
+    assert_eq!(kinds(&m), [2, 1, 3, 3, 3, 1]);
+}
+
+#[test]
+fn base_pool_file_is_the_twemproxy_pool_over_the_three_shards() {
+    let files = kustomize_sources(&base_dir());
+    let config = Config::from_yaml(&files["nutcracker.yml"]).expect("nutcracker.yml loads as a twemproxy pool file");
+    let pool = config.pool("memcached").expect("a pool named memcached");
+    assert_eq!((pool.hash.as_str(), pool.distribution.as_str()), ("fnv1a_64", "ketama"));
+    assert!(pool.auto_eject_hosts);
+    assert_eq!(pool.timeout, Some(Duration::from_millis(400)));
+    assert_eq!(pool.server_retry_timeout, Duration::from_millis(2000));
+    assert_eq!(pool.server_failure_limit, 1);
+    // Port 11211: the ring identity is the host alone, the pod's stable DNS name.
+    let ring: Vec<&str> = pool.servers.iter().map(|s| s.ring_name()).collect();
+    assert_eq!(ring, ["sharded-memcache-0.memcache", "sharded-memcache-1.memcache", "sharded-memcache-2.memcache"]);
+    assert!(pool.servers.iter().all(|s| s.weight() == 1));
+    let m = Manifests::from_kustomize(&files);
+    assert_eq!(shards(&m).doc["spec"]["replicas"].as_i64(), Some(3));
+}
+
+/// (file, text, replacement, a problem the checker must then report)
+const MUTATIONS: &[(&str, &str, &str, &str)] = &[
+    (
+        "app.yaml",
+        "type: LoadBalancer\n  selector:\n    app.kubernetes.io/name: memshard\n    app.kubernetes.io/instance: memshard\n    app.kubernetes.io/component: web",
+        "type: LoadBalancer\n  selector:\n    app.kubernetes.io/name: memshard\n    app.kubernetes.io/instance: memshard\n    app.kubernetes.io/component: proxy",
+        "no Service targets the app's listen port 3000",
+    ),
+    (
+        "proxy.yaml",
+        "type: ClusterIP\n  selector:\n    app.kubernetes.io/name: memshard",
+        "type: ClusterIP\n  selector:\n    app.kubernetes.io/name: memshart",
+        "Service/memcache-proxy: selects no pods",
+    ),
+    ("proxy.yaml", "targetPort: memcache", "targetPort: memcached", "Service/memcache-proxy: targetPort"),
+    ("shards.yaml", "  replicas: 3", "  replicas: 4", "are not the StatefulSet's pods"),
+    (
+        "nutcracker.yml",
+        "sharded-memcache-2.memcache:",
+        "sharded-memcache-2.memcached:",
+        "are not the StatefulSet's pods",
+    ),
+    ("nutcracker.yml", "hash: fnv1a_64", "hash: fnv1a_65", "does not load"),
+    ("nutcracker.yml", "listen: 0.0.0.0:11211", "listen: 0.0.0.0:11212", "listens on 11212, not a container port"),
+    (
+        "shards.yaml",
+        "- -p\n            - \"11211\"",
+        "- -p\n            - \"11311\"",
+        "-p 11311 is not a container port",
+    ),
+    ("app.yaml", "- memcache-proxy:11211", "- memcache-prox:11211", "is not the proxy Service"),
+    ("app.yaml", "- memcache-proxy:11211", "- memcache-proxy:22222", "is not the proxy Service"),
+    (
+        "proxy.yaml",
+        "ingress:\n    - from:\n        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: memshard\n              app.kubernetes.io/instance: memshard\n              app.kubernetes.io/component: web",
+        "ingress:\n    - from:\n        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: memshard\n              app.kubernetes.io/instance: memshard\n              app.kubernetes.io/component: memcached",
+        "app -> proxy port 11211/TCP is blocked",
+    ),
+    (
+        "shards.yaml",
+        "spec:\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: memshard",
+        "spec:\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: memshar",
+        "NetworkPolicy/sharded-memcache: podSelector selects no pods",
+    ),
+    (
+        "shards.yaml",
+        "spec:\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: memshard",
+        "spec:\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: memshar",
+        "anyone -> shards port 11211/TCP is allowed",
+    ),
+    (
+        "app.yaml",
+        "- protocol: UDP\n          port: 53",
+        "- protocol: UDP\n          port: 54",
+        "app -> DNS (UDP) port 53/UDP is blocked",
+    ),
+    (
+        "shards.yaml",
+        "- -m\n            - \"256\"",
+        "- -m\n            - \"1024\"",
+        "memory request below 1.2 x -m 1024 + 100Mi",
+    ),
+    (
+        "proxy.yaml",
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFilesystem: false",
+        "container proxy: securityContext.readOnlyRootFilesystem",
+    ),
+    (
+        "app.yaml",
+        "terminationGracePeriodSeconds: 30",
+        "terminationGracePeriodSeconds: 15",
+        "terminationGracePeriodSeconds 15 <= preStop sleep 5 + drain 10",
+    ),
+    (
+        "shards.yaml",
+        "readinessProbe:\n            tcpSocket:\n              port: memcache",
+        "readinessProbe:\n            tcpSocket:\n              port: mc",
+        "readinessProbe port Some(\"mc\") is not a container port",
+    ),
+    (
+        "app.yaml",
+        "unhealthyPodEvictionPolicy: AlwaysAllow",
+        "unhealthyPodEvictionPolicy: IfHealthyBudget",
+        "unhealthyPodEvictionPolicy is not AlwaysAllow",
+    ),
+    ("shards.yaml", "clusterIP: None", "clusterIP: \"\"", "is not headless"),
+    ("app.yaml", "cpu: \"1\"\n              memory: 128Mi", "memory: 128Mi", "container app: no resources.limits.cpu"),
+];
+
+#[test]
+fn checker_reports_each_mutation_of_the_base() {
+    let original = kustomize_sources(&base_dir());
+    for (file, from, to, want) in MUTATIONS {
+        let mut files = original.clone();
+        let text = files.get_mut(*file).unwrap_or_else(|| panic!("the base has no {file}"));
+        assert!(text.contains(from), "{file} no longer contains {from:?}: update the mutation table");
+        *text = text.replacen(from, to, 1);
+        let found = problems(&Manifests::from_kustomize(&files));
+        assert!(
+            found.iter().any(|p| p.contains(want)),
+            "{file}: {from:?} -> {to:?} should report {want:?}; reported:\n  {}",
+            found.join("\n  ")
+        );
+    }
+}
+
+/// A file deploy/validate.sh renders; None, with a notice, when it has not run.
+#[allow(clippy::print_stderr)]
+fn rendered(name: &str) -> Option<(Manifests, String)> {
+    let path = repo_root().join("target/deploy-rendered").join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let sources = newest(&repo_root().join("deploy"));
+            let made = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            if made.zip(sources).is_some_and(|(made, sources)| sources > made) {
+                eprintln!("NOTE: {} is older than deploy/: rerun deploy/validate.sh", path.display());
+            }
+            Some((Manifests::from_rendered(&text, name), text))
+        }
+        Err(e) => {
+            let required = std::env::var("MEMSHARD_REQUIRE_RENDERED").is_ok_and(|v| v == "1");
+            assert!(!required, "{}: {e} (MEMSHARD_REQUIRE_RENDERED=1; deploy/validate.sh renders it)", path.display());
+            eprintln!("SKIPPED: {} is missing: run deploy/validate.sh first", path.display());
+            None
+        }
+    }
+}
+
+/// The newest modification time of a file under `dir`.
+fn newest(dir: &Path) -> Option<SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            if meta.is_dir() { newest(&e.path()) } else { meta.modified().ok() }
+        })
+        .max()
+}
+
+fn shard_container_argv(m: &Manifests) -> Vec<String> {
+    Workload::argv(shards(m).containers().first().expect("a shard container"))
+}
+
+#[test]
+fn kustomize_renders_hold_every_invariant() {
+    let Some((base, _)) = rendered("base.yaml") else { return };
+    assert_clean(&base, "target/deploy-rendered/base.yaml");
+    assert_eq!(kinds(&base), [2, 1, 3, 3, 3, 1]);
+    // The generated ConfigMap carries kustomize's content hash, so a new pool file rolls the proxy.
+    let cm = base.of_kind("ConfigMap").next().and_then(|c| c["metadata"]["name"].as_str()).expect("ConfigMap name");
+    assert!(cm.starts_with("memcache-proxy-config-") && cm.len() > "memcache-proxy-config-".len(), "{cm}");
+    assert_eq!(shard_container_argv(&base)[0], "server");
+
+    let Some((official, _)) = rendered("official-memcached.yaml") else { return };
+    assert_clean(&official, "target/deploy-rendered/official-memcached.yaml");
+    let shard = shards(&official);
+    let c = shard.containers().first().expect("a shard container");
+    assert!(c["image"].as_str().is_some_and(|i| i.starts_with("memcached:")), "overlay image: {:?}", c["image"]);
+    assert_eq!(shard_container_argv(&official)[..3], ["memcached", "-p", "11211"]);
+    assert_eq!(c["securityContext"]["runAsUser"].as_i64(), Some(11211));
+}
+
+fn checksum(m: &Manifests) -> String {
+    let proxy = m.get("Deployment", "memcache-proxy").expect("Deployment/memcache-proxy");
+    let sum = proxy["spec"]["template"]["metadata"]["annotations"]["checksum/config"].as_str().unwrap_or("");
+    assert!(sum.len() == 64 && sum.chars().all(|c| c.is_ascii_hexdigit()), "checksum/config {sum:?}");
+    sum.to_owned()
+}
+
+#[test]
+fn helm_renders_hold_every_invariant() {
+    let Some((three, text)) = rendered("helm-default.yaml") else { return };
+    assert_clean(&three, "target/deploy-rendered/helm-default.yaml");
+    assert_eq!(kinds(&three), [2, 1, 3, 3, 3, 1]);
+    assert_eq!(shards(&three).doc["spec"]["replicas"].as_i64(), Some(3));
+    // The same checker catches a mismatch in rendered text too.
+    let line = "       - sharded-memcache-2.memcache:11211:1\n";
+    assert!(text.contains(line), "helm-default.yaml lists no {line:?}");
+    let found = problems(&Manifests::from_rendered(&text.replace(line, ""), "helm-default.yaml without shard 2"));
+    assert!(found.iter().any(|p| p.contains("are not the StatefulSet's pods")), "reported: {found:?}");
+
+    let Some((five, _)) = rendered("helm-5-shards.yaml") else { return };
+    assert_clean(&five, "target/deploy-rendered/helm-5-shards.yaml");
+    assert_eq!(shards(&five).doc["spec"]["replicas"].as_i64(), Some(5));
+    // Another pool file, another checksum: the proxy pods roll.
+    assert_ne!(checksum(&three), checksum(&five));
+}
