@@ -7,7 +7,7 @@
 //! 1.6.18 ([`conformance`]); and a *runner* that replays the table against
 //! any server and reports differences with every byte escaped ([`runner`]).
 //! A minimal HTTP/1.1 client ([`http`]) lets tests read the web app's exact
-//! answers.
+//! answers; [`role`] starts memshard roles as processes and reads their RSS.
 //!
 //! It is not a memcached client and not a protocol implementation: it only
 //! writes recorded bytes and compares what comes back, so it cannot share a
@@ -19,6 +19,7 @@ pub mod escape;
 pub mod http;
 pub mod peer;
 pub mod recorder;
+pub mod role;
 pub mod runner;
 mod wire;
 
@@ -26,5 +27,6 @@ pub use conformance::{Case, Expect, Target, table};
 pub use peer::{
     ChildGuard, MemcachedProcess, find_peer, free_port, peer_or_skip, require_peers, spawn_memcached, wait_for_listen,
 };
+pub use role::{RoleProcess, rss_bytes, spawn_role};
 pub use runner::{Mismatch, Outcome, Report, RunError, run_case, run_table};
 pub use wire::Closed;

@@ -149,6 +149,9 @@ impl Default for Decoder {
     }
 }
 
+/// The first byte of every binary-protocol request.
+const BINARY_REQUEST_MAGIC: u8 = 0x80;
+
 impl Decoder {
     /// A decoder with the given item size limit.
     pub fn new(max_item_size: usize) -> Self {
@@ -157,6 +160,16 @@ impl Decoder {
 
     /// Decodes the first request in `buf`.
     pub fn decode<'a>(&self, buf: &'a [u8]) -> DecodeResult<'a> {
+        // A binary-protocol client (request magic 0x80) would wait for a
+        // binary answer that never comes, since binary requests carry no
+        // newline. Say why at once and close: text cannot follow on a
+        // connection whose framing is binary. memcached, which still speaks
+        // the deprecated binary protocol, answers it instead.
+        if buf.first() == Some(&BINARY_REQUEST_MAGIC) {
+            let mut e = ProtoError::new(msg::BINARY_UNSUPPORTED, buf.len());
+            e.close = true;
+            return Err(e);
+        }
         let Some((line, line_len)) = find_line(buf) else {
             return self.unterminated(buf);
         };

@@ -161,6 +161,7 @@ pub const TABLE_FILES: &[(&str, &str)] = &[
     ("meta_arith.mct", include_str!("../../conformance/meta_arith.mct")),
     ("meta_misc.mct", include_str!("../../conformance/meta_misc.mct")),
     ("framing.mct", include_str!("../../conformance/framing.mct")),
+    ("hostile.mct", include_str!("../../conformance/hostile.mct")),
 ];
 
 /// Parses every compiled-in table file, in file order.
