@@ -70,16 +70,21 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
     proxy.dns_servers = args.dns_server;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async move {
-        let mut listeners = Vec::new();
-        for (name, pool) in &config.pools {
-            let Listen::Tcp { host, port } = &pool.listen else {
-                return Err(Failure::Usage(anyhow!("pool {name}: unix-socket listeners are not supported yet")));
+        let mut listeners: Vec<memshard_net::Listener> = Vec::new();
+        for (_, pool) in &config.pools {
+            let bound = match &pool.listen {
+                Listen::Tcp { host, port } => {
+                    let addr = format!("{host}:{port}");
+                    // twemproxy's `backlog` and `reuseport` pool keys.
+                    let opts = memshard_net::BindOptions { backlog: pool.backlog, reuseport: pool.reuseport };
+                    memshard_net::bind_with(&addr, opts).await.map(memshard_net::Listener::from)
+                }
+                // A stale socket file is replaced and the new one chmod-ed, as twemproxy does.
+                Listen::Unix { path, perm } => {
+                    memshard_net::bind_unix(path, *perm, pool.backlog).await.map(memshard_net::Listener::from)
+                }
             };
-            let addr = format!("{host}:{port}");
-            // twemproxy's `backlog` and `reuseport` pool keys.
-            let opts = memshard_net::BindOptions { backlog: pool.backlog, reuseport: pool.reuseport };
-            let l = memshard_net::bind_with(&addr, opts).await.map_err(|e| Failure::Runtime(e.into()))?;
-            listeners.push(l);
+            listeners.push(bound.map_err(|e| Failure::Runtime(e.into()))?);
         }
         let stats_addr = format!("{}:{}", args.stats_addr, args.stats_port);
         let stats = memshard_net::bind(&stats_addr).await.map_err(|e| Failure::Runtime(e.into()))?;

@@ -5,6 +5,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use memshard_net::{ShutdownTrigger, os_signal};
 use memshard_server::ServerConfig;
+use std::path::PathBuf;
 
 /// Flags follow memcached's where they exist.
 #[derive(Debug, Args)]
@@ -15,6 +16,13 @@ pub(crate) struct ServerArgs {
     /// Interface to listen on.
     #[arg(short = 'l', long = "listen", default_value = "0.0.0.0")]
     listen: String,
+    /// Unix socket path to listen on instead of TCP (-p and -l are then
+    /// unused, as memcached's network support is disabled by -s).
+    #[arg(short = 's', long = "unix-socket", value_name = "PATH")]
+    unix_socket: Option<PathBuf>,
+    /// Access mask of the unix socket file, in octal.
+    #[arg(short = 'a', long = "unix-mask", value_name = "MASK", default_value = "0700", value_parser = parse_mask)]
+    unix_mask: u32,
     /// Item memory in megabytes.
     #[arg(short = 'm', long = "memory-limit", default_value_t = 64)]
     memory_limit: usize,
@@ -68,8 +76,18 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
     // connections run on `threads` dedicated worker threads (memshard_server::run).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async move {
-        let addr = format!("{}:{}", args.listen, args.port);
-        let listener = memshard_net::bind(&addr).await.map_err(|e| Failure::Runtime(e.into()))?;
+        let listener: memshard_net::Listener = match &args.unix_socket {
+            Some(path) => {
+                memshard_net::bind_unix(path, Some(args.unix_mask), memshard_net::BindOptions::default().backlog)
+                    .await
+                    .map_err(|e| Failure::Runtime(e.into()))?
+                    .into()
+            }
+            None => {
+                let addr = format!("{}:{}", args.listen, args.port);
+                memshard_net::bind(&addr).await.map_err(|e| Failure::Runtime(e.into()))?.into()
+            }
+        };
         let (trigger, shutdown) = ShutdownTrigger::new();
         tokio::spawn(async move {
             os_signal().await;
@@ -78,4 +96,28 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
         });
         memshard_server::run(listener, cfg, shutdown).await.map_err(|e| Failure::Runtime(e.into()))
     })
+}
+
+/// memcached's `-a`: octal digits only, at most 0777.
+fn parse_mask(s: &str) -> Result<u32, String> {
+    let bad = || format!("'{s}' is not an octal file mode (e.g. 0700)");
+    if s.is_empty() || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(bad());
+    }
+    u32::from_str_radix(s, 8).ok().filter(|&m| m <= 0o777).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_mask;
+
+    #[test]
+    fn unix_mask_is_octal_up_to_0777() {
+        assert_eq!(parse_mask("0700"), Ok(0o700));
+        assert_eq!(parse_mask("600"), Ok(0o600));
+        assert_eq!(parse_mask("0777"), Ok(0o777));
+        for bad in ["", "0800", "1777", "rwx", "-1", "0x1ff"] {
+            assert!(parse_mask(bad).is_err(), "{bad} accepted");
+        }
+    }
 }

@@ -22,6 +22,7 @@
 //! replaces broken ones.
 
 use crate::error::{ClientError, Result};
+use crate::peer::Peer;
 use crate::reply::OwnedReply;
 use bytes::{Bytes, BytesMut};
 use memshard_proto::{MetaCode, Reply, ReplyError};
@@ -31,9 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
@@ -51,7 +50,7 @@ pub struct ClientConfig {
     /// a reply that is late is still owed and would misalign the FIFO if the
     /// connection were reused. [`Client::with_timeout`] overrides it per handle.
     pub timeout: Duration,
-    /// Longest a TCP connect may take.
+    /// Longest a connect (TCP or unix socket) may take.
     pub connect_timeout: Duration,
     /// Most requests queued or awaiting a reply on the connection; callers
     /// beyond that wait for a slot (clamped to at least 1).
@@ -167,13 +166,13 @@ impl Shared {
 struct Conn {
     tx: mpsc::UnboundedSender<Outgoing>,
     shared: Arc<Shared>,
-    peer: SocketAddr,
+    peer: Peer,
 }
 
 /// A handle to one pipelined memcached connection.
 ///
 /// Cloning is cheap (an `Arc`), and clones may be used from many tasks at once:
-/// their requests are pipelined on the same TCP connection and each gets its
+/// their requests are pipelined on the same connection and each gets its
 /// own reply. Dropping a request future after it was queued does not
 /// desynchronise the connection: the request is still sent and its reply is
 /// read and discarded.
@@ -194,26 +193,14 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects with [`ClientConfig::default`].
-    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Client> {
-        Self::connect_with(addr, ClientConfig::default()).await
-    }
-
-    /// Connects (bounded by `config.connect_timeout`), sets `TCP_NODELAY` and
-    /// starts the connection's reader and writer tasks on the current runtime.
-    pub async fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client> {
-        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClientError::Timeout)??;
-        Self::from_stream(stream, config)
-    }
-
-    /// Wraps an already connected stream (sets `TCP_NODELAY`). Must be called
-    /// within a tokio runtime, which runs the connection's tasks.
-    pub fn from_stream(stream: TcpStream, config: ClientConfig) -> Result<Client> {
-        stream.set_nodelay(true)?;
-        let peer = stream.peer_addr()?;
-        let (rd, wr) = stream.into_split();
+    /// Starts the reader and writer tasks on the two halves of a connected
+    /// stream. Generic so that each kind of stream gets its own monomorphic
+    /// loops: nothing is dispatched per read or write.
+    pub(crate) fn start<R, W>(rd: R, wr: W, peer: Peer, config: ClientConfig) -> Client
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let max_in_flight = config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -225,7 +212,7 @@ impl Client {
         let writer = tokio::spawn(write_loop(wr, rx, Arc::clone(&shared)));
         let reader = tokio::spawn(read_loop(rd, Arc::clone(&shared)));
         shared.register_tasks([writer.abort_handle(), reader.abort_handle()]);
-        Ok(Client { conn: Arc::new(Conn { tx, shared, peer }), timeout: config.timeout })
+        Client { conn: Arc::new(Conn { tx, shared, peer }), timeout: config.timeout }
     }
 
     /// A handle to the same connection whose requests use `timeout` instead.
@@ -238,9 +225,17 @@ impl Client {
         self.timeout
     }
 
-    /// The server's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.conn.peer
+    /// The server's TCP address; `None` for a unix-socket connection.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        match &self.conn.peer {
+            Peer::Tcp(a) => Some(*a),
+            Peer::Unix(_) => None,
+        }
+    }
+
+    /// Where the connection goes: a TCP address or a unix socket path.
+    pub fn peer(&self) -> &Peer {
+        &self.conn.peer
     }
 
     /// Whether the connection has failed; a broken client never recovers.
@@ -383,7 +378,7 @@ impl Started {
     }
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outgoing>, shared: Arc<Shared>) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::UnboundedReceiver<Outgoing>, shared: Arc<Shared>) {
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
     // Permits of noreply requests: released once their bytes are written.
     let mut written_permits = Vec::new();
@@ -421,7 +416,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outg
     shared.fail(ClientError::Closed);
 }
 
-async fn read_loop(mut rd: OwnedReadHalf, shared: Arc<Shared>) {
+async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, shared: Arc<Shared>) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut current: Option<Pending> = None;
     let err = loop {

@@ -1,4 +1,4 @@
-//! memshard-client: a small async memcached client over tokio TCP.
+//! memshard-client: a small async memcached client over tokio TCP or unix sockets.
 //!
 //! A [`Client`] is a cheap-to-clone handle to one connection on which requests
 //! from any number of tasks are *pipelined*: each is written as soon as
@@ -22,11 +22,13 @@ mod commands;
 mod connection;
 mod error;
 mod meta;
+mod peer;
 mod pool;
 mod reply;
 
 pub use connection::{Client, ClientConfig, Started};
 pub use error::{ClientError, Result};
 pub use memshard_proto::{MetaCode, StoreCmd};
+pub use peer::Peer;
 pub use pool::{Pool, PoolConfig};
 pub use reply::{Item, MetaReply, OwnedReply, StoreStatus};

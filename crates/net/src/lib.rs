@@ -8,9 +8,14 @@
 //! * [`serve_pinned`]: the same, with connections pinned to N worker threads,
 //!   each a single-threaded runtime (memcached's threading model).
 //! * [`ReadBuf`]: a connection's read buffer with memcached's data-block swallow.
-//! * [`bind`]: a listener on `host:port` (port 0 allowed) that logs `listening on`.
+//! * [`bind`]: a TCP listener on `host:port` (port 0 allowed); [`bind_unix`]: a
+//!   unix socket listener on a path, with twemproxy's stale-file removal and
+//!   chmod, whose socket file goes away with it.
+//! * [`Accept`]: what the accept loops serve (TCP or unix listeners), and
+//!   [`Listener`], either kind, for roles whose address comes from configuration.
 //!
-//! It holds no protocol knowledge: the handler gets a `TcpStream` and does the rest.
+//! It holds no protocol knowledge: the handler gets the accepted stream
+//! (`TcpStream` or `UnixStream`, each its own monomorphic handler) and does the rest.
 //!
 //! ```text
 //!   serve ── accept ──► permit? ──yes──► spawn handler(stream, Shutdown)
@@ -20,11 +25,13 @@
 //! ```
 
 mod limit;
+mod listener;
 mod read_buf;
 mod shutdown;
 mod workers;
 
 pub use limit::{ServeConfig, ServeStats, serve};
+pub use listener::{Accept, ListenAddr, Listener, UnixListener, bind_unix};
 pub use read_buf::{READ_CHUNK, ReadBuf};
 pub use shutdown::{Shutdown, ShutdownTrigger, os_signal};
 pub use workers::serve_pinned;

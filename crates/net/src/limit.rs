@@ -1,12 +1,11 @@
 //! The accept loop with a connection limit and a drain.
 
-use crate::Shutdown;
+use crate::{Accept, Shutdown};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -19,9 +18,9 @@ pub struct ServeConfig {
     pub reject_reply: &'static [u8],
     /// How long to wait for open connections after shutdown before giving up.
     pub drain_timeout: Duration,
-    /// Set TCP_NODELAY on accepted sockets.
+    /// Set TCP_NODELAY on accepted sockets (TCP only).
     pub nodelay: bool,
-    /// Set SO_KEEPALIVE on accepted sockets.
+    /// Set SO_KEEPALIVE on accepted sockets (TCP only).
     pub keepalive: bool,
 }
 
@@ -59,21 +58,21 @@ impl Drop for Open {
 
 /// An accepted connection let in under the limit, with the permit and the
 /// counter guard that end with it.
-pub(crate) type Admitted = (TcpStream, OwnedSemaphorePermit, Open);
+pub(crate) type Admitted<S> = (S, OwnedSemaphorePermit, Open);
 
 /// Turns one accept result into an admitted connection: socket options, then
 /// the connection limit. `None` after backing off from an accept error, or
 /// after handing a connection over the limit to `rejects` (reject reply, close).
-pub(crate) async fn admit(
-    accepted: std::io::Result<(TcpStream, std::net::SocketAddr)>,
+pub(crate) async fn admit<L: Accept>(
+    accepted: std::io::Result<L::Stream>,
     backoff: &mut Duration,
     cfg: &ServeConfig,
     permits: &Arc<Semaphore>,
     stats: &Arc<ServeStats>,
     rejects: &mut JoinSet<()>,
-) -> Option<Admitted> {
+) -> Option<Admitted<L::Stream>> {
     let stream = match accepted {
-        Ok((s, _)) => {
+        Ok(s) => {
             *backoff = Duration::from_millis(1);
             s
         }
@@ -82,12 +81,7 @@ pub(crate) async fn admit(
             return None;
         }
     };
-    if cfg.nodelay {
-        let _ = stream.set_nodelay(true);
-    }
-    if cfg.keepalive {
-        let _ = crate::set_keepalive(&stream);
-    }
+    L::tune(&stream, cfg);
     let Ok(permit) = permits.clone().try_acquire_owned() else {
         stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
         rejects.spawn(reject(stream, cfg.reject_reply));
@@ -100,7 +94,7 @@ pub(crate) async fn admit(
 
 /// Writes the reject reply and closes; best effort and bounded, so a peer
 /// that never reads cannot pin the task.
-async fn reject(mut stream: TcpStream, reply: &'static [u8]) {
+async fn reject<S: AsyncWrite + Unpin>(mut stream: S, reply: &'static [u8]) {
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply)).await;
     let _ = stream.shutdown().await;
 }
@@ -118,14 +112,10 @@ async fn wait_after_accept_error(backoff: &mut Duration, e: &std::io::Error) {
 /// Returns after every handler finished or `drain_timeout` passed (remaining
 /// handlers are then aborted). Handlers receive the shutdown signal so they can
 /// finish the request in hand and close.
-pub async fn serve<F, Fut>(
-    listener: TcpListener,
-    cfg: ServeConfig,
-    stats: Arc<ServeStats>,
-    mut shutdown: Shutdown,
-    handler: F,
-) where
-    F: Fn(TcpStream, Shutdown) -> Fut,
+pub async fn serve<L, F, Fut>(listener: L, cfg: ServeConfig, stats: Arc<ServeStats>, mut shutdown: Shutdown, handler: F)
+where
+    L: Accept,
+    F: Fn(L::Stream, Shutdown) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
@@ -134,11 +124,11 @@ pub async fn serve<F, Fut>(
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait() => break,
-            r = listener.accept() => r,
+            r = listener.accept_stream() => r,
             // Reap finished handlers so the set does not grow with history.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
-        let Some((stream, permit, open)) = admit(accepted, &mut backoff, &cfg, &permits, &stats, &mut tasks).await
+        let Some((stream, permit, open)) = admit::<L>(accepted, &mut backoff, &cfg, &permits, &stats, &mut tasks).await
         else {
             continue;
         };

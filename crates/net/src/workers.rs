@@ -7,19 +7,18 @@
 //! arena, so memory freed by evictions is reused instead of fragmenting across
 //! arenas.
 
-use crate::Shutdown;
 use crate::limit::{Open, ServeConfig, ServeStats, admit};
+use crate::{Accept, Shutdown};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 /// One accepted connection on its way to a worker, with the guards that keep
 /// the connection counters and the limit right however it ends.
-struct Job {
-    stream: std::net::TcpStream,
+struct Job<D> {
+    stream: D,
     permit: OwnedSemaphorePermit,
     open: Open,
 }
@@ -28,8 +27,8 @@ struct Job {
 /// dedicated worker threads (each a current-thread runtime), assigning
 /// connections round-robin. Returns after shutdown, once every worker drained
 /// (bounded by `drain_timeout`).
-pub async fn serve_pinned<F, Fut>(
-    listener: TcpListener,
+pub async fn serve_pinned<L, F, Fut>(
+    listener: L,
     cfg: ServeConfig,
     stats: Arc<ServeStats>,
     mut shutdown: Shutdown,
@@ -37,21 +36,22 @@ pub async fn serve_pinned<F, Fut>(
     handler: F,
 ) -> std::io::Result<()>
 where
-    F: Fn(TcpStream, Shutdown) -> Fut + Send + Sync + 'static,
+    L: Accept,
+    F: Fn(L::Stream, Shutdown) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let handler = Arc::new(handler);
     let mut senders = Vec::with_capacity(threads.max(1));
     let mut joins = Vec::with_capacity(threads.max(1));
     for i in 0..threads.max(1) {
-        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let (tx, rx) = mpsc::unbounded_channel::<Job<L::Detached>>();
         let handler = handler.clone();
         let sd = shutdown.clone();
         let drain = cfg.drain_timeout;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let join = std::thread::Builder::new()
             .name(format!("memshard-worker-{i}"))
-            .spawn(move || rt.block_on(worker(rx, handler, sd, drain)))?;
+            .spawn(move || rt.block_on(worker::<L, F, Fut>(rx, handler, sd, drain)))?;
         senders.push(tx);
         joins.push(join);
     }
@@ -62,15 +62,16 @@ where
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait() => break,
-            r = listener.accept() => r,
+            r = listener.accept_stream() => r,
             Some(_) = rejects.join_next(), if !rejects.is_empty() => continue,
         };
-        let Some((stream, permit, open)) = admit(accepted, &mut backoff, &cfg, &permits, &stats, &mut rejects).await
+        let Some((stream, permit, open)) =
+            admit::<L>(accepted, &mut backoff, &cfg, &permits, &stats, &mut rejects).await
         else {
             continue;
         };
         // Leave this runtime's reactor; the worker registers it with its own.
-        let Ok(std_stream) = stream.into_std() else { continue };
+        let Ok(std_stream) = L::detach(stream) else { continue };
         let job = Job { stream: std_stream, permit, open };
         if senders[next % senders.len()].send(job).is_err() {
             tracing::error!("worker thread {} is gone", next % senders.len());
@@ -92,9 +93,14 @@ where
     Ok(())
 }
 
-async fn worker<F, Fut>(mut rx: mpsc::UnboundedReceiver<Job>, handler: Arc<F>, shutdown: Shutdown, drain: Duration)
-where
-    F: Fn(TcpStream, Shutdown) -> Fut,
+async fn worker<L, F, Fut>(
+    mut rx: mpsc::UnboundedReceiver<Job<L::Detached>>,
+    handler: Arc<F>,
+    shutdown: Shutdown,
+    drain: Duration,
+) where
+    L: Accept,
+    F: Fn(L::Stream, Shutdown) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut tasks = JoinSet::new();
@@ -102,7 +108,7 @@ where
         tokio::select! {
             job = rx.recv() => {
                 let Some(job) = job else { break };
-                let Ok(stream) = TcpStream::from_std(job.stream) else { continue };
+                let Ok(stream) = L::attach(job.stream) else { continue };
                 let fut = handler(stream, shutdown.clone());
                 let (permit, open) = (job.permit, job.open);
                 tasks.spawn(async move {

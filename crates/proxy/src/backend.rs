@@ -75,9 +75,10 @@ pub(crate) async fn client(pool_id: usize, pool: &Arc<Pool>, server: usize) -> R
     };
     let cfg = ClientConfig { timeout: pool.timeout(), connect_timeout: pool.timeout(), max_in_flight: 4096 };
     // The name's last good addresses (looked up again on a reconnect), so a
-    // pod that came back elsewhere is found without any pinned IP.
-    let (addrs, generation) = resolve::connect_addrs(pool, server, lost || pool.is_failing(server)).await?;
-    let fresh = Client::connect_with(&addrs[..], cfg).await?;
+    // pod that came back elsewhere is found without any pinned IP; or the
+    // server's unix socket path.
+    let (dest, generation) = resolve::destination(pool, server, lost || pool.is_failing(server)).await?;
+    let fresh = dest.connect(cfg).await?;
     Ok(TABLE.with(|t| {
         let mut t = t.borrow_mut();
         let slot = t.entry((pool_id, server)).or_default();

@@ -85,13 +85,23 @@ fn server_error(pool: &Pool, e: &ClientError) -> Vec<u8> {
         ClientError::Io(io) => match io.kind() {
             std::io::ErrorKind::ConnectionRefused => "Connection refused".to_string(),
             std::io::ErrorKind::ConnectionReset => "Connection reset by peer".to_string(),
-            _ => io.to_string(),
+            _ => os_reason(io),
         },
         ClientError::Closed => "Connection closed by server".to_string(),
         ClientError::Protocol(_) => "Invalid reply from server".to_string(),
         other => other.to_string(),
     };
     line(&format!("SERVER_ERROR {reason}"))
+}
+
+/// An I/O error's reason as twemproxy words it (strerror: `No such file or
+/// directory` for a unix socket that is gone), without std's ` (os error N)`.
+fn os_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match (e.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(at)) => text[..at].to_string(),
+        _ => text,
+    }
 }
 
 /// Does this failure count against the server's health?

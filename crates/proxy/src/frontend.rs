@@ -7,8 +7,7 @@ use crate::stats;
 use memshard_net::{ReadBuf, Shutdown};
 use memshard_proto::{Decoder, Request};
 use std::collections::VecDeque;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// Most requests of one client routed but not yet answered; beyond it the
 /// proxy stops reading from that client until replies drain.
@@ -22,7 +21,13 @@ impl Drop for ClientGauge {
     }
 }
 
-pub(crate) async fn handle(mut stream: TcpStream, r: Route, decoder: Decoder, mut shutdown: Shutdown) {
+/// Serves one client, over TCP or a unix socket: generic, so each kind of
+/// stream gets its own copy of this loop and reads and writes are direct
+/// calls on it.
+pub(crate) async fn handle<S>(mut stream: S, r: Route, decoder: Decoder, mut shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     stats::gauge(&r.pool.stats.client_connections, 1);
     let _gauge = ClientGauge(r.pool.clone());
     let mut rbuf = ReadBuf::new();

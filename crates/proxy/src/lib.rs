@@ -25,6 +25,17 @@
 //! [`ProxyConfig::dns_servers`] is set (`memshard proxy --dns-server`), ask
 //! those DNS servers directly (hickory-resolver; A, then AAAA).
 //!
+//! Unix sockets, both ends, as in twemproxy 0.5.0. A pool may listen on
+//! `listen: /path [perm]` (bound with [`memshard_net::bind_unix`]: a stale
+//! socket file is removed first and the file chmod-ed to `perm`); its
+//! clients are served by the same frontend, under the same connection limit
+//! and drain as TCP clients, without the TCP-only socket options. Unlike
+//! twemproxy, which leaves the file behind, the socket file is removed when
+//! the pool stops. A server may be a unix socket (`/path:weight [name]`): it
+//! sits on the ring under twemproxy's name for it (`/path:`, or its given
+//! name), and its connections, timeouts, failure accounting, ejection,
+//! probes and stats are a TCP server's; there is no name to re-resolve.
+//!
 //! ```text
 //!   pool listener ─► serve_pinned ─► worker thread i: client connection tasks
 //!                                     └─► thread-local backend connections (server_connections per server,
@@ -50,8 +61,9 @@ pub use pool::{Placement, PoolError, placement};
 
 use forward::Route;
 use memshard_config::Config;
-use memshard_net::{ServeConfig, Shutdown, serve_pinned};
+use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, serve_pinned};
 use memshard_proto::Decoder;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -98,11 +110,13 @@ pub enum ProxyError {
 }
 
 /// Serves each pool of `config` on its listener (same order as
-/// `config.pools`), and twemproxy's stats JSON on `stats` when given, until
-/// `shutdown`; then drains and returns.
+/// `config.pools`; TCP or unix socket, see [`memshard_net::Listener`]), and
+/// twemproxy's stats JSON on `stats` when given, until `shutdown`; then
+/// drains and returns. A unix socket listener's file is removed when its
+/// pool stops serving.
 pub async fn run(
     config: Config,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<impl Into<Listener>>,
     stats: Option<TcpListener>,
     proxy: ProxyConfig,
     shutdown: Shutdown,
@@ -118,6 +132,7 @@ pub async fn run(
     let decoder = Decoder::new(proxy.max_item_size);
     let mut serving = tokio::task::JoinSet::new();
     for (pool_id, (pool, listener)) in pools.iter().zip(listeners).enumerate() {
+        let listener: Listener = listener.into();
         let addr = listener.local_addr()?;
         tracing::info!(role = "proxy", pool = %pool.name, "listening on {addr}");
         let serve_cfg = ServeConfig {
@@ -128,11 +143,11 @@ pub async fn run(
             ..ServeConfig::default()
         };
         let route = Route { pool_id, pool: pool.clone() };
-        let sd = shutdown.clone();
-        let workers = proxy.workers.max(1);
-        serving.spawn(serve_pinned(listener, serve_cfg, pool.conns.clone(), sd, workers, move |stream, sd| {
-            frontend::handle(stream, route.clone(), decoder, sd)
-        }));
+        let (sd, conns, workers) = (shutdown.clone(), pool.conns.clone(), proxy.workers.max(1));
+        match listener {
+            Listener::Tcp(l) => serving.spawn(serve_pool(l, serve_cfg, conns, sd, workers, route, decoder)),
+            Listener::Unix(l) => serving.spawn(serve_pool(l, serve_cfg, conns, sd, workers, route, decoder)),
+        };
         serving.spawn(prober::run(pool.clone(), shutdown.clone()));
         if pool.cfg.preconnect {
             // twemproxy's preconnect connects at start and only logs failures.
@@ -161,4 +176,21 @@ pub async fn run(
     }
     tracing::info!(role = "proxy", "stopped");
     Ok(())
+}
+
+/// One pool's accept loop and client connections, on the same frontend for
+/// every kind of listener (one monomorphic copy per kind, so a TCP client's
+/// reads and writes are direct calls on its `TcpStream`).
+fn serve_pool<L: Accept>(
+    listener: L,
+    cfg: ServeConfig,
+    conns: Arc<ServeStats>,
+    shutdown: Shutdown,
+    workers: usize,
+    route: Route,
+    decoder: Decoder,
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+    serve_pinned(listener, cfg, conns, shutdown, workers, move |stream, sd| {
+        frontend::handle(stream, route.clone(), decoder, sd)
+    })
 }

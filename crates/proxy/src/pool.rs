@@ -28,10 +28,11 @@ pub(crate) struct Health {
 pub(crate) struct Pool {
     pub(crate) name: String,
     pub(crate) cfg: PoolConfig,
-    /// `host:port` as configured (the name, not an address), by server
-    /// index (config order).
+    /// `host:port` as configured (the name, not an address), or the unix
+    /// socket path, by server index (config order); for logs.
     pub(crate) addrs: Vec<String>,
-    /// Where each server's name resolves to now, by server index.
+    /// Where each server's name resolves to now (or its unix socket path),
+    /// by server index.
     pub(crate) targets: Vec<Target>,
     /// How names are looked up (shared by every pool).
     pub(crate) resolver: Arc<Resolver>,
@@ -66,14 +67,6 @@ pub enum PoolError {
         #[source]
         source: memshard_ring::RingError,
     },
-    /// memshard's proxy connects to TCP servers only for now.
-    #[error("pool {pool}: server {server}: unix-socket servers are not supported yet")]
-    UnixServer {
-        /// Pool name.
-        pool: String,
-        /// The server entry.
-        server: String,
-    },
 }
 
 /// Where a pool puts keys: its servers as the ring names them, and the ring
@@ -91,8 +84,8 @@ pub struct Placement {
     pub dist: Distribution,
 }
 
-/// Builds a pool's placement from its config (unix-socket servers included:
-/// placement needs only their names).
+/// Builds a pool's placement from its config (unix-socket servers named
+/// `/path:`, as twemproxy names them).
 pub fn placement(name: &str, cfg: &PoolConfig) -> Result<Placement, PoolError> {
     let ring_err = |source| PoolError::Ring { pool: name.to_string(), source };
     let hash: HashKind = cfg.hash.as_str().parse().map_err(ring_err)?;
@@ -121,11 +114,16 @@ impl Pool {
         let mut addrs = Vec::with_capacity(cfg.servers.len());
         let mut targets = Vec::with_capacity(cfg.servers.len());
         for s in &cfg.servers {
-            let ServerAddr::Tcp { host, port } = s.addr() else {
-                return Err(PoolError::UnixServer { pool: name.to_string(), server: s.as_written().to_string() });
-            };
-            addrs.push(format!("{host}:{port}"));
-            targets.push(Target::new(host, *port));
+            match s.addr() {
+                ServerAddr::Tcp { host, port } => {
+                    addrs.push(format!("{host}:{port}"));
+                    targets.push(Target::new(host, *port));
+                }
+                ServerAddr::Unix { path } => {
+                    addrs.push(path.display().to_string());
+                    targets.push(Target::unix(path));
+                }
+            }
         }
         let health = (0..specs.len()).map(|_| Health::default()).collect();
         let stats_names: Vec<String> = specs.iter().map(ServerSpec::ring_name).collect();

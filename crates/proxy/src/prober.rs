@@ -4,7 +4,7 @@
 
 use crate::pool::Pool;
 use crate::resolve;
-use memshard_client::{Client, ClientConfig};
+use memshard_client::ClientConfig;
 use memshard_net::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,12 +30,13 @@ pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> std::io::Res
 }
 
 /// Connects to the server's name as it resolves now (a probe is a
-/// reconnect: the server may be back at another address) and asks `version`.
+/// reconnect: the server may be back at another address), or to its unix
+/// socket, and asks `version`.
 pub(crate) async fn probe(pool: &Pool, i: usize) -> bool {
     let t = pool.timeout().min(Duration::from_secs(2));
     let cfg = ClientConfig { timeout: t, connect_timeout: t, max_in_flight: 1 };
-    let Ok((addrs, _)) = resolve::connect_addrs(pool, i, true).await else { return false };
-    match Client::connect_with(&addrs[..], cfg).await {
+    let Ok((dest, _)) = resolve::destination(pool, i, true).await else { return false };
+    match dest.connect(cfg).await {
         Ok(c) => c.version().await.is_ok(),
         Err(_) => false,
     }

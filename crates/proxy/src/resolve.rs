@@ -1,5 +1,8 @@
 //! Server names, never pinned IPs.
 //!
+//! A unix-socket server has nothing to resolve: its path is its only
+//! address, its generation never changes, and no lookup task runs for it.
+//!
 //! Each TCP server keeps the name it was configured with; the ring is keyed
 //! by that name (twemproxy's server identity), so an address change moves no
 //! key. What changes is where the server's connections go: every
@@ -30,9 +33,11 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
+use memshard_client::{Client, ClientConfig, ClientError};
 use memshard_net::Shutdown;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +49,25 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The addresses one name resolved to, in the order to try them.
 pub(crate) type Addrs = Arc<[SocketAddr]>;
+
+/// Where to connect one server now.
+pub(crate) enum Dest {
+    /// A TCP server's addresses, tried in order.
+    Tcp(Addrs),
+    /// A unix-socket server's path.
+    Unix(Arc<Path>),
+}
+
+impl Dest {
+    /// Opens one pipelined connection (the connect bounded by
+    /// `cfg.connect_timeout`).
+    pub(crate) async fn connect(&self, cfg: ClientConfig) -> Result<Client, ClientError> {
+        match self {
+            Dest::Tcp(addrs) => Client::connect_with(&addrs[..], cfg).await,
+            Dest::Unix(path) => Client::connect_unix_with(path, cfg).await,
+        }
+    }
+}
 
 /// How names are turned into addresses.
 pub(crate) enum Resolver {
@@ -104,12 +128,16 @@ impl Resolver {
     }
 }
 
-/// Where one server is: its configured name and its last good addresses.
+/// Where one server is: its configured name and its last good addresses,
+/// or its unix socket path.
 pub(crate) struct Target {
     host: String,
     port: u16,
-    /// An IP literal: its address is fixed and never looked up.
+    /// An IP literal or a unix socket path: the address is fixed and never
+    /// looked up.
     literal: bool,
+    /// The socket path of a unix-socket server.
+    path: Option<Arc<Path>>,
     /// Last good addresses (empty: none yet), with their generation. Read
     /// on connect only.
     current: Mutex<(Addrs, u64)>,
@@ -127,7 +155,21 @@ impl Target {
             host: host.to_string(),
             port,
             literal: ip.is_some(),
+            path: None,
             current: Mutex::new((ip.map(|ip| SocketAddr::new(ip, port)).into_iter().collect(), 0)),
+            generation: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// A server configured as a unix socket path.
+    pub(crate) fn unix(path: &Path) -> Target {
+        Target {
+            host: path.display().to_string(),
+            port: 0,
+            literal: true,
+            path: Some(path.into()),
+            current: Mutex::new((Arc::from([]), 0)),
             generation: AtomicU64::new(0),
             failing: AtomicBool::new(false),
         }
@@ -201,17 +243,23 @@ pub(crate) async fn refresh(pool: &Pool, i: usize) {
     }
 }
 
-/// The addresses to connect server `i` to (to try in order), and their
-/// generation. Looks the name up first when no address is known, when the
-/// periodic refresh is off, or on a `reconnect` (a connection broke or
-/// requests failed) while the name's lookups are not failing.
-pub(crate) async fn connect_addrs(pool: &Pool, i: usize, reconnect: bool) -> io::Result<(Addrs, u64)> {
+/// Where to connect server `i` (addresses to try in order, or its unix
+/// socket path), and the generation of that answer. Looks a name up first
+/// when no address is known, when the periodic refresh is off, or on a
+/// `reconnect` (a connection broke or requests failed) while the name's
+/// lookups are not failing.
+pub(crate) async fn destination(pool: &Pool, i: usize, reconnect: bool) -> io::Result<(Dest, u64)> {
     let t = &pool.targets[i];
+    if let Some(path) = &t.path {
+        return Ok((Dest::Unix(path.clone()), t.generation()));
+    }
     let stale = pool.cfg.extensions.dns_refresh_interval.is_none() || (reconnect && !t.failing.load(Ordering::Relaxed));
     if !t.literal && (stale || t.current().is_none()) {
         refresh(pool, i).await;
     }
-    t.current().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {}", t.host)))
+    t.current()
+        .map(|(addrs, generation)| (Dest::Tcp(addrs), generation))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {}", t.host)))
 }
 
 /// Re-resolves every named server of `pool` each `dns_refresh_interval`

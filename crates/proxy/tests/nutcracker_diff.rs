@@ -1,11 +1,12 @@
 //! Differential placement test: nutcracker and memshard proxy, given the same
 //! pool file, in front of the same backends, must send every key to the same
 //! server — for all 12 hashes × {ketama, modula} × {3 servers, 25 servers,
-//! unequal weights, named servers, hash_tag}.
+//! unequal weights, named servers, hash_tag, unix-socket servers named by
+//! path (`/path:`) and by name}.
 //!
-//! The backends are tiny recorders on loopback that answer `END` and note
-//! which keys each one was asked for. Skips loudly without nutcracker (and
-//! fails under `MEMSHARD_REQUIRE_PEERS=1`).
+//! The backends are tiny recorders on loopback (or on unix sockets) that
+//! answer `END` and note which keys each one was asked for. Skips loudly
+//! without nutcracker (and fails under `MEMSHARD_REQUIRE_PEERS=1`).
 
 use memshard_config::Config;
 use memshard_net::ShutdownTrigger;
@@ -15,10 +16,11 @@ use memshard_testkit::{ChildGuard, free_port, peer_or_skip, wait_for_listen};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 
 const HASHES: [&str; 12] = [
     "one_at_a_time",
@@ -38,48 +40,63 @@ const KEYS_PER_POOL: usize = 1000;
 
 type Seen = Arc<Mutex<HashMap<Vec<u8>, usize>>>;
 
-/// A backend that records every key it is asked for and answers `END`.
-async fn recorder(index: usize, seen: Seen) -> SocketAddr {
+/// A backend that records every key it is asked for and answers `END`; on
+/// loopback TCP, or on a unix socket in `unix_dir`. Returns its address as a
+/// pool file writes it (`127.0.0.1:PORT` or `/path`).
+async fn recorder(index: usize, seen: Seen, unix_dir: Option<&Path>) -> String {
+    if let Some(dir) = unix_dir {
+        let path = dir.join(format!("recorder-{index}.sock"));
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).expect("bind unix");
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                tokio::spawn(record(s, index, seen.clone()));
+            }
+        });
+        return path.display().to_string();
+    }
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 65536];
-                let dec = Decoder::default();
-                loop {
-                    let n = match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    buf.extend_from_slice(&chunk[..n]);
-                    let mut out = Vec::new();
-                    let mut used_total = 0;
-                    while let Ok(Some((req, used))) = dec.decode(&buf[used_total..]) {
-                        match req {
-                            Request::Get(g) => {
-                                let mut m = seen.lock().expect("lock");
-                                for k in g.keys.iter() {
-                                    m.insert(k.to_vec(), index);
-                                }
-                                out.extend_from_slice(b"END\r\n");
-                            }
-                            Request::Version => out.extend_from_slice(b"VERSION 1.6.18\r\n"),
-                            _ => out.extend_from_slice(b"ERROR\r\n"),
-                        }
-                        used_total += used;
-                    }
-                    buf.drain(..used_total);
-                    if s.write_all(&out).await.is_err() {
-                        return;
-                    }
-                }
-            });
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(record(s, index, seen.clone()));
         }
     });
-    addr
+    addr.to_string()
+}
+
+/// One recorder connection.
+async fn record<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, index: usize, seen: Seen) {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    let dec = Decoder::default();
+    loop {
+        let n = match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut out = Vec::new();
+        let mut used_total = 0;
+        while let Ok(Some((req, used))) = dec.decode(&buf[used_total..]) {
+            match req {
+                Request::Get(g) => {
+                    let mut m = seen.lock().expect("lock");
+                    for k in g.keys.iter() {
+                        m.insert(k.to_vec(), index);
+                    }
+                    out.extend_from_slice(b"END\r\n");
+                }
+                Request::Version => out.extend_from_slice(b"VERSION 1.6.18\r\n"),
+                _ => out.extend_from_slice(b"ERROR\r\n"),
+            }
+            used_total += used;
+        }
+        buf.drain(..used_total);
+        if s.write_all(&out).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// A random key of printable and high bytes (no space or control bytes).
@@ -112,8 +129,11 @@ fn random_key(rng: &mut rand::rngs::SmallRng, tag: bool) -> Vec<u8> {
 struct Scenario {
     name: &'static str,
     servers: usize,
-    entry: fn(usize, SocketAddr) -> String,
+    /// The `servers:` entry of backend `i` at address `a`.
+    entry: fn(usize, &str) -> String,
     hash_tag: bool,
+    /// Backends on unix sockets instead of loopback TCP.
+    unix: bool,
 }
 
 /// Sends `keys` as multi-gets through the proxy at `addr`.
@@ -145,16 +165,38 @@ async fn send_keys(addr: SocketAddr, keys: &[Vec<u8>]) {
 async fn every_key_on_the_same_server_as_nutcracker() {
     let Some(nutcracker) = peer_or_skip("nutcracker") else { return };
     let scenarios = [
-        Scenario { name: "three", servers: 3, entry: |_, a| format!("{a}:1"), hash_tag: false },
-        Scenario { name: "twenty_five", servers: 25, entry: |_, a| format!("{a}:1"), hash_tag: false },
-        Scenario { name: "weights", servers: 4, entry: |i, a| format!("{a}:{}", [1, 2, 3, 5][i]), hash_tag: false },
+        Scenario { name: "three", servers: 3, entry: |_, a| format!("{a}:1"), hash_tag: false, unix: false },
+        Scenario { name: "twenty_five", servers: 25, entry: |_, a| format!("{a}:1"), hash_tag: false, unix: false },
+        Scenario {
+            name: "weights",
+            servers: 4,
+            entry: |i, a| format!("{a}:{}", [1, 2, 3, 5][i]),
+            hash_tag: false,
+            unix: false,
+        },
         Scenario {
             name: "named",
             servers: 4,
             entry: |i, a| format!("{a}:{} shard-{}", 1 + i % 2, 9 - i),
             hash_tag: false,
+            unix: false,
         },
-        Scenario { name: "hash_tag", servers: 3, entry: |_, a| format!("{a}:1"), hash_tag: true },
+        Scenario { name: "hash_tag", servers: 3, entry: |_, a| format!("{a}:1"), hash_tag: true, unix: false },
+        // Unix servers are on the ring as `/path:` (trailing colon).
+        Scenario {
+            name: "unix",
+            servers: 4,
+            entry: |i, a| format!("{a}:{}", [1, 2, 1, 3][i]),
+            hash_tag: false,
+            unix: true,
+        },
+        Scenario {
+            name: "unix_named",
+            servers: 3,
+            entry: |i, a| format!("{a}:1 shard-{}", 5 - i),
+            hash_tag: false,
+            unix: true,
+        },
     ];
     let mut rng = rand::rngs::SmallRng::seed_from_u64(0x6d73);
     let dir = std::env::temp_dir().join(format!("memshard-diff-{}", std::process::id()));
@@ -163,8 +205,10 @@ async fn every_key_on_the_same_server_as_nutcracker() {
     for sc in &scenarios {
         let seen: Seen = Arc::default();
         let mut backends = Vec::new();
+        let unix_dir = dir.join(sc.name);
+        std::fs::create_dir_all(&unix_dir).expect("recorder dir");
         for i in 0..sc.servers {
-            backends.push(recorder(i, seen.clone()).await);
+            backends.push(recorder(i, seen.clone(), sc.unix.then_some(unix_dir.as_path())).await);
         }
         let keys: Vec<Vec<u8>> = (0..KEYS_PER_POOL).map(|_| random_key(&mut rng, sc.hash_tag)).collect();
         // nutcracker first. Free ports can be taken by a parallel test between
@@ -186,7 +230,7 @@ async fn every_key_on_the_same_server_as_nutcracker() {
                     }
                     yaml.push_str("  servers:\n");
                     for (i, b) in backends.iter().enumerate() {
-                        yaml.push_str(&format!("   - {}\n", (sc.entry)(i, *b)));
+                        yaml.push_str(&format!("   - {}\n", (sc.entry)(i, b)));
                     }
                     pools.push((name, port));
                 }
@@ -250,7 +294,93 @@ async fn every_key_on_the_same_server_as_nutcracker() {
         trigger.trigger();
     }
     let _ = std::fs::remove_dir_all(&dir);
-    // 5 scenarios × 24 pools × ~1000 distinct keys.
-    assert!(checked >= 5 * 24 * 900, "only {checked} placements compared");
+    // 7 scenarios × 24 pools × ~1000 distinct keys.
+    assert!(checked >= scenarios.len() * 24 * 900, "only {checked} placements compared");
     eprintln!("{checked} key placements identical to nutcracker");
+}
+
+/// Connects to a unix socket path, polling until something listens there;
+/// `None` once `alive` says the listening process is gone.
+async fn connect_unix_when_up(path: &Path, mut alive: impl FnMut() -> bool) -> Option<tokio::net::UnixStream> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::net::UnixStream::connect(path).await {
+            Ok(s) => return Some(s),
+            Err(e) => assert!(std::time::Instant::now() < deadline, "{} never listened: {e}", path.display()),
+        }
+        if !alive() {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads one reply line.
+async fn read_line<S: AsyncRead + Unpin>(s: &mut S) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte)).await.expect("in time").expect("read");
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.push(byte[0]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_listener_and_a_missing_unix_server_behave_as_in_nutcracker() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(nutcracker) = peer_or_skip("nutcracker") else { return };
+    let dir = std::env::temp_dir().join(format!("memshard-diff-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let sock = dir.join("pool.sock");
+    let yaml = format!(
+        "mc:\n  listen: {} 0640\n  timeout: 400\n  servers:\n   - {}:1\n",
+        sock.display(),
+        dir.join("nobody.sock").display()
+    );
+    let file = dir.join("pool.yml");
+    std::fs::write(&file, &yaml).expect("write config");
+    let mode = |p: &Path| std::fs::metadata(p).expect("socket file").permissions().mode() & 0o777;
+
+    let mut theirs = None;
+    for _attempt in 0..3 {
+        let stats_port = free_port().expect("port");
+        let child = std::process::Command::new(&nutcracker)
+            .args(["-c", &file.to_string_lossy(), "-s", &stats_port.to_string(), "-a", "127.0.0.1"])
+            .args(["-o", &dir.join("nutcracker.log").to_string_lossy()])
+            .spawn()
+            .expect("nutcracker starts");
+        let mut guard = ChildGuard::new(child);
+        // It exits at once when a parallel test took the stats port: retry.
+        let Some(mut c) =
+            connect_unix_when_up(&sock, || guard.child_mut().try_wait().is_ok_and(|st| st.is_none())).await
+        else {
+            continue;
+        };
+        let their_mode = mode(&sock);
+        c.write_all(b"get a\r\n").await.expect("write");
+        theirs = Some((their_mode, read_line(&mut c).await));
+        break;
+    }
+    let (their_mode, their_reply) = theirs.expect("nutcracker listens on the unix socket");
+    assert_eq!(their_mode, 0o640);
+
+    // memshard on the same file: nutcracker's socket file is still there (it
+    // does not remove it) and is replaced.
+    let config = Config::from_yaml(&yaml).expect("config");
+    let pool = &config.pools[0].1;
+    let memshard_config::Listen::Unix { path, perm } = &pool.listen else { panic!("unix listen") };
+    let l = memshard_net::bind_unix(path, *perm, pool.backlog).await.expect("bind over nutcracker's file");
+    let (trigger, sd) = ShutdownTrigger::new();
+    let proxy = tokio::spawn(run(config, vec![l], None, ProxyConfig { workers: 1, ..ProxyConfig::default() }, sd));
+    assert_eq!(mode(&sock), their_mode);
+    let mut c = connect_unix_when_up(&sock, || true).await.expect("memshard listens");
+    c.write_all(b"get a\r\n").await.expect("write");
+    // nutcracker's words: `SERVER_ERROR No such file or directory`.
+    assert_eq!(read_line(&mut c).await, their_reply);
+    trigger.trigger();
+    let _ = tokio::time::timeout(Duration::from_secs(15), proxy).await.expect("proxy stops");
+    assert!(!sock.exists(), "memshard removes its socket file at shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,8 +8,7 @@ use memshard_net::{READ_CHUNK, ReadBuf, Shutdown};
 use memshard_proto::Request;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// Flush replies once this many bytes are waiting, even mid-batch, so a client
 /// that pipelines big multi-gets cannot grow our memory without bound.
@@ -17,7 +16,10 @@ pub(crate) const WRITE_HIGH_WATER: usize = 256 * 1024;
 
 /// Serves one connection until the client leaves, sends `quit`, breaks framing
 /// beyond repair, or the server shuts down.
-pub(crate) async fn handle(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: Shutdown) {
+pub(crate) async fn handle<S>(mut stream: S, shared: Arc<Shared>, mut shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let mut rbuf = ReadBuf::new();
     let mut wbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let decoder = shared.decoder;
@@ -92,7 +94,7 @@ pub(crate) async fn handle(mut stream: TcpStream, shared: Arc<Shared>, mut shutd
     }
 }
 
-async fn write_out(stream: &mut TcpStream, wbuf: &mut Vec<u8>, shared: &Shared) -> std::io::Result<()> {
+async fn write_out<S: AsyncWrite + Unpin>(stream: &mut S, wbuf: &mut Vec<u8>, shared: &Shared) -> std::io::Result<()> {
     stream.write_all(wbuf).await?;
     shared.stats.bytes_written.fetch_add(wbuf.len() as u64, Ordering::Relaxed);
     wbuf.clear();

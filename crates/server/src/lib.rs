@@ -1,9 +1,10 @@
 //! memshard-server: a memcached-compatible cache shard.
 //!
-//! [`run`] serves memcached's text and meta protocols on a listener, backed by a
-//! memory-bounded [`memshard_store::Store`], until the shutdown signal fires; it
-//! then stops accepting, lets every connection finish the batch it is working
-//! on, and returns. It is a drop-in for the `memcached` image: same replies,
+//! [`run`] serves memcached's text and meta protocols on a listener (TCP, or a
+//! unix socket as with memcached's `-s`), backed by a memory-bounded
+//! [`memshard_store::Store`], until the shutdown signal fires; it then stops
+//! accepting, lets every connection finish the batch it is working on, and
+//! returns. It is a drop-in for the `memcached` image: same replies,
 //! same error strings, same stats names (see `docs/architecture.md` for the few
 //! documented differences). It is not a proxy and holds no routing logic.
 //!
@@ -21,13 +22,12 @@ mod stats_report;
 
 pub use stats::Counters;
 
-use memshard_net::{ServeConfig, ServeStats, Shutdown, serve_pinned};
+use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, serve_pinned};
 use memshard_proto::Decoder;
 use memshard_store::{Store, StoreConfig};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
 
 /// Settings of one server; field names follow memcached's flags.
 #[derive(Debug, Clone)]
@@ -81,8 +81,11 @@ pub(crate) struct Shared {
     pub(crate) verbosity: AtomicU32,
 }
 
-/// Serves until `shutdown` fires, then drains and returns.
-pub async fn run(listener: TcpListener, cfg: ServerConfig, shutdown: Shutdown) -> Result<(), ServerError> {
+/// Serves on `listener` (a TCP listener, or a unix socket one as memcached's
+/// `-s`, whose file is removed on return) until `shutdown` fires, then
+/// drains and returns.
+pub async fn run(listener: impl Into<Listener>, cfg: ServerConfig, shutdown: Shutdown) -> Result<(), ServerError> {
+    let listener: Listener = listener.into();
     let store_cfg = StoreConfig {
         memory_limit: cfg.memory_limit,
         max_item_size: cfg.max_item_size,
@@ -107,15 +110,30 @@ pub async fn run(listener: TcpListener, cfg: ServerConfig, shutdown: Shutdown) -
         drain_timeout: shared.cfg.drain_timeout,
         ..ServeConfig::default()
     };
-    let conn_shared = shared.clone();
-    let threads = shared.cfg.threads;
-    serve_pinned(listener, serve_cfg, shared.conns.clone(), shutdown, threads, move |stream, sd| {
-        connection::handle(stream, conn_shared.clone(), sd)
-    })
-    .await?;
+    match listener {
+        Listener::Tcp(l) => serve(l, serve_cfg, shared, shutdown).await?,
+        Listener::Unix(l) => serve(l, serve_cfg, shared, shutdown).await?,
+    }
     sweeper.abort();
     tracing::info!(role = "server", "stopped");
     Ok(())
+}
+
+/// The accept loop and connections on one kind of listener: one monomorphic
+/// copy of the connection loop per kind, so reads and writes are direct
+/// calls on the stream.
+async fn serve<L: Accept>(
+    listener: L,
+    serve_cfg: ServeConfig,
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let threads = shared.cfg.threads;
+    let conns = shared.conns.clone();
+    serve_pinned(listener, serve_cfg, conns, shutdown, threads, move |stream, sd| {
+        connection::handle(stream, shared.clone(), sd)
+    })
+    .await
 }
 
 /// Reclaims expired items in small steps so memory of dead items comes back

@@ -5,8 +5,8 @@ use memshard_net::Shutdown;
 use memshard_proxy::{ProxyConfig, run};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// Starts the proxy on a loopback port for the single pool of `yaml` (its
 /// `listen` line only has to be valid: the listener is passed in).
@@ -22,8 +22,9 @@ pub(crate) async fn start_proxy(yaml: &str, proxy: ProxyConfig, shutdown: Shutdo
     addr
 }
 
-/// Sends `req`, reads until the reply ends with `until` (bounded in time).
-pub(crate) async fn ask(s: &mut TcpStream, req: &[u8], until: &[u8]) -> Vec<u8> {
+/// Sends `req` (over TCP or a unix socket), reads until the reply ends with
+/// `until` (bounded in time).
+pub(crate) async fn ask<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, req: &[u8], until: &[u8]) -> Vec<u8> {
     s.write_all(req).await.expect("write");
     let mut buf = Vec::new();
     // On the heap: tests nest many of these futures, and a 64 KiB array in
