@@ -41,6 +41,7 @@ enum Key {
     Reuseport,
     DnsRefreshInterval,
     ServerProbe,
+    FlushOnReturn,
 }
 
 /// The directives a pool may use and their names. The first block is
@@ -68,6 +69,7 @@ const KEYS: &[(&str, Key)] = &[
     // memshard extensions
     ("dns_refresh_interval", Key::DnsRefreshInterval),
     ("server_probe", Key::ServerProbe),
+    ("flush_on_return", Key::FlushOnReturn),
 ];
 
 /// A value and the line it was written on.
@@ -104,6 +106,7 @@ pub(crate) struct PoolBuilder {
     servers: Vec<ServerEntry>,
     dns_refresh_interval: Option<u32>,
     server_probe: Option<bool>,
+    flush_on_return: Option<bool>,
 }
 
 impl PoolBuilder {
@@ -155,6 +158,7 @@ impl PoolBuilder {
             servers: Vec::new(),
             dns_refresh_interval: None,
             server_probe: None,
+            flush_on_return: None,
         }
     }
 
@@ -211,6 +215,7 @@ impl PoolBuilder {
             Key::AutoEjectHosts => self.auto_eject_hosts = Some(boolean(text).map_err(err)?),
             Key::Reuseport => self.reuseport = Some(boolean(text).map_err(err)?),
             Key::ServerProbe => self.server_probe = Some(boolean(text).map_err(err)?),
+            Key::FlushOnReturn => self.flush_on_return = Some(boolean(text).map_err(err)?),
             Key::Timeout => self.timeout = Some(number(text).map_err(err)?),
             Key::Backlog => self.backlog = Some(number(text).map_err(err)?),
             Key::ClientConnections => self.client_connections = Some(number(text).map_err(err)?),
@@ -276,6 +281,7 @@ impl PoolBuilder {
             pool.extensions.dns_refresh_interval = (ms != 0).then(|| millis(ms));
         }
         pool.extensions.server_probe = self.server_probe.unwrap_or(pool.extensions.server_probe);
+        pool.extensions.flush_on_return = self.flush_on_return.unwrap_or(pool.extensions.flush_on_return);
         Ok((self.name, pool))
     }
 }

@@ -144,10 +144,21 @@ pub struct Extensions {
     /// twemproxy's behaviour: it returns when `server_retry_timeout`
     /// expires, dead or alive.
     pub server_probe: bool,
+    /// `flush_on_return:` (default `true`): a server that was ejected is
+    /// sent `flush_all` after its probe succeeds and before it rejoins the
+    /// ring. While it was out, its keys were written on other servers; the
+    /// values it still holds are older, and without the flush the ring's
+    /// return would serve them again. `false` keeps twemproxy's behaviour
+    /// (the server returns with whatever it holds). Needs `server_probe`.
+    pub flush_on_return: bool,
 }
 
 impl Default for Extensions {
     fn default() -> Self {
-        Extensions { dns_refresh_interval: Some(DEFAULT_DNS_REFRESH_INTERVAL), server_probe: true }
+        Extensions {
+            dns_refresh_interval: Some(DEFAULT_DNS_REFRESH_INTERVAL),
+            server_probe: true,
+            flush_on_return: true,
+        }
     }
 }

@@ -200,16 +200,20 @@ fn every_hash_and_distribution_name() {
 
 #[test]
 fn extensions_and_reuseport() {
-    let yaml = "p:\n  listen: 127.0.0.1:22121\n  reuseport: true\n  dns_refresh_interval: 1000\n  server_probe: false\n  servers:\n   - a:11211:1\nq:\n  listen: 127.0.0.1:22122\n  dns_refresh_interval: 0\n  servers:\n   - a:11211:1\n";
+    let yaml = "p:\n  listen: 127.0.0.1:22121\n  reuseport: true\n  dns_refresh_interval: 1000\n  server_probe: false\n  flush_on_return: false\n  servers:\n   - a:11211:1\nq:\n  listen: 127.0.0.1:22122\n  dns_refresh_interval: 0\n  servers:\n   - a:11211:1\n";
     let config = Config::from_yaml(yaml).unwrap();
     let p = config.pool("p").unwrap();
     assert!(p.reuseport);
     assert_eq!(
         p.extensions,
-        Extensions { dns_refresh_interval: Some(Duration::from_millis(1000)), server_probe: false }
+        Extensions {
+            dns_refresh_interval: Some(Duration::from_millis(1000)),
+            server_probe: false,
+            flush_on_return: false
+        }
     );
     let q = config.pool("q").unwrap();
-    assert_eq!(q.extensions, Extensions { dns_refresh_interval: None, server_probe: true });
+    assert_eq!(q.extensions, Extensions { dns_refresh_interval: None, server_probe: true, flush_on_return: true });
 
     let e = Config::from_yaml("p:\n  listen: a:1\n  server_probe: yes\n  servers:\n   - a:1:1\n").unwrap_err();
     assert_eq!(e.to_string(), "line 3: directive \"server_probe\" value \"yes\" is not \"true\" or \"false\"");

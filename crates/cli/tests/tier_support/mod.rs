@@ -1,0 +1,9 @@
+//! Support for the fault-injection suite: a cache tier of real processes on
+//! loopback (shards, proxy, app), faults (SIGKILL, SIGSTOP/SIGCONT, restart),
+//! and a load generator whose every read is checked against the versions
+//! written (see [`checker`]).
+
+pub(crate) mod checker;
+pub(crate) mod load;
+pub(crate) mod slow;
+pub(crate) mod tier;
