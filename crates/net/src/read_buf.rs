@@ -58,6 +58,14 @@ impl ReadBuf {
         !self.buf.is_empty()
     }
 
+    /// Whether part of a request is buffered or owed (bytes left over after
+    /// every complete request was decoded, or a data block still being
+    /// discarded). A draining connection waits for the rest before closing,
+    /// so a request in flight at shutdown is still answered.
+    pub fn mid_request(&self) -> bool {
+        !self.buf.is_empty() || self.swallow > 0
+    }
+
     /// Reads more bytes from `r`; `Ok(0)` at end of stream. A buffer that grew
     /// for one large value is given back first.
     pub async fn fill<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> std::io::Result<usize> {

@@ -75,7 +75,10 @@ where
         if !wbuf.is_empty() && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
             return;
         }
-        if close || shutdown.is_triggered() {
+        // On shutdown a connection closes once it is between requests; one in
+        // the middle of a request reads on until the request is complete and
+        // answered (the accept loop's drain timeout bounds the wait).
+        if close || (shutdown.is_triggered() && !rbuf.mid_request()) {
             let _ = stream.shutdown().await;
             return;
         }
@@ -84,8 +87,7 @@ where
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             },
-            // Idle connections close on shutdown; busy ones finish their batch first.
-            _ = shutdown.wait() => {
+            _ = shutdown.wait(), if !rbuf.mid_request() => {
                 let _ = stream.shutdown().await;
                 return;
             }
