@@ -1,4 +1,4 @@
-//! A minimal driver until the `memshard bench` subcommand exists:
+//! Driving the library from Rust rather than through `memshard bench`:
 //!
 //! `cargo run --release -p memshard-bench --example loadgen -- ADDR [PIPELINE] [SECS] [CONNS] [THREADS]`
 //!

@@ -1,50 +1,75 @@
 //! What to run: [`BenchConfig`].
 
 use crate::error::BenchError;
+use crate::keys::KeyDist;
+use crate::mix::{Mix, Op};
+use crate::values::ValueSize;
 use memshard_proto::{DEFAULT_MAX_ITEM_SIZE, MAX_KEY_LEN};
 use serde::{Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-/// A closed-loop load run against one memcached-compatible server.
+/// Most keys in one multi-get: memcached takes more, but beyond this a
+/// "request" measures a bulk transfer rather than a cache lookup.
+pub const MAX_MULTIGET: usize = 100;
+
+/// A load run against one memcached-compatible server.
 ///
-/// Every connection keeps `pipeline` requests outstanding: it writes a batch,
-/// reads all its replies, and only then writes the next batch, so offered load
-/// adapts to the server (closed loop) and `connections × pipeline` bounds the
-/// requests in flight.
+/// Closed loop (`rate: None`): every connection writes a batch of `pipeline`
+/// requests, reads all their replies, then writes the next batch, so offered
+/// load adapts to the server and latency runs from a batch's write to each
+/// reply. Open loop (`rate: Some(r)`): requests are scheduled at `r` per
+/// second in total, spread over the connections; each is written at its
+/// scheduled time when its connection has fewer than `pipeline` requests in
+/// flight, later otherwise, and its latency runs from the *scheduled* time,
+/// so a server stall shows in full instead of slowing the generator down.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BenchConfig {
     /// Target `host:port`.
     pub addr: String,
     /// TCP connections, each its own task with its own socket and buffers.
     pub connections: usize,
-    /// Requests per batch, i.e. outstanding per connection.
+    /// Most requests in flight per connection (closed loop: the batch size).
     pub pipeline: usize,
-    /// Length of the measured window.
+    /// Length of the measured window (the upper bound when `requests` is set).
     #[serde(serialize_with = "as_secs")]
     pub duration: Duration,
+    /// Stop after this many measured requests (split evenly over the
+    /// connections), or when `duration` ends, whichever comes first.
+    pub requests: Option<u64>,
     /// Load before the measured window (not recorded): warms caches, TCP, the LRU.
     #[serde(serialize_with = "as_secs")]
     pub warmup: Duration,
-    /// Fraction of requests that are `get`s; the rest are `set`s.
-    pub get_ratio: f64,
-    /// Keys are `key_prefix` + `0..key_space`, picked uniformly.
+    /// Open loop: total requests per second. `None` runs the closed loop.
+    pub rate: Option<f64>,
+    /// Open loop: how scheduled send times are spaced.
+    pub arrivals: Arrivals,
+    /// Which commands, in what proportion.
+    pub mix: Mix,
+    /// Keys per text `get` (1 = single-key gets).
+    pub multiget: usize,
+    /// Keys are `key_prefix` + `0..key_space`.
     pub key_space: usize,
+    /// Popularity of the keys (`zipf`: key 0 is the hottest).
+    pub key_dist: KeyDist,
     /// Prefix of every key.
     pub key_prefix: String,
-    /// Bytes in every value set.
-    pub value_size: usize,
+    /// Sizes of the values written.
+    pub value_size: ValueSize,
     /// Set every key once before the run (pipelined) so that gets hit.
     pub prefill: bool,
-    /// Seed of the per-connection random generators (runs are reproducible in
-    /// the requests they send, not in timing).
+    /// Seed of the random generators (runs are reproducible in the requests
+    /// they send, not in timing).
     pub seed: u64,
     /// Runtime threads of the generator: 1 runs everything on one
     /// current-thread runtime (at most one core, leaving the others to the
     /// server under test); N > 1 uses a multi-thread runtime with N workers.
+    /// The open loop adds one mostly-sleeping pacing thread.
     pub threads: usize,
     /// Bounds each connect, each prefill batch, and how long after the end of
-    /// the window a connection may still wait for a reply before it is
-    /// abandoned (and counted as an error).
+    /// the window requests may still be answered; requests unanswered by then
+    /// count as `timeout` errors.
     #[serde(serialize_with = "as_secs")]
     pub timeout: Duration,
 }
@@ -56,11 +81,16 @@ impl Default for BenchConfig {
             connections: 50,
             pipeline: 1,
             duration: Duration::from_secs(10),
+            requests: None,
             warmup: Duration::from_secs(1),
-            get_ratio: 0.9,
+            rate: None,
+            arrivals: Arrivals::Uniform,
+            mix: Mix::default(),
+            multiget: 1,
             key_space: 100_000,
+            key_dist: KeyDist::Uniform,
             key_prefix: "key:".to_owned(),
-            value_size: 100,
+            value_size: ValueSize::default(),
             prefill: true,
             seed: 0x6d65_6d73_6861_7264,
             threads: 1,
@@ -73,6 +103,40 @@ fn as_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
+/// Spacing of the open loop's scheduled send times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Arrivals {
+    /// Evenly spaced (`1 / rate` apart), handed to the connections in turn.
+    #[default]
+    Uniform,
+    /// A Poisson process: exponential gaps with mean `1 / rate`, as from many
+    /// independent clients.
+    Poisson,
+}
+
+impl FromStr for Arrivals {
+    type Err = BenchError;
+    fn from_str(s: &str) -> Result<Arrivals, BenchError> {
+        match s.trim() {
+            "uniform" => Ok(Arrivals::Uniform),
+            "poisson" => Ok(Arrivals::Poisson),
+            other => Err(BenchError::Config(format!("arrivals {other:?} is not uniform or poisson"))),
+        }
+    }
+}
+
+impl fmt::Display for Arrivals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if *self == Arrivals::Uniform { "uniform" } else { "poisson" })
+    }
+}
+
+impl Serialize for Arrivals {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl BenchConfig {
     /// Checks the settings; [`run`](crate::run) calls it first.
     pub fn validate(&self) -> Result<(), BenchError> {
@@ -80,14 +144,22 @@ impl BenchConfig {
         if self.connections == 0 || self.pipeline == 0 || self.key_space == 0 || self.threads == 0 {
             return bad("connections, pipeline, key_space and threads must be at least 1".to_owned());
         }
-        if !(0.0..=1.0).contains(&self.get_ratio) {
-            return bad(format!("get_ratio {} is not within 0..=1", self.get_ratio));
+        if self.duration.is_zero() || self.timeout.is_zero() {
+            return bad("duration and timeout must be positive".to_owned());
         }
-        if self.duration.is_zero() {
-            return bad("duration must be positive".to_owned());
+        if self.requests == Some(0) {
+            return bad("requests must be at least 1".to_owned());
         }
-        if self.timeout.is_zero() {
-            return bad("timeout must be positive".to_owned());
+        if let Some(r) = self.rate {
+            if !r.is_finite() || r <= 0.0 || r > 1e9 {
+                return bad(format!("rate {r} must be a positive number of requests per second"));
+            }
+        }
+        if !(1..=MAX_MULTIGET).contains(&self.multiget) {
+            return bad(format!("multiget {} is not within 1..={MAX_MULTIGET}", self.multiget));
+        }
+        if self.multiget > 1 && !self.mix.contains(Op::Get) {
+            return bad(format!("multiget applies to text get, which the mix {} does not send", self.mix));
         }
         if self.key_prefix.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return bad(format!("key_prefix {:?} contains a space or control byte", self.key_prefix));
@@ -97,9 +169,46 @@ impl BenchConfig {
             return bad(format!("keys would be {longest} bytes, memcached allows {MAX_KEY_LEN}"));
         }
         // Leave room for memcached's item header so the default -I 1m accepts it.
-        if self.value_size > DEFAULT_MAX_ITEM_SIZE - 1024 {
-            return bad(format!("value_size {} is larger than memcached's default item limit", self.value_size));
+        if self.value_size.max() > DEFAULT_MAX_ITEM_SIZE - 1024 {
+            return bad(format!("value size {} is larger than memcached's default item limit", self.value_size));
         }
+        crate::keys::KeySampler::new(self.key_dist, self.key_space)?;
         Ok(())
+    }
+
+    /// Whether this is an open-loop (fixed-rate) run.
+    pub fn is_open_loop(&self) -> bool {
+        self.rate.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_nonsense_is_not() {
+        assert!(BenchConfig::default().validate().is_ok());
+        let cases = [
+            BenchConfig { connections: 0, ..BenchConfig::default() },
+            BenchConfig { rate: Some(0.0), ..BenchConfig::default() },
+            BenchConfig { rate: Some(f64::NAN), ..BenchConfig::default() },
+            BenchConfig { requests: Some(0), ..BenchConfig::default() },
+            BenchConfig { multiget: 0, ..BenchConfig::default() },
+            BenchConfig { multiget: 2, mix: "mg=1".parse().unwrap(), ..BenchConfig::default() },
+            BenchConfig { key_prefix: "a b".into(), ..BenchConfig::default() },
+            BenchConfig { value_size: ValueSize::Fixed(2 << 20), ..BenchConfig::default() },
+            BenchConfig { key_prefix: "k".repeat(MAX_KEY_LEN), ..BenchConfig::default() },
+        ];
+        for c in cases {
+            assert!(matches!(c.validate(), Err(BenchError::Config(_))), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn arrivals_parse() {
+        assert_eq!("poisson".parse::<Arrivals>().unwrap(), Arrivals::Poisson);
+        assert_eq!(Arrivals::Uniform.to_string(), "uniform");
+        assert!("burst".parse::<Arrivals>().is_err());
     }
 }

@@ -1,89 +1,49 @@
 //! One load-generating connection: its socket, buffers, random generator and
-//! counters, and the prefill and measuring loops.
+//! the queue of requests awaiting replies, plus the prefill.
 //!
 //! Deliberately not built on `memshard-client`: a generic client pays for a
 //! writer task, a reader task, channels and an allocation per reply, which
 //! would make the generator compete with the server for the CPU. Here one task
-//! owns the raw socket and does batch-write / read-until-answered with buffers
-//! that are reused for the whole run.
+//! owns the raw socket, and buffers are reused for the whole run. Reading is
+//! split into a cancel-safe single read ([`BenchConn::fill`]) and synchronous
+//! decoding of whatever complete answers arrived ([`BenchConn::drain`]), so
+//! the open loop can wait for "a reply or the next send time" in one
+//! `select!` without losing a half-decoded answer.
 
-use crate::workload::{Op, Workload};
+use crate::mix::Op;
+use crate::progress::Live;
+use crate::stats::{Answer, ConnStats, ReplyFault};
+use crate::workload::Workload;
 use bytes::{Buf, BytesMut};
-use hdrhistogram::Histogram;
-use memshard_proto::{Reply, ReplyError};
+use memshard_proto::{MetaCode, Reply, ReplyError};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// Largest latency the histograms hold (larger ones saturate), in nanoseconds.
-pub(crate) const MAX_LATENCY_NS: u64 = 60_000_000_000;
 
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Sets per prefill batch.
 const PREFILL_BATCH: usize = 64;
 
-/// Counters of one connection; merged into the report at the end.
-#[derive(Debug, Clone)]
-pub(crate) struct ConnStats {
-    pub(crate) gets: u64,
-    pub(crate) sets: u64,
-    pub(crate) hits: u64,
-    pub(crate) misses: u64,
-    pub(crate) errors: u64,
-    pub(crate) lost: u64,
-    /// Per-request latency from batch write to reply, nanoseconds.
-    pub(crate) latency: Histogram<u64>,
-}
-
-impl ConnStats {
-    pub(crate) fn new() -> Result<Self, hdrhistogram::CreationError> {
-        Ok(ConnStats {
-            gets: 0,
-            sets: 0,
-            hits: 0,
-            misses: 0,
-            errors: 0,
-            lost: 0,
-            latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)?,
-        })
-    }
-
-    /// A connection ended early: counted as one error and one lost connection.
-    pub(crate) fn connection_lost(&mut self) {
-        self.errors += 1;
-        self.lost += 1;
-    }
-}
-
-/// Counters read by the progress reporter while the run goes on.
-#[derive(Debug, Default)]
-pub(crate) struct Live {
-    pub(crate) ops: AtomicU64,
-    pub(crate) errors: AtomicU64,
-}
-
-/// The phases of the run, as instants every connection compares against.
+/// A request written (or about to be) and not yet answered.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Window {
-    /// Batches written from here on are recorded.
-    pub(crate) measure_from: Instant,
-    /// No batch is written from here on.
-    pub(crate) end: Instant,
-}
-
-/// How one request was answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Hit,
-    Miss,
-    Stored,
-    Error,
+struct Pending {
+    op: Op,
+    /// Keys a read asks for.
+    keys: u32,
+    /// When it was meant to be sent: latency runs from here.
+    intended: Instant,
+    /// When it was written.
+    sent: Instant,
+    /// Whether it belongs to the measured window.
+    record: bool,
 }
 
 /// A connection-ending failure.
@@ -91,6 +51,8 @@ enum Outcome {
 pub(crate) enum ConnError {
     Io(io::Error),
     Protocol(ReplyError),
+    /// Reply bytes with no request waiting for them.
+    Unsolicited,
     Timeout,
 }
 
@@ -99,7 +61,20 @@ impl std::fmt::Display for ConnError {
         match self {
             ConnError::Io(e) => write!(f, "i/o: {e}"),
             ConnError::Protocol(e) => write!(f, "protocol: {e}"),
+            ConnError::Unsolicited => f.write_str("protocol: reply with no request outstanding"),
             ConnError::Timeout => f.write_str("timed out"),
+        }
+    }
+}
+
+impl ConnError {
+    /// Counts the failure under its kind.
+    pub(crate) fn count(&self, stats: &mut ConnStats) {
+        let e = &mut stats.errors;
+        match self {
+            ConnError::Io(_) => e.disconnected += 1,
+            ConnError::Protocol(_) | ConnError::Unsolicited => e.protocol += 1,
+            ConnError::Timeout => e.timeout += 1,
         }
     }
 }
@@ -109,11 +84,15 @@ pub(crate) struct BenchConn {
     wbuf: Vec<u8>,
     rbuf: BytesMut,
     rng: SmallRng,
-    /// The operations of the batch in flight, in order.
-    batch: Vec<Op>,
-    /// When the last socket read returned: the arrival time of every reply
-    /// decoded from it (one clock read per read, not per reply).
-    arrived: Instant,
+    /// Requests awaiting replies, oldest first (replies come in order).
+    pending: VecDeque<Pending>,
+    /// Requests queued in `wbuf` but not yet written (the tail of `pending`).
+    unwritten: usize,
+    /// `VALUE` units seen so far of the answer to `pending.front()`.
+    values_seen: u32,
+    /// Whether send lag is recorded (open loop only: it is zero by
+    /// construction in the closed loop).
+    record_lag: bool,
 }
 
 impl BenchConn {
@@ -127,33 +106,142 @@ impl BenchConn {
             wbuf: Vec::with_capacity(READ_CHUNK),
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             rng: SmallRng::seed_from_u64(seed),
-            batch: Vec::with_capacity(pipeline.max(PREFILL_BATCH)),
-            arrived: Instant::now(),
+            pending: VecDeque::with_capacity(pipeline.max(PREFILL_BATCH)),
+            unwritten: 0,
+            values_seen: 0,
+            record_lag: false,
         })
     }
 
-    /// Sets every key in `keys` once, in pipelined batches. Returns
-    /// `(stored, not stored or error replies)`; a connection failure ends it.
+    pub(crate) fn set_record_lag(&mut self, on: bool) {
+        self.record_lag = on;
+    }
+
+    /// Requests written or queued and not yet answered.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Measured requests written or queued and not yet answered.
+    pub(crate) fn measured_in_flight(&self) -> u64 {
+        self.pending.iter().filter(|p| p.record).count() as u64
+    }
+
+    /// Picks the next request and queues it for [`flush`](Self::flush).
+    pub(crate) fn queue(&mut self, wl: &Workload, intended: Instant, record: bool) {
+        let (op, keys) = wl.next(&mut self.rng, &mut self.wbuf);
+        self.pending.push_back(Pending { op, keys, intended, sent: intended, record });
+        self.unwritten += 1;
+    }
+
+    /// Writes every queued request.
+    pub(crate) async fn flush(&mut self) -> Result<(), ConnError> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        for p in self.pending.iter_mut().rev().take(self.unwritten) {
+            p.sent = now;
+        }
+        self.unwritten = 0;
+        let r = self.stream.write_all(&self.wbuf).await.map_err(ConnError::Io);
+        self.wbuf.clear();
+        r
+    }
+
+    /// One read from the socket. Cancel-safe: if the future is dropped before
+    /// it completes, no bytes were consumed. Returns when the bytes arrived.
+    pub(crate) async fn fill(&mut self) -> Result<Instant, ConnError> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        match self.stream.read_buf(&mut self.rbuf).await {
+            Ok(0) => Err(ConnError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(_) => Ok(Instant::now()),
+            Err(e) => Err(ConnError::Io(e)),
+        }
+    }
+
+    /// Decodes every complete answer in the read buffer and records the
+    /// measured ones as arriving at `arrived` (one clock read per socket read,
+    /// not per reply). Takes the stats lock once, and never across an await.
+    pub(crate) fn drain(&mut self, arrived: Instant, stats: &Mutex<ConnStats>, live: &Live) -> Result<(), ConnError> {
+        let mut stats = stats.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut answered, mut failed) = (0, 0);
+        let result = loop {
+            match self.next_answer() {
+                Ok(Some((p, answer))) => {
+                    answered += 1;
+                    if matches!(answer, Answer::Failed(_)) {
+                        failed += 1;
+                    }
+                    if p.record {
+                        let lag = self.record_lag.then(|| p.sent.saturating_duration_since(p.intended));
+                        let latency = arrived.saturating_duration_since(p.intended);
+                        stats.count(p.op, answer, latency, lag, arrived);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        drop(stats);
+        live.ops.fetch_add(answered, Ordering::Relaxed);
+        if failed > 0 {
+            live.errors.fetch_add(failed, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// The next complete answer in the read buffer, if there is one.
+    fn next_answer(&mut self) -> Result<Option<(Pending, Answer)>, ConnError> {
+        loop {
+            let Some(&front) = self.pending.front() else {
+                return if self.rbuf.is_empty() { Ok(None) } else { Err(ConnError::Unsolicited) };
+            };
+            let (step, used) = match Reply::decode(&self.rbuf) {
+                Ok(Some((reply, used))) => (classify(front.op, front.keys, &reply, &mut self.values_seen), used),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(ConnError::Protocol(e)),
+            };
+            self.rbuf.advance(used);
+            if let Some(answer) = step {
+                self.values_seen = 0;
+                self.pending.pop_front();
+                return Ok(Some((front, answer)));
+            }
+        }
+    }
+
+    /// Sets every key in `keys` once, in pipelined batches, with the
+    /// workload's value sizes. Returns `(stored, not stored or error
+    /// replies)`; a connection failure or a batch slower than `timeout` ends it.
     pub(crate) async fn prefill(
         &mut self,
         wl: &Workload,
         keys: impl Iterator<Item = usize>,
         timeout: Duration,
     ) -> Result<(u64, u64), ConnError> {
+        let op = wl.prefill_op();
         let mut keys = keys.peekable();
         let (mut stored, mut failed) = (0, 0);
         while keys.peek().is_some() {
-            self.wbuf.clear();
-            self.batch.clear();
+            let now = Instant::now();
             for k in keys.by_ref().take(PREFILL_BATCH) {
-                wl.encode(Op::Set, k, &mut self.wbuf);
-                self.batch.push(Op::Set);
+                let size = wl.size(&mut self.rng);
+                wl.encode_store(op, k, size, &mut self.wbuf);
+                self.pending.push_back(Pending { op, keys: 0, intended: now, sent: now, record: false });
+                self.unwritten += 1;
             }
             let exchange = async {
-                self.stream.write_all(&self.wbuf).await.map_err(ConnError::Io)?;
-                for _ in 0..self.batch.len() {
-                    let (outcome, _) = self.answer(Op::Set).await?;
-                    if outcome == Outcome::Stored { stored += 1 } else { failed += 1 }
+                self.flush().await?;
+                while !self.pending.is_empty() {
+                    while let Some((_, answer)) = self.next_answer()? {
+                        if answer == Answer::Stored { stored += 1 } else { failed += 1 }
+                    }
+                    if !self.pending.is_empty() {
+                        self.fill().await?;
+                    }
                 }
                 Ok::<_, ConnError>(())
             };
@@ -161,119 +249,33 @@ impl BenchConn {
         }
         Ok((stored, failed))
     }
-
-    /// The closed loop: batches of `pipeline` random requests until
-    /// `window.end`, recording those written after `window.measure_from`.
-    /// Returns when the window closes or the connection fails (counted).
-    pub(crate) async fn measure(
-        &mut self,
-        wl: &Workload,
-        pipeline: usize,
-        window: Window,
-        stats: &mut ConnStats,
-        live: &Live,
-    ) -> Result<(), ConnError> {
-        loop {
-            let sent = Instant::now();
-            if sent >= window.end {
-                return Ok(());
-            }
-            let record = sent >= window.measure_from;
-            self.wbuf.clear();
-            self.batch.clear();
-            for _ in 0..pipeline {
-                let (op, key) = wl.pick(&mut self.rng);
-                wl.encode(op, key, &mut self.wbuf);
-                self.batch.push(op);
-            }
-            self.stream.write_all(&self.wbuf).await.map_err(ConnError::Io)?;
-            // Replies already buffered (none, with a well-behaved server) count
-            // as arriving at the send.
-            self.arrived = sent;
-            let mut errors = 0;
-            for i in 0..self.batch.len() {
-                let op = self.batch[i];
-                let (outcome, at) = self.answer(op).await?;
-                if outcome == Outcome::Error {
-                    errors += 1;
-                }
-                if record {
-                    stats.count(op, outcome, at.saturating_duration_since(sent));
-                }
-            }
-            live.ops.fetch_add(pipeline as u64, Ordering::Relaxed);
-            if errors > 0 {
-                live.errors.fetch_add(errors, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Reads the complete answer to one request: its outcome, and when the
-    /// bytes that completed it arrived (replies that arrive in one read share
-    /// the instant).
-    async fn answer(&mut self, op: Op) -> Result<(Outcome, Instant), ConnError> {
-        let mut hit = false;
-        loop {
-            let step = match Reply::decode(&self.rbuf) {
-                Ok(Some((reply, used))) => {
-                    let step = classify(op, &reply, &mut hit);
-                    self.rbuf.advance(used);
-                    step
-                }
-                Ok(None) => {
-                    if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-                        self.rbuf.reserve(READ_CHUNK);
-                    }
-                    match self.stream.read_buf(&mut self.rbuf).await {
-                        Ok(0) => return Err(ConnError::Io(io::ErrorKind::UnexpectedEof.into())),
-                        Ok(_) => self.arrived = Instant::now(),
-                        Err(e) => return Err(ConnError::Io(e)),
-                    }
-                    None
-                }
-                Err(e) => return Err(ConnError::Protocol(e)),
-            };
-            if let Some(outcome) = step {
-                return Ok((outcome, self.arrived));
-            }
-        }
-    }
 }
 
-/// Maps one reply unit to the request's outcome, or `None` when the answer
-/// continues (a `VALUE` before `END`).
-fn classify(op: Op, reply: &Reply<'_>, hit: &mut bool) -> Option<Outcome> {
+/// Maps one reply unit to the answer of the request `op` (asking for `keys`
+/// keys), or `None` when the answer goes on (a `VALUE` before `END`).
+fn classify(op: Op, keys: u32, reply: &Reply<'_>, values_seen: &mut u32) -> Option<Answer> {
     if !reply.is_terminal() {
-        *hit |= matches!(reply, Reply::Value { .. });
+        *values_seen += 1;
         return None;
     }
-    Some(match (op, reply) {
-        (Op::Get, Reply::End) if *hit => Outcome::Hit,
-        (Op::Get, Reply::End) => Outcome::Miss,
-        (Op::Set, Reply::Stored) => Outcome::Stored,
-        // Error lines, and well-formed replies that do not answer the request.
-        _ => Outcome::Error,
-    })
-}
-
-impl ConnStats {
-    fn count(&mut self, op: Op, outcome: Outcome, latency: Duration) {
-        match outcome {
-            Outcome::Error => {
-                // Errors are not latency samples: a fast refusal is not service.
-                self.errors += 1;
-                return;
-            }
-            Outcome::Hit => self.hits += 1,
-            Outcome::Miss => self.misses += 1,
-            Outcome::Stored => {}
+    let fault = |f| Some(Answer::Failed(f));
+    match (op, reply) {
+        (_, Reply::Error) => fault(ReplyFault::Error),
+        (_, Reply::ClientError(_)) => fault(ReplyFault::ClientError),
+        (_, Reply::ServerError(_)) => fault(ReplyFault::ServerError),
+        (Op::Get, Reply::End) if *values_seen <= keys => {
+            Some(Answer::Read { hits: *values_seen, misses: keys - *values_seen })
         }
-        match op {
-            Op::Get => self.gets += 1,
-            Op::Set => self.sets += 1,
+        _ if *values_seen > 0 => fault(ReplyFault::Unexpected),
+        (Op::MetaGet, Reply::Meta { code: MetaCode::Va | MetaCode::Hd, .. }) => {
+            Some(Answer::Read { hits: 1, misses: 0 })
         }
-        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        self.latency.saturating_record(ns.clamp(1, MAX_LATENCY_NS));
+        (Op::MetaGet, Reply::Meta { code: MetaCode::En, .. }) => Some(Answer::Read { hits: 0, misses: 1 }),
+        (Op::Set, Reply::Stored) | (Op::MetaSet, Reply::Meta { code: MetaCode::Hd, .. }) => Some(Answer::Stored),
+        (Op::Set, Reply::NotStored) | (Op::MetaSet, Reply::Meta { code: MetaCode::Ns, .. }) => {
+            fault(ReplyFault::NotStored)
+        }
+        _ => fault(ReplyFault::Unexpected),
     }
 }
 
@@ -281,26 +283,34 @@ impl ConnStats {
 mod tests {
     use super::*;
 
-    #[test]
-    fn classification() {
-        let mut hit = false;
-        let value = Reply::Value { key: b"k", flags: 0, cas: None, data: b"v" };
-        assert_eq!(classify(Op::Get, &value, &mut hit), None);
-        assert_eq!(classify(Op::Get, &Reply::End, &mut hit), Some(Outcome::Hit));
-        let mut hit = false;
-        assert_eq!(classify(Op::Get, &Reply::End, &mut hit), Some(Outcome::Miss));
-        assert_eq!(classify(Op::Set, &Reply::Stored, &mut hit), Some(Outcome::Stored));
-        assert_eq!(classify(Op::Set, &Reply::ServerError(b"oom"), &mut hit), Some(Outcome::Error));
-        assert_eq!(classify(Op::Get, &Reply::Stored, &mut hit), Some(Outcome::Error));
+    fn answer(op: Op, keys: u32, replies: &[Reply<'_>]) -> Vec<Option<Answer>> {
+        let mut seen = 0;
+        replies.iter().map(|r| classify(op, keys, r, &mut seen)).collect()
     }
 
     #[test]
-    fn errors_are_counted_not_timed() {
-        let mut s = ConnStats::new().unwrap();
-        s.count(Op::Get, Outcome::Hit, Duration::from_micros(10));
-        s.count(Op::Set, Outcome::Error, Duration::from_micros(1));
-        s.count(Op::Get, Outcome::Miss, Duration::ZERO);
-        assert_eq!((s.gets, s.sets, s.hits, s.misses, s.errors), (2, 0, 1, 1, 1));
-        assert_eq!(s.latency.len(), 2);
+    fn classification() {
+        let value = || Reply::Value { key: b"k", flags: 0, cas: None, data: b"v" };
+        let read = |hits, misses| Some(Answer::Read { hits, misses });
+        assert_eq!(answer(Op::Get, 1, &[value(), Reply::End]), vec![None, read(1, 0)]);
+        assert_eq!(answer(Op::Get, 3, &[value(), value(), Reply::End]), vec![None, None, read(2, 1)]);
+        assert_eq!(answer(Op::Get, 1, &[Reply::End]), vec![read(0, 1)]);
+        let va = Reply::Meta { code: MetaCode::Va, flags: b"", data: Some(b"v") };
+        let en = Reply::Meta { code: MetaCode::En, flags: b"", data: None };
+        let hd = Reply::Meta { code: MetaCode::Hd, flags: b"", data: None };
+        let ns = Reply::Meta { code: MetaCode::Ns, flags: b"", data: None };
+        assert_eq!(answer(Op::MetaGet, 1, &[va]), vec![read(1, 0)]);
+        assert_eq!(answer(Op::MetaGet, 1, &[en]), vec![read(0, 1)]);
+        assert_eq!(answer(Op::MetaSet, 0, &[hd]), vec![Some(Answer::Stored)]);
+        assert_eq!(answer(Op::Set, 0, &[Reply::Stored]), vec![Some(Answer::Stored)]);
+        let f = |k| Some(Answer::Failed(k));
+        assert_eq!(answer(Op::MetaSet, 0, &[ns]), vec![f(ReplyFault::NotStored)]);
+        assert_eq!(answer(Op::Set, 0, &[Reply::NotStored]), vec![f(ReplyFault::NotStored)]);
+        assert_eq!(answer(Op::Set, 0, &[Reply::ServerError(b"oom")]), vec![f(ReplyFault::ServerError)]);
+        assert_eq!(answer(Op::Get, 1, &[Reply::ClientError(b"x")]), vec![f(ReplyFault::ClientError)]);
+        assert_eq!(answer(Op::MetaGet, 1, &[Reply::Error]), vec![f(ReplyFault::Error)]);
+        assert_eq!(answer(Op::Get, 1, &[Reply::Stored]), vec![f(ReplyFault::Unexpected)]);
+        assert_eq!(answer(Op::Set, 0, &[value(), Reply::End]), vec![None, f(ReplyFault::Unexpected)]);
+        assert_eq!(answer(Op::Get, 1, &[value(), value(), Reply::End]), vec![None, None, f(ReplyFault::Unexpected)]);
     }
 }

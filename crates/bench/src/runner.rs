@@ -1,51 +1,21 @@
 //! Running a benchmark: the dedicated runtime, the three phases (connect,
-//! prefill, measure) and progress reports.
+//! prefill, measure) and the tasks of the measuring phase.
 
+use crate::closed_loop;
 use crate::config::BenchConfig;
-use crate::connection::{BenchConn, ConnStats, Live, Window};
+use crate::connection::{BenchConn, ConnError};
 use crate::error::BenchError;
+use crate::open_loop::{self, Arrival};
+use crate::pacer::{self, Plan};
+use crate::progress::{self, Live, Phase, Progress, ProgressFn, Window};
 use crate::report::{BenchReport, RunTotals};
+use crate::stats::ConnStats;
 use crate::workload::Workload;
-use serde::Serialize;
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
-
-/// How often progress is reported during warmup and measurement.
-pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A progress callback. It runs on the generator's own runtime thread, so it
-/// should be quick (format a line, send it on a channel).
-pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
-
-/// Where the run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Phase {
-    /// Keys were set; `ops` is the number stored. Reported once.
-    Prefill,
-    /// Load is on but not recorded.
-    Warmup,
-    /// Load is on and recorded.
-    Measure,
-}
-
-/// A snapshot reported every [`PROGRESS_INTERVAL`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Progress {
-    /// Current phase.
-    pub phase: Phase,
-    /// Seconds since the load started (the start of warmup).
-    pub elapsed_secs: f64,
-    /// Requests answered since the load started (warmup included).
-    pub ops: u64,
-    /// Requests answered per second over the last interval.
-    pub ops_per_sec: f64,
-    /// Error replies since the load started.
-    pub errors: u64,
-}
+use tokio::time::{Instant, error::Elapsed};
 
 /// Runs the benchmark on a dedicated runtime (see [`BenchConfig::threads`])
 /// in its own OS thread, and waits for it without blocking the caller's
@@ -88,37 +58,11 @@ fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, BenchError> {
 }
 
 async fn drive(cfg: BenchConfig, progress: Option<ProgressFn>) -> Result<BenchReport, BenchError> {
-    let wl = Arc::new(Workload::new(&cfg));
+    let wl = Arc::new(Workload::new(&cfg)?);
     let mut totals = RunTotals::default();
+    let mut conns = connect_all(&cfg, &mut totals).await?;
 
-    // Phase 1: connect everything before any load, so late connects do not
-    // shift the measured window.
-    let mut tasks = JoinSet::new();
-    for i in 0..cfg.connections {
-        let (addr, seed) = (cfg.addr.clone(), conn_seed(cfg.seed, i));
-        let (timeout, pipeline) = (cfg.timeout, cfg.pipeline);
-        tasks.spawn(async move { BenchConn::connect(&addr, timeout, seed, pipeline).await });
-    }
-    let mut conns = Vec::with_capacity(cfg.connections);
-    let mut last_err: Option<io::Error> = None;
-    while let Some(r) = tasks.join_next().await {
-        match joined(r)? {
-            Ok(c) => conns.push(c),
-            Err(e) => {
-                totals.connect_failures += 1;
-                last_err = Some(e);
-            }
-        }
-    }
-    if conns.is_empty() {
-        let source = last_err.unwrap_or_else(|| io::Error::other("no connection attempted"));
-        return Err(BenchError::Connect { addr: cfg.addr.clone(), source });
-    }
-    if let Some(e) = &last_err {
-        tracing::warn!(failed = totals.connect_failures, error = %e, "some bench connections failed");
-    }
-
-    // Phase 2: prefill, each connection setting its own stripe of the keys.
+    // Prefill: each connection sets its own stripe of the keys.
     if cfg.prefill {
         let stripes = conns.len();
         let mut tasks = JoinSet::new();
@@ -138,81 +82,147 @@ async fn drive(cfg: BenchConfig, progress: Option<ProgressFn>) -> Result<BenchRe
                 }
                 (_, Err(e)) => {
                     tracing::warn!(error = %e, "bench connection failed during prefill");
-                    totals.connect_failures += 1;
+                    totals.prefill_errors += 1;
+                    match e {
+                        ConnError::Timeout => totals.errors.timeout += 1,
+                        ConnError::Io(_) => totals.errors.disconnected += 1,
+                        _ => totals.errors.protocol += 1,
+                    }
                 }
             }
         }
         if let Some(f) = &progress {
-            let p = Progress {
-                phase: Phase::Prefill,
-                elapsed_secs: 0.0,
-                ops: totals.prefilled,
-                ops_per_sec: 0.0,
-                errors: 0,
-            };
-            f(&p);
+            let ops = totals.prefilled;
+            f(&Progress { phase: Phase::Prefill, elapsed_secs: 0.0, ops, ops_per_sec: 0.0, p99_us: None, errors: 0 });
         }
     }
     totals.connections = conns.len();
 
-    // Phase 3: warmup then measurement, one task per connection.
+    // Measure: warmup then the window, one task per connection.
     let live = Arc::new(Live::default());
+    let stats =
+        (0..conns.len()).map(|_| ConnStats::new().map(|s| Arc::new(Mutex::new(s)))).collect::<Result<Vec<_>, _>>()?;
     let start = Instant::now();
     let window = Window { measure_from: start + cfg.warmup, end: start + cfg.warmup + cfg.duration };
-    let ticker = progress.map(|f| tokio::spawn(report_progress(f, Arc::clone(&live), start, window)));
+    let ticker = progress.map(|f| tokio::spawn(progress::report(f, Arc::clone(&live), stats.clone(), start, window)));
+    // Requests unanswered this long after the end are given up on.
+    let give_up = window.end + cfg.timeout;
+    let n = conns.len() as u64;
+    let mut senders = Vec::new();
     let mut tasks = JoinSet::new();
-    for mut c in conns {
-        let mut stats = ConnStats::new().map_err(|e| BenchError::Histogram(e.to_string()))?;
-        let (wl, live, pipeline) = (Arc::clone(&wl), Arc::clone(&live), cfg.pipeline);
-        // A connection stuck on a reply is abandoned this long after the end.
-        let give_up = window.end + cfg.timeout;
-        tasks.spawn(async move {
-            match tokio::time::timeout_at(give_up, c.measure(&wl, pipeline, window, &mut stats, &live)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "bench connection failed");
-                    stats.connection_lost();
-                }
-                Err(_) => {
-                    tracing::warn!("bench connection stuck past the end of the run");
-                    stats.connection_lost();
-                }
-            }
-            stats
-        });
+    for (i, mut c) in conns.into_iter().enumerate() {
+        let (wl, live, st, pipeline) = (Arc::clone(&wl), Arc::clone(&live), Arc::clone(&stats[i]), cfg.pipeline);
+        if cfg.is_open_loop() {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Arrival>();
+            senders.push(tx);
+            c.set_record_lag(true);
+            tasks.spawn(async move {
+                let r = tokio::time::timeout_at(give_up, open_loop::run(&mut c, &wl, pipeline, &mut rx, &st, &live));
+                settle(r.await, &c, &st, Some(&mut rx));
+            });
+        } else {
+            // The request quota split evenly; the first `requests % n` take one more.
+            let quota = cfg.requests.map(|r| r / n + u64::from((i as u64) < r % n));
+            tasks.spawn(async move {
+                let r = closed_loop::run(&mut c, &wl, pipeline, window, quota, &st, &live);
+                settle(tokio::time::timeout_at(give_up, r).await, &c, &st, None);
+            });
+        }
     }
-    let mut stats = Vec::with_capacity(totals.connections);
+    if let Some(rate) = cfg.rate {
+        let plan = Plan {
+            rate,
+            arrivals: cfg.arrivals,
+            start: start.into_std(),
+            measure_from: window.measure_from.into_std(),
+            end: window.end.into_std(),
+            quota: cfg.requests,
+            seed: cfg.seed,
+        };
+        // Detached: it ends by itself at the end of the plan or when every
+        // connection has gone.
+        pacer::spawn(plan, senders)?;
+    }
     while let Some(r) = tasks.join_next().await {
-        stats.push(joined(r)?);
+        joined(r)?;
     }
     let finish = Instant::now();
     if let Some(t) = ticker {
         t.abort();
+        // Wait for it to drop its handles on the stats.
+        let _ = t.await;
     }
-    // The nominal window, unless every connection died before its end.
-    totals.measured = finish.min(window.end).saturating_duration_since(window.measure_from);
+    let stats: Vec<ConnStats> = stats
+        .into_iter()
+        .map(|s| match Arc::try_unwrap(s) {
+            Ok(m) => m.into_inner().unwrap_or_else(PoisonError::into_inner),
+            Err(shared) => shared.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+        })
+        .collect();
+    // The window closes with the last measured answer; with a duration
+    // bound, not before the nominal end unless every connection died.
+    let last = stats.iter().filter_map(|s| s.last_answer).max();
+    let nominal = finish.min(window.end);
+    let measured_end = match (cfg.requests, last) {
+        (Some(_), Some(l)) => l,
+        (None, Some(l)) => l.max(nominal),
+        (_, None) => nominal,
+    };
+    totals.measured = measured_end.saturating_duration_since(window.measure_from);
     BenchReport::build(cfg, stats, totals)
 }
 
-async fn report_progress(f: ProgressFn, live: Arc<Live>, start: Instant, window: Window) {
-    let mut tick = tokio::time::interval_at(start + PROGRESS_INTERVAL, PROGRESS_INTERVAL);
-    let (mut last_ops, mut last_at) = (0, start);
-    loop {
-        let now = tick.tick().await;
-        if now > window.end {
-            return;
+/// Connects every connection before any load, so late connects do not shift
+/// the measured window. Fails only if none could connect.
+async fn connect_all(cfg: &BenchConfig, totals: &mut RunTotals) -> Result<Vec<BenchConn>, BenchError> {
+    let mut tasks = JoinSet::new();
+    for i in 0..cfg.connections {
+        let (addr, seed) = (cfg.addr.clone(), conn_seed(cfg.seed, i));
+        let (timeout, pipeline) = (cfg.timeout, cfg.pipeline);
+        tasks.spawn(async move { BenchConn::connect(&addr, timeout, seed, pipeline).await });
+    }
+    let mut conns = Vec::with_capacity(cfg.connections);
+    let mut last_err: Option<io::Error> = None;
+    while let Some(r) = tasks.join_next().await {
+        match joined(r)? {
+            Ok(c) => conns.push(c),
+            Err(e) => {
+                totals.errors.connect += 1;
+                last_err = Some(e);
+            }
         }
-        let ops = live.ops.load(Ordering::Relaxed);
-        let dt = now.saturating_duration_since(last_at).as_secs_f64();
-        let phase = if now < window.measure_from { Phase::Warmup } else { Phase::Measure };
-        f(&Progress {
-            phase,
-            elapsed_secs: now.saturating_duration_since(start).as_secs_f64(),
-            ops,
-            ops_per_sec: if dt > 0.0 { (ops - last_ops) as f64 / dt } else { 0.0 },
-            errors: live.errors.load(Ordering::Relaxed),
-        });
-        (last_ops, last_at) = (ops, now);
+    }
+    if conns.is_empty() {
+        let source = last_err.unwrap_or_else(|| io::Error::other("no connection attempted"));
+        return Err(BenchError::Connect { addr: cfg.addr.clone(), source });
+    }
+    if let Some(e) = &last_err {
+        tracing::warn!(failed = totals.errors.connect, error = %e, "some bench connections failed");
+    }
+    Ok(conns)
+}
+
+/// Accounts for how a connection's measuring ended: a failure by its kind;
+/// giving up at the deadline as one `timeout` per measured request still in
+/// flight or, in the open loop, scheduled but never sent.
+fn settle(
+    r: Result<Result<(), ConnError>, Elapsed>,
+    conn: &BenchConn,
+    stats: &Mutex<ConnStats>,
+    backlog: Option<&mut UnboundedReceiver<Arrival>>,
+) {
+    let mut s = stats.lock().unwrap_or_else(PoisonError::into_inner);
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "bench connection failed");
+            e.count(&mut s);
+        }
+        Err(_) => {
+            let unsent = backlog.map_or(0, open_loop::unsent);
+            tracing::warn!(in_flight = conn.in_flight(), unsent, "bench requests unanswered past the deadline");
+            s.errors.timeout += conn.measured_in_flight() + unsent;
+        }
     }
 }
 
@@ -229,8 +239,6 @@ mod tests {
 
     #[test]
     fn bad_config_is_refused_before_connecting() {
-        let cfg = BenchConfig { get_ratio: 1.5, ..BenchConfig::default() };
-        assert!(matches!(run_blocking(cfg, None), Err(BenchError::Config(_))));
         let cfg = BenchConfig { connections: 0, ..BenchConfig::default() };
         assert!(matches!(run_blocking(cfg, None), Err(BenchError::Config(_))));
         let cfg = BenchConfig { key_prefix: "a b".into(), ..BenchConfig::default() };

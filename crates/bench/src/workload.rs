@@ -1,58 +1,106 @@
-//! What each request is: key and operation choice, and its encoding.
+//! What each request is: operation, key and value size, and its wire form.
 //!
-//! Everything here is prepared once per run and shared read-only by all
-//! connections, so the hot path allocates nothing: keys are pre-formatted,
-//! the value is one buffer, and requests are encoded straight into the
-//! connection's reusable write buffer.
+//! Prepared once per run and shared read-only by all connections, so the hot
+//! path allocates nothing: keys are written as prefix + decimal number straight
+//! into the connection's reusable write buffer (no table of keys, so the key
+//! space costs no memory), and every value is a slice of one buffer.
 
 use crate::config::BenchConfig;
-use memshard_proto::{Get, GetCmd, Keys, Store, StoreCmd};
+use crate::error::BenchError;
+use crate::keys::KeySampler;
+use crate::mix::{Mix, Op};
+use crate::values::ValueSize;
+use memshard_proto::put_u64;
 use rand::Rng;
 use rand::rngs::SmallRng;
-
-/// The operation of one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    Get,
-    Set,
-}
 
 /// The shared, immutable description of the requests to send.
 #[derive(Debug)]
 pub(crate) struct Workload {
-    keys: Vec<Vec<u8>>,
+    prefix: Vec<u8>,
     value: Vec<u8>,
-    get_ratio: f64,
+    mix: Mix,
+    keys: KeySampler,
+    key_space: usize,
+    sizes: ValueSize,
+    multiget: usize,
 }
 
 impl Workload {
-    pub(crate) fn new(cfg: &BenchConfig) -> Self {
-        let keys = (0..cfg.key_space).map(|i| format!("{}{i}", cfg.key_prefix).into_bytes()).collect();
+    pub(crate) fn new(cfg: &BenchConfig) -> Result<Self, BenchError> {
         // Printable, varied bytes: some servers or proxies treat values as text in logs.
-        let value = (0..cfg.value_size).map(|i| b'a' + (i % 26) as u8).collect();
-        Workload { keys, value, get_ratio: cfg.get_ratio }
+        let value = (0..cfg.value_size.max()).map(|i| b'a' + (i % 26) as u8).collect();
+        Ok(Workload {
+            prefix: cfg.key_prefix.as_bytes().to_vec(),
+            value,
+            mix: cfg.mix.clone(),
+            keys: KeySampler::new(cfg.key_dist, cfg.key_space)?,
+            key_space: cfg.key_space,
+            sizes: cfg.value_size.clone(),
+            multiget: cfg.multiget,
+        })
     }
 
     pub(crate) fn key_count(&self) -> usize {
-        self.keys.len()
+        self.key_space
     }
 
-    /// Picks the next request: uniform key, `get` with probability `get_ratio`.
-    pub(crate) fn pick(&self, rng: &mut SmallRng) -> (Op, usize) {
-        let op = if rng.random::<f64>() < self.get_ratio { Op::Get } else { Op::Set };
-        (op, rng.random_range(0..self.keys.len()))
+    /// The write the prefill uses: `ms` when the mix is meta-only (so a
+    /// server that speaks only the meta protocol can be measured), else `set`.
+    pub(crate) fn prefill_op(&self) -> Op {
+        if self.mix.is_meta_only() { Op::MetaSet } else { Op::Set }
     }
 
-    /// Appends the wire form of `op` on key number `key` to `out`.
-    pub(crate) fn encode(&self, op: Op, key: usize, out: &mut Vec<u8>) {
-        let key = &self.keys[key];
+    /// Picks the next request and appends its wire form to `out`. Returns the
+    /// operation and how many keys it reads (0 for writes).
+    pub(crate) fn next(&self, rng: &mut SmallRng, out: &mut Vec<u8>) -> (Op, u32) {
+        let op = self.mix.pick(rng.random::<f64>());
         match op {
-            Op::Get => Get { cmd: GetCmd::Get, exptime: 0, keys: Keys::from_raw(key) }.encode(out),
-            Op::Set => {
-                Store { cmd: StoreCmd::Set, key, flags: 0, exptime: 0, cas: 0, noreply: false, value: &self.value }
-                    .encode(out)
+            Op::Get => {
+                out.extend_from_slice(b"get");
+                for _ in 0..self.multiget {
+                    out.push(b' ');
+                    self.put_key(self.keys.sample(rng), out);
+                }
+                out.extend_from_slice(b"\r\n");
+                (op, self.multiget as u32)
+            }
+            Op::MetaGet => {
+                out.extend_from_slice(b"mg ");
+                self.put_key(self.keys.sample(rng), out);
+                // `v`: return the value, so a hit moves as many bytes as a text get's.
+                out.extend_from_slice(b" v\r\n");
+                (op, 1)
+            }
+            Op::Set | Op::MetaSet => {
+                let key = self.keys.sample(rng);
+                let size = self.sizes.sample(rng);
+                self.encode_store(op, key, size, out);
+                (op, 0)
             }
         }
+    }
+
+    /// A value size for the prefill.
+    pub(crate) fn size(&self, rng: &mut SmallRng) -> usize {
+        self.sizes.sample(rng)
+    }
+
+    /// Appends `set KEY 0 0 SIZE` or `ms KEY SIZE` and the value.
+    pub(crate) fn encode_store(&self, op: Op, key: usize, size: usize, out: &mut Vec<u8>) {
+        let head: &[u8] = if op == Op::MetaSet { b"ms " } else { b"set " };
+        out.extend_from_slice(head);
+        self.put_key(key, out);
+        out.extend_from_slice(if op == Op::MetaSet { b" " } else { b" 0 0 " });
+        put_u64(out, size as u64);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.value[..size.min(self.value.len())]);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    fn put_key(&self, key: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.prefix);
+        put_u64(out, key as u64);
     }
 }
 
@@ -61,26 +109,53 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
-    #[test]
-    fn encodes_gets_and_sets() {
-        let cfg = BenchConfig { key_space: 3, value_size: 4, ..BenchConfig::default() };
-        let w = Workload::new(&cfg);
-        let mut out = Vec::new();
-        w.encode(Op::Get, 2, &mut out);
-        w.encode(Op::Set, 0, &mut out);
-        assert_eq!(out, b"get key:2\r\nset key:0 0 0 4\r\nabcd\r\n");
+    fn wl(f: impl FnOnce(&mut BenchConfig)) -> Workload {
+        let mut cfg = BenchConfig { key_space: 3, value_size: ValueSize::Fixed(4), ..BenchConfig::default() };
+        f(&mut cfg);
+        Workload::new(&cfg).unwrap()
     }
 
     #[test]
-    fn ratio_and_key_range() {
-        let cfg = BenchConfig { key_space: 10, get_ratio: 0.9, ..BenchConfig::default() };
-        let w = Workload::new(&cfg);
+    fn encodes_every_command() {
+        let w = wl(|_| {});
+        let mut out = Vec::new();
+        w.encode_store(Op::Set, 0, 4, &mut out);
+        w.encode_store(Op::MetaSet, 2, 3, &mut out);
+        assert_eq!(out, b"set key:0 0 0 4\r\nabcd\r\nms key:2 3\r\nabc\r\n");
         let mut rng = SmallRng::seed_from_u64(1);
-        let picks: Vec<_> = (0..10_000).map(|_| w.pick(&mut rng)).collect();
-        let gets = picks.iter().filter(|(op, _)| *op == Op::Get).count();
+        let mg = wl(|c| c.mix = "mg=1".parse().unwrap());
+        out.clear();
+        assert_eq!(mg.next(&mut rng, &mut out), (Op::MetaGet, 1));
+        assert!(out.starts_with(b"mg key:") && out.ends_with(b" v\r\n"), "{:?}", String::from_utf8_lossy(&out));
+        let multi = wl(|c| (c.mix, c.multiget) = ("get=1".parse().unwrap(), 3));
+        out.clear();
+        assert_eq!(multi.next(&mut rng, &mut out), (Op::Get, 3));
+        assert_eq!(out.iter().filter(|&&b| b == b' ').count(), 3);
+        assert_eq!(mg.prefill_op(), Op::MetaSet);
+        assert_eq!(multi.prefill_op(), Op::Set);
+    }
+
+    #[test]
+    fn mix_keys_and_sizes_follow_the_config() {
+        let w = wl(|c| {
+            (c.key_space, c.value_size) = (10, "5-9".parse().unwrap());
+        });
+        let mut rng = SmallRng::seed_from_u64(1);
+        let (mut gets, mut out) = (0, Vec::new());
+        for _ in 0..10_000 {
+            out.clear();
+            let (op, _) = w.next(&mut rng, &mut out);
+            let line = String::from_utf8_lossy(&out).into_owned();
+            let mut words = line.split_whitespace();
+            let key: usize = words.nth(1).and_then(|k| k.strip_prefix("key:")).unwrap().parse().unwrap();
+            assert!(key < 10);
+            if op == Op::Get {
+                gets += 1;
+            } else {
+                let size: usize = words.nth(2).unwrap().parse().unwrap();
+                assert!((5..=9).contains(&size), "{line:?}");
+            }
+        }
         assert!((8_700..9_300).contains(&gets), "{gets} gets");
-        assert!(picks.iter().all(|&(_, k)| k < 10));
-        let all_gets = Workload { get_ratio: 1.0, ..Workload::new(&cfg) };
-        assert!((0..1000).all(|_| all_gets.pick(&mut rng).0 == Op::Get));
     }
 }

@@ -1,14 +1,18 @@
-//! `memshard bench`: closed-loop load against any memcached-protocol endpoint.
+//! `memshard bench`: closed- or open-loop load against any memcached-protocol
+//! endpoint, with HDR percentiles, a live progress line and JSON output.
 
 use crate::{Failure, logging};
 use anyhow::anyhow;
 use clap::Args;
-use memshard_bench::{BenchConfig, Progress};
+use memshard_bench::{Arrivals, BenchConfig, KeyDist, Mix, Phase, Progress, ValueSize};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Load generator: N connections × pipeline depth, get/set mix, fixed duration,
-/// HDR latency percentiles.
+/// Load generator: N connections × pipeline depth; closed loop (as fast as
+/// the server answers) or open loop (`--rate`, latency from each request's
+/// scheduled send time); get/set or mg/ms mixes; uniform or Zipfian keys;
+/// HDR latency percentiles to p99.99.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
     /// Target host:port.
@@ -17,71 +21,77 @@ pub(crate) struct BenchArgs {
     /// TCP connections.
     #[arg(short = 'c', long, default_value_t = 50)]
     connections: usize,
-    /// Requests outstanding per connection.
+    /// Most requests in flight per connection (closed loop: the batch size).
     #[arg(short = 'P', long, default_value_t = 1)]
     pipeline: usize,
-    /// Measured seconds.
-    #[arg(short = 'd', long, default_value_t = 10.0)]
-    duration: f64,
-    /// Warm-up seconds before measuring.
+    /// Measured seconds [default: 10, or no limit but the request count with -n].
+    #[arg(short = 'd', long)]
+    duration: Option<f64>,
+    /// Stop after this many measured requests (all connections together).
+    #[arg(short = 'n', long)]
+    requests: Option<u64>,
+    /// Warm-up seconds before measuring (load on, nothing recorded).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// Fraction of gets (the rest are sets).
-    #[arg(long, default_value_t = 0.9)]
-    get_ratio: f64,
+    /// Open loop: total requests per second, spread over the connections.
+    #[arg(short = 'r', long)]
+    rate: Option<f64>,
+    /// Open loop: spacing of scheduled sends, uniform or poisson.
+    #[arg(long, default_value = "uniform", requires = "rate")]
+    arrivals: Arrivals,
+    /// Operation mix, OP=WEIGHT,…: get, set (text), mg, ms (meta), e.g. mg=90,ms=10.
+    #[arg(short = 'm', long, conflicts_with = "get_ratio")]
+    mix: Option<Mix>,
+    /// Fraction of text gets, the rest text sets (shorthand for --mix get=R,set=1-R).
+    #[arg(long)]
+    get_ratio: Option<f64>,
+    /// Keys per text get (a multi-get counts as one request).
+    #[arg(long = "multiget", default_value_t = 1)]
+    multiget: usize,
     /// Number of distinct keys.
-    #[arg(short = 'k', long, default_value_t = 100_000)]
-    key_space: usize,
-    /// Value size in bytes.
-    #[arg(short = 'v', long, default_value_t = 100)]
-    value_size: usize,
-    /// Skip setting every key before measuring.
+    #[arg(short = 'k', long = "keys", visible_alias = "key-space", default_value_t = 100_000)]
+    keys: usize,
+    /// Key popularity: uniform, zipf (exponent 0.99) or zipf:S; under zipf key 0 is the hottest.
+    #[arg(long, default_value = "uniform")]
+    key_dist: KeyDist,
+    /// Prefix of every key (keys are PREFIX0 … PREFIX<keys-1>).
+    #[arg(long, default_value = "key:")]
+    key_prefix: String,
+    /// Value bytes: N, MIN-MAX (uniform) or SIZE=WEIGHT,… (e.g. 100=90,4000=10).
+    #[arg(short = 'v', long, default_value = "100")]
+    value_size: ValueSize,
+    /// Skip setting every key before measuring (then gets may miss).
     #[arg(long)]
     no_prefill: bool,
-    /// Generator threads (1 keeps it on one core).
+    /// Generator runtime threads (1 keeps it on one core).
     #[arg(short = 't', long, default_value_t = 1)]
     threads: usize,
-    /// Print the report as JSON.
+    /// Seconds allowed for connects and prefill batches, and for answers after the end.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// Seed of the request stream.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the report as JSON (every figure, and the configuration).
     #[arg(long)]
     json: bool,
-    /// No live progress line.
+    /// No live progress line (there is none either when stderr is not a terminal).
     #[arg(short = 'q', long)]
     quiet: bool,
 }
 
+/// Longest run accepted, and the bound of a run limited by `-n` alone.
+const DAY_SECS: f64 = 86_400.0;
+
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 pub(crate) fn main(args: BenchArgs) -> Result<(), Failure> {
     logging::init(0);
-    let secs = |s: f64, what: &str| {
-        if (0.0..=86_400.0).contains(&s) {
-            Ok(Duration::from_secs_f64(s))
-        } else {
-            Err(Failure::Usage(anyhow!("--{what} must be between 0 and 86400 seconds")))
-        }
-    };
-    let cfg = BenchConfig {
-        addr: args.server,
-        connections: args.connections,
-        pipeline: args.pipeline,
-        duration: secs(args.duration, "duration")?,
-        warmup: secs(args.warmup, "warmup")?,
-        get_ratio: args.get_ratio,
-        key_space: args.key_space,
-        value_size: args.value_size,
-        prefill: !args.no_prefill,
-        threads: args.threads,
-        ..BenchConfig::default()
-    };
+    let cfg = config(args.server.clone(), &args)?;
     cfg.validate().map_err(|e| Failure::Usage(e.into()))?;
-    let progress: Option<memshard_bench::ProgressFn> = if args.quiet {
-        None
-    } else {
-        Some(Arc::new(|p: &Progress| {
-            eprint!("\r{:?} {:>5.1}s  {:>10.0} ops/s  errors {}   ", p.phase, p.elapsed_secs, p.ops_per_sec, p.errors);
-        }))
-    };
+    let live = !args.quiet && std::io::stderr().is_terminal();
+    let progress: Option<memshard_bench::ProgressFn> = live.then(|| Arc::new(show) as memshard_bench::ProgressFn);
     let report = memshard_bench::run_blocking(cfg, progress).map_err(|e| Failure::Runtime(e.into()))?;
-    if !args.quiet {
+    if live {
         eprintln!();
     }
     if args.json {
@@ -90,7 +100,68 @@ pub(crate) fn main(args: BenchArgs) -> Result<(), Failure> {
         println!("{report}");
     }
     if report.errors > 0 {
-        return Err(Failure::Runtime(anyhow!("{} requests failed", report.errors)));
+        let timeouts = report.error_kinds.timeout;
+        let hint = if timeouts > 0 && report.config.rate.is_some() { " (target rate not sustained?)" } else { "" };
+        return Err(Failure::Runtime(anyhow!("{} requests or connections failed{hint}", report.errors)));
     }
     Ok(())
+}
+
+fn config(addr: String, a: &BenchArgs) -> Result<BenchConfig, Failure> {
+    let secs = |s: f64, what: &str| {
+        if (0.0..=DAY_SECS).contains(&s) {
+            Ok(Duration::from_secs_f64(s))
+        } else {
+            Err(Failure::Usage(anyhow!("--{what} must be between 0 and {DAY_SECS} seconds")))
+        }
+    };
+    let duration = match (a.duration, a.requests) {
+        (Some(d), _) => d,
+        (None, Some(_)) => DAY_SECS,
+        (None, None) => 10.0,
+    };
+    let mix = match (&a.mix, a.get_ratio) {
+        (Some(m), _) => m.clone(),
+        (None, Some(r)) => Mix::get_set(r).map_err(|e| Failure::Usage(e.into()))?,
+        (None, None) => Mix::default(),
+    };
+    let defaults = BenchConfig::default();
+    Ok(BenchConfig {
+        addr,
+        connections: a.connections,
+        pipeline: a.pipeline,
+        duration: secs(duration, "duration")?,
+        requests: a.requests,
+        warmup: secs(a.warmup, "warmup")?,
+        rate: a.rate,
+        arrivals: a.arrivals,
+        mix,
+        multiget: a.multiget,
+        key_space: a.keys,
+        key_dist: a.key_dist,
+        key_prefix: a.key_prefix.clone(),
+        value_size: a.value_size.clone(),
+        prefill: !a.no_prefill,
+        seed: a.seed.unwrap_or(defaults.seed),
+        threads: a.threads,
+        timeout: secs(a.timeout, "timeout")?,
+    })
+}
+
+/// Rewrites one progress line in place on stderr.
+#[allow(clippy::print_stderr)]
+fn show(p: &Progress) {
+    let phase = match p.phase {
+        Phase::Prefill => {
+            eprint!("\rprefill: {} keys set\x1b[K", p.ops);
+            return;
+        }
+        Phase::Warmup => "warmup ",
+        Phase::Measure => "measure",
+    };
+    let p99 = p.p99_us.map_or_else(|| "-".to_owned(), |us| format!("{us:.0} us"));
+    eprint!(
+        "\r{phase} {:>6.1} s  {:>10.0} ops/s  p99 so far {p99:>10}  errors {}\x1b[K",
+        p.elapsed_secs, p.ops_per_sec, p.errors
+    );
 }
