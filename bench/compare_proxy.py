@@ -3,25 +3,208 @@
 both in front of the same 3 memcached backends, plus direct memcached.
 
     cargo build --release -p memshard
-    python3 bench/compare_proxy.py [--rounds 3] [--duration 8] [--workers 2]
+    python3 bench/compare_proxy.py [--rounds 3] [--duration 8] [--workers 1 2]
+    python3 bench/compare_proxy.py --callgrind [--duration 10]
 
-Alternates the targets in rounds so machine drift hits all alike; prints a
-Markdown report. Installs nothing; needs memcached and nutcracker in PATH.
-Loopback only; every process started is stopped.
+Throughput mode sets every key once per target, then alternates the targets
+in rounds so machine drift hits all alike (one memshard proxy per
+`--workers` value, all running side by side); prints a Markdown report with
+ops/s and latency, and the CPU time (user + system, from /proc) each process
+spent per request served, which says where the shared cores went.
+
+`--callgrind` mode counts CPU instructions per request instead, which other
+load on the machine does not disturb: each proxy runs alone under
+`valgrind --tool=callgrind`, the keys are set first, the counters are zeroed,
+then `memshard bench` runs for `--duration` seconds; instructions executed by
+the proxy (every thread) are divided by the requests the backends served in
+that window (their `cmd_get + cmd_set`).
+
+Installs nothing; needs memcached and nutcracker (and valgrind for
+`--callgrind`) in PATH. Loopback only; every process started is stopped.
 """
-import argparse, os, shutil, statistics, subprocess, sys, tempfile
+import argparse, glob, json, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_server import MEMSHARD, ROOT, bench, free_port, start, stop, wait_listen  # noqa: E402
+from compare_server import MEMSHARD, ROOT, free_port, start, stop, wait_listen  # noqa: E402
+
+# The load generator (`memshard bench`); --bench-bin replaces it.
+BENCH_BIN = MEMSHARD
+
+
+def pool_file(tmp, name, port, backends):
+    path = os.path.join(tmp, f"{name}.yml")
+    with open(path, "w") as f:
+        f.write(f"mc:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n"
+                "  timeout: 400\n  auto_eject_hosts: false\n  server_retry_timeout: 2000\n"
+                "  server_failure_limit: 1\n  servers:\n")
+        for i, (_, bport, _) in enumerate(backends):
+            f.write(f"   - 127.0.0.1:{bport}:1 mc{i + 1}\n")
+    return path
+
+
+def proxy_cmds(tmp, backends, workers, proxy_bin):
+    """(name, command, listen port) of nutcracker and one memshard proxy per worker count."""
+    port = free_port()
+    out = [("nutcracker", ["nutcracker", "-c", pool_file(tmp, "nutcracker", port, backends), "-s", str(free_port()),
+                           "-a", "127.0.0.1", "-o", os.path.join(tmp, "nutcracker.log")], port)]
+    for w in workers:
+        port = free_port()
+        out.append((f"memshard proxy -w{w}", [proxy_bin, "proxy", "-c", pool_file(tmp, f"memshard_w{w}", port, backends),
+                                              "-s", str(free_port()), "-a", "127.0.0.1", "--workers", str(w)], port))
+    return out
+
+
+def served(backends):
+    """Requests the backends have executed so far (gets + sets)."""
+    total = 0
+    for _, port, _ in backends:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"stats\r\n")
+            buf = b""
+            while not buf.endswith(b"END\r\n"):
+                buf += s.recv(65536)
+        st = dict(l.split(" ")[1:3] for l in buf.decode().split("\r\n") if l.startswith("STAT "))
+        total += int(st["cmd_get"]) + int(st["cmd_set"])
+    return total
+
+
+def callgrind(a, backends, tmp):
+    if not shutil.which("valgrind"):
+        sys.exit("valgrind not found: apt-get install valgrind")
+    print("### Instructions per request under callgrind (50 conns, 90% get / 10% set, 100-byte values, "
+          f"{a.keys} keys all hits, {a.duration:g} s per cell)\n")
+    print("| proxy | pipeline | requests | instructions | instructions / request |")
+    print("|---|---|---|---|---|")
+    load_cmd, cmds = None, {}
+    for name, cmd, port in proxy_cmds(tmp, backends, a.workers, a.proxy_bin):
+        if a.only and a.only not in name:
+            continue
+        cmds[name] = cmd
+        for pipeline in a.pipelines:
+            out = os.path.join(tmp, f"cg.{name.replace(' ', '_')}.{pipeline}")
+            p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"] + cmd,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_listen(port, timeout=120)
+                bench(port, 16, 1, prefill=True, keys=a.keys, warmup=0)
+                subprocess.run(["callgrind_control", "-z", str(p.pid)], check=True, capture_output=True)
+                before = served(backends)
+                _, load_cmd = bench(port, pipeline, a.duration, keys=a.keys, warmup=0)
+                after = served(backends)
+                for f in glob.glob(f"{out}.*"):
+                    os.remove(f)
+                subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True, capture_output=True)
+                time.sleep(1)
+            finally:
+                stop(p)
+            # The dump taken after the load (".1"); the file written at exit holds only the shutdown.
+            dumps = sorted(glob.glob(f"{out}.*.1")) or sorted(glob.glob(f"{out}.*"))
+            with open(dumps[0]) as f:
+                ir = int(re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M).group(1))
+            n = after - before
+            print(f"| {name} | {pipeline} | {n:,} | {ir:,} | {ir / n:,.0f} |", flush=True)
+    print("\nCommands:\n")
+    print("- each proxy: `valgrind --tool=callgrind <proxy command>`, then a prefill, "
+          "`callgrind_control -z PID`, the load, `callgrind_control -d PID`")
+    for name, cmd in cmds.items():
+        print(f"- {name}: `{' '.join(cmd).replace(ROOT + '/', '')}`")
+    print(f"- load: `{' '.join(load_cmd).replace(ROOT + '/', '')}` (port and -P per cell)")
+
+
+def bench(port, pipeline, duration, prefill=False, keys=100000, warmup=1):
+    """One `memshard bench` run (the keys set beforehand unless `prefill`); its JSON report and command."""
+    cmd = [BENCH_BIN, "bench", "-s", f"127.0.0.1:{port}", "-c", "50", "-P", str(pipeline), "-d", str(duration),
+           "--warmup", str(warmup), "--get-ratio", "0.9", "-v", "100", "-k", str(keys), "--json", "-q"]
+    if not prefill:
+        cmd.append("--no-prefill")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out), cmd
+
+
+def cpu_secs(pid):
+    """CPU seconds (user + system, every thread) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(a, backends, direct, tmp):
+    procs, targets, cmds, pids = [], {"memcached direct": direct[1]}, {}, {"memcached direct": None}
+    servers = {"memcached direct": [direct]}
+    try:
+        for name, cmd, port in proxy_cmds(tmp, backends, a.workers, a.proxy_bin):
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_listen(port)
+            targets[name], cmds[name], pids[name], servers[name] = port, cmd, procs[-1].pid, backends
+        # Every key set once per target, so that every get of the runs hits.
+        for port in targets.values():
+            bench(port, 16, 0.1, prefill=True)
+        results, cpu, load_cmd = {}, {}, None
+        for pipeline in (1, 16):
+            for r in range(a.rounds):
+                order = list(targets) if r % 2 == 0 else list(reversed(list(targets)))
+                for k in order:
+                    # CPU per request of each process, over the whole run (warm-up included).
+                    before = (served(servers[k]), pids[k] and cpu_secs(pids[k]),
+                              sum(cpu_secs(b[0].pid) for b in servers[k]), resource.getrusage(resource.RUSAGE_CHILDREN))
+                    rep, load_cmd = bench(targets[k], pipeline, a.duration)
+                    after = (served(servers[k]), pids[k] and cpu_secs(pids[k]),
+                             sum(cpu_secs(b[0].pid) for b in servers[k]), resource.getrusage(resource.RUSAGE_CHILDREN))
+                    n = after[0] - before[0]
+                    gen = lambda u: u.ru_utime + u.ru_stime
+                    cpu.setdefault((k, pipeline), []).append(
+                        ((after[1] - before[1]) * 1e6 / n if pids[k] else 0.0, (after[2] - before[2]) * 1e6 / n,
+                         (gen(after[3]) - gen(before[3])) * 1e6 / n))
+                    results.setdefault((k, pipeline), []).append(rep)
+                    print(f"  {k} P{pipeline} round {r + 1}: {rep['ops_per_sec']:.0f} ops/s p99 {rep['p99_us']:.0f}us "
+                          f"errors {rep['errors']}", file=sys.stderr)
+    finally:
+        for p in procs:
+            stop(p)
+    print(f"### Proxies in front of 3 × memcached (50 conns, 90% get / 10% set, 100-byte values, 100k keys all "
+          f"hits, {a.rounds} alternating rounds of {a.duration:g} s, median)\n")
+    print("| target | pipeline | ops/s (median) | rounds | p50 µs | p99 µs | p99.9 µs | vs nutcracker |")
+    print("|---|---|---|---|---|---|---|---|")
+    for pipeline in (1, 16):
+        base = statistics.median(r["ops_per_sec"] for r in results[("nutcracker", pipeline)])
+        for k in targets:
+            reps = results[(k, pipeline)]
+            med = lambda f: statistics.median(x[f] for x in reps)
+            ops = med("ops_per_sec")
+            runs = " / ".join(f"{x['ops_per_sec'] / 1000:.0f}k" for x in reps)
+            print(f"| {k} | {pipeline} | {ops:,.0f} | {runs} | {med('p50_us'):.0f} | {med('p99_us'):.0f} | "
+                  f"{med('p999_us'):.0f} | {ops / base:.2f}× |")
+    print("\n#### CPU per request (µs, user + system, median of the rounds; every request of the run, warm-up "
+          "included)\n")
+    print("| target | pipeline | proxy | memcached (all) | generator | total |")
+    print("|---|---|---|---|---|---|")
+    for pipeline in (1, 16):
+        for k in targets:
+            med = [statistics.median(c[i] for c in cpu[(k, pipeline)]) for i in range(3)]
+            proxy = f"{med[0]:.2f}" if pids[k] else "—"
+            print(f"| {k} | {pipeline} | {proxy} | {med[1]:.2f} | {med[2]:.2f} | {sum(med):.2f} |")
+    print("\nCommands:\n")
+    print(f"- backends and direct: `{' '.join(backends[0][2])}` (one port each)")
+    for name, cmd in cmds.items():
+        print(f"- {name}: `{' '.join(cmd).replace(ROOT + '/', '')}`")
+    print(f"- load: `{' '.join(load_cmd).replace(ROOT + '/', '')}` (port per target)")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=8)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, nargs="+", default=[2], help="one memshard proxy per value")
+    ap.add_argument("--proxy-bin", default=MEMSHARD, help="memshard binary that runs the proxy")
+    ap.add_argument("--bench-bin", default=MEMSHARD, help="memshard binary that runs the load")
+    ap.add_argument("--callgrind", action="store_true", help="count instructions per request instead")
+    ap.add_argument("--only", help="--callgrind: only the proxies whose name contains this")
+    ap.add_argument("--pipelines", type=int, nargs="+", default=[1, 16], help="--callgrind: pipeline depths")
+    ap.add_argument("--keys", type=int, default=10000, help="key space of --callgrind runs")
     a = ap.parse_args()
-    if not os.path.exists(MEMSHARD):
+    global BENCH_BIN
+    BENCH_BIN = a.bench_bin
+    if not (os.path.exists(a.proxy_bin) and os.path.exists(BENCH_BIN)):
         sys.exit("build first: cargo build --release -p memshard")
     for peer in ("memcached", "nutcracker"):
         if not shutil.which(peer):
@@ -31,53 +214,14 @@ def main():
     try:
         backends = [start("memcached", 1, 1024) for _ in range(3)]
         procs += [b[0] for b in backends]
-        direct = start("memcached", 1, 1024)
-        procs.append(direct[0])
         tmp = tempfile.mkdtemp(prefix="memshard-bench-")
-        ports = {"nutcracker": free_port(), "memshard proxy": free_port()}
-        for kind, port in ports.items():
-            with open(os.path.join(tmp, f"{kind.replace(' ', '_')}.yml"), "w") as f:
-                f.write(f"mc:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n"
-                        "  timeout: 400\n  auto_eject_hosts: false\n  server_retry_timeout: 2000\n"
-                        "  server_failure_limit: 1\n  servers:\n")
-                for i, (_, bport, _) in enumerate(backends):
-                    f.write(f"   - 127.0.0.1:{bport}:1 mc{i + 1}\n")
-        nc_cmd = ["nutcracker", "-c", os.path.join(tmp, "nutcracker.yml"), "-s", str(free_port()), "-a", "127.0.0.1",
-                  "-o", os.path.join(tmp, "nutcracker.log")]
-        ms_cmd = [MEMSHARD, "proxy", "-c", os.path.join(tmp, "memshard_proxy.yml"), "-s", str(free_port()),
-                  "-a", "127.0.0.1", "--workers", str(a.workers)]
-        for cmd, port in ((nc_cmd, ports["nutcracker"]), (ms_cmd, ports["memshard proxy"])):
-            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(p)
-            wait_listen(port)
-        targets = {"memcached direct": direct[1], **ports}
-        results, load_cmd = {}, None
-        for pipeline in (1, 16):
-            for r in range(a.rounds):
-                order = list(targets) if r % 2 == 0 else list(reversed(list(targets)))
-                for k in order:
-                    rep, load_cmd = bench(targets[k], pipeline, a.duration)
-                    results.setdefault((k, pipeline), []).append(rep)
-                    print(f"  {k} P{pipeline} round {r + 1}: {rep['ops_per_sec']:.0f} ops/s p99 {rep['p99_us']:.0f}us "
-                          f"errors {rep['errors']}", file=sys.stderr)
-        print(f"### Proxies in front of 3 × memcached (50 conns, 90% get / 10% set, 100-byte values, 100k keys all "
-              f"hits, {a.rounds} alternating rounds of {a.duration:g} s, median; memshard proxy --workers {a.workers})\n")
-        print("| target | pipeline | ops/s (median) | rounds | p50 µs | p99 µs | p99.9 µs | vs nutcracker |")
-        print("|---|---|---|---|---|---|---|---|")
-        for pipeline in (1, 16):
-            base = statistics.median(r["ops_per_sec"] for r in results[("nutcracker", pipeline)])
-            for k in targets:
-                reps = results[(k, pipeline)]
-                med = lambda f: statistics.median(x[f] for x in reps)
-                ops = med("ops_per_sec")
-                runs = " / ".join(f"{x['ops_per_sec'] / 1000:.0f}k" for x in reps)
-                print(f"| {k} | {pipeline} | {ops:,.0f} | {runs} | {med('p50_us'):.0f} | {med('p99_us'):.0f} | "
-                      f"{med('p999_us'):.0f} | {ops / base:.2f}× |")
-        print("\nCommands:\n")
-        print(f"- backends and direct: `{' '.join(backends[0][2])}` (one port each)")
-        print(f"- nutcracker: `{' '.join(nc_cmd)}`")
-        print(f"- memshard proxy: `{' '.join(ms_cmd).replace(ROOT + '/', '')}`")
-        print(f"- load: `{' '.join(load_cmd).replace(ROOT + '/', '')}` (port per target)")
+        print(f"files (pool files, callgrind dumps) in {tmp}", file=sys.stderr)
+        if a.callgrind:
+            callgrind(a, backends, tmp)
+        else:
+            direct = start("memcached", 1, 1024)
+            procs.append(direct[0])
+            throughput(a, backends, direct, tmp)
     finally:
         for p in procs:
             stop(p)

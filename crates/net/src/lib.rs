@@ -6,7 +6,9 @@
 //!   gets a configurable reply and is closed, the others are unaffected), backoff
 //!   on accept errors, and a drain that waits for in-flight connections.
 //! * [`serve_pinned`]: the same, with connections pinned to N worker threads,
-//!   each a single-threaded runtime (memcached's threading model).
+//!   each a single-threaded runtime (memcached's threading model);
+//!   [`serve_pinned_local`] for handlers that share non-`Send` state with
+//!   tasks on their own thread.
 //! * [`ReadBuf`]: a connection's read buffer with memcached's data-block swallow.
 //! * [`bind`]: a TCP listener on `host:port` (port 0 allowed); [`bind_unix`]: a
 //!   unix socket listener on a path, with twemproxy's stale-file removal and
@@ -34,7 +36,7 @@ pub use limit::{ServeConfig, ServeStats, serve};
 pub use listener::{Accept, ListenAddr, Listener, UnixListener, bind_unix};
 pub use read_buf::{READ_CHUNK, ReadBuf};
 pub use shutdown::{Shutdown, ShutdownTrigger, os_signal};
-pub use workers::serve_pinned;
+pub use workers::{serve_pinned, serve_pinned_local};
 
 use std::net::SocketAddr;
 use tokio::net::TcpListener;

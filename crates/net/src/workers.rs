@@ -31,7 +31,7 @@ pub async fn serve_pinned<L, F, Fut>(
     listener: L,
     cfg: ServeConfig,
     stats: Arc<ServeStats>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     threads: usize,
     handler: F,
 ) -> std::io::Result<()>
@@ -41,17 +41,66 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let handler = Arc::new(handler);
+    let start = |rx, sd, drain| {
+        let handler = handler.clone();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(move || rt.block_on(worker::<L, F, Fut>(rx, handler, sd, drain)))
+    };
+    accept_loop(listener, cfg, stats, shutdown, threads, start).await
+}
+
+/// Like [`serve_pinned`], for handlers whose futures are not `Send`: each
+/// worker runs its connections as local tasks (a `LocalSet`), so a handler
+/// and the tasks it spawns with `tokio::task::spawn_local` may share
+/// `Rc`/`RefCell` state with each other — no locks or atomics between tasks
+/// that never leave their thread.
+pub async fn serve_pinned_local<L, F, Fut>(
+    listener: L,
+    cfg: ServeConfig,
+    stats: Arc<ServeStats>,
+    shutdown: Shutdown,
+    threads: usize,
+    handler: F,
+) -> std::io::Result<()>
+where
+    L: Accept,
+    F: Fn(L::Stream, Shutdown) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let handler = Arc::new(handler);
+    let start = |rx, sd, drain| {
+        let handler = handler.clone();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(move || {
+            let local = tokio::task::LocalSet::new();
+            rt.block_on(local.run_until(worker_local::<L, F, Fut>(rx, handler, sd, drain)));
+        })
+    };
+    accept_loop(listener, cfg, stats, shutdown, threads, start).await
+}
+
+/// Starts `threads` worker threads (`start` builds each one's body from its
+/// job queue), then accepts and hands connections out round-robin until
+/// shutdown; then waits for the workers to drain.
+async fn accept_loop<L, S, W>(
+    listener: L,
+    cfg: ServeConfig,
+    stats: Arc<ServeStats>,
+    mut shutdown: Shutdown,
+    threads: usize,
+    start: S,
+) -> std::io::Result<()>
+where
+    L: Accept,
+    S: Fn(mpsc::UnboundedReceiver<Job<L::Detached>>, Shutdown, Duration) -> std::io::Result<W>,
+    W: FnOnce() + Send + 'static,
+{
     let mut senders = Vec::with_capacity(threads.max(1));
     let mut joins = Vec::with_capacity(threads.max(1));
     for i in 0..threads.max(1) {
         let (tx, rx) = mpsc::unbounded_channel::<Job<L::Detached>>();
-        let handler = handler.clone();
-        let sd = shutdown.clone();
-        let drain = cfg.drain_timeout;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let join = std::thread::Builder::new()
-            .name(format!("memshard-worker-{i}"))
-            .spawn(move || rt.block_on(worker::<L, F, Fut>(rx, handler, sd, drain)))?;
+        let body = start(rx, shutdown.clone(), cfg.drain_timeout)?;
+        let join = std::thread::Builder::new().name(format!("memshard-worker-{i}")).spawn(body)?;
         senders.push(tx);
         joins.push(join);
     }
@@ -124,5 +173,88 @@ async fn worker<L, F, Fut>(
     if drained.is_err() {
         tracing::warn!(remaining = tasks.len(), "drain timed out; closing remaining connections");
         tasks.shutdown().await;
+    }
+}
+
+/// [`worker`] for handlers whose futures are not `Send`: the same drain,
+/// with every connection a local task. Must run inside a `LocalSet`.
+async fn worker_local<L, F, Fut>(
+    mut rx: mpsc::UnboundedReceiver<Job<L::Detached>>,
+    handler: Arc<F>,
+    shutdown: Shutdown,
+    drain: Duration,
+) where
+    L: Accept,
+    F: Fn(L::Stream, Shutdown) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            job = rx.recv() => {
+                let Some(job) = job else { break };
+                let Ok(stream) = L::attach(job.stream) else { continue };
+                let fut = handler(stream, shutdown.clone());
+                let (permit, open) = (job.permit, job.open);
+                tasks.spawn_local(async move {
+                    fut.await;
+                    drop(open);
+                    drop(permit);
+                });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    let drained = tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(remaining = tasks.len(), "drain timed out; closing remaining connections");
+        tasks.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ShutdownTrigger;
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// Handlers holding `Rc` state, shared with a local task they spawn,
+    /// serve connections and drain on shutdown.
+    #[tokio::test]
+    async fn local_handlers_share_rc_state_with_their_tasks() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let (trigger, sd) = ShutdownTrigger::new();
+        let stats = Arc::new(ServeStats::default());
+        let serving = tokio::spawn(serve_pinned_local(
+            l,
+            ServeConfig::default(),
+            stats,
+            sd,
+            2,
+            |mut s: TcpStream, _| async move {
+                let seen = Rc::new(Cell::new(0u8));
+                let mut b = [0u8; 1];
+                while s.read_exact(&mut b).await.is_ok() {
+                    let (seen2, byte) = (seen.clone(), b[0]);
+                    tokio::task::spawn_local(async move { seen2.set(byte) }).await.expect("local task");
+                    if s.write_all(&[seen.get() + 1]).await.is_err() {
+                        return;
+                    }
+                }
+            },
+        ));
+        for i in 0..4u8 {
+            let mut c = TcpStream::connect(addr).await.expect("connect");
+            c.write_all(&[i]).await.expect("write");
+            let mut r = [0u8; 1];
+            c.read_exact(&mut r).await.expect("read");
+            assert_eq!(r[0], i + 1);
+        }
+        trigger.trigger();
+        serving.await.expect("joined").expect("served");
     }
 }

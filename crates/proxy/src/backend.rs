@@ -1,31 +1,37 @@
 //! Backend connections, per worker thread.
 //!
 //! Each worker thread keeps its own `server_connections` pipelined
-//! connections per backend server and multiplexes all of its clients'
-//! requests over them. Connections live in a thread-local table: a worker's
-//! tasks never leave its thread, so no lock guards the table, and nothing is
+//! connections per backend server ([`Upstream`]s) and multiplexes all of its
+//! clients' requests over them. A worker's tasks never leave its thread, so
+//! its table is plain `Rc`/`RefCell` state: no lock guards it, and nothing is
 //! shared between workers but the ring, the health counters and where each
-//! server's name resolves to.
+//! server's name resolves to. A client connection looks its pool's table up
+//! once; after that, finding a request's connection is an index.
 //!
 //! A slot remembers the address generation its connections were made at
 //! (see `resolve`). When the server's name moves to a new address the
-//! generation changes and the slot's connections are dropped on the next
-//! request; requests already sent on them still get their replies (their
-//! tasks hold the connection until then).
+//! generation changes and the slot's connections are retired on the next
+//! request: they take no new requests, answer the ones they hold, and
+//! close.
 
 use crate::pool::Pool;
-use crate::{resolve, stats};
-use memshard_client::{Client, ClientConfig, ClientError};
+use crate::upstream::Upstream;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
-/// The connections of one (pool, server) on this thread.
+/// One worker's connections to the servers of one pool.
+pub(crate) struct Conns {
+    pool: Arc<Pool>,
+    servers: RefCell<Vec<Slot>>,
+}
+
+/// The connections of one server.
 #[derive(Default)]
 struct Slot {
-    clients: Vec<Client>,
+    ups: Vec<Rc<Upstream>>,
     next: usize,
-    /// The address generation `clients` were connected at.
+    /// The address generation `ups` were made at.
     generation: u64,
     /// A connection broke since the last one was made: the next connect is
     /// a reconnect, which looks the name up again.
@@ -33,69 +39,58 @@ struct Slot {
 }
 
 thread_local! {
-    static TABLE: RefCell<HashMap<(usize, usize), Slot>> = RefCell::new(HashMap::new());
+    /// This worker thread's tables, by pool index.
+    static TABLES: RefCell<Vec<Option<Rc<Conns>>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Drops broken connections, and every connection when the server's address
-/// changed, keeping the `server_connections` gauge right.
-fn prune(slot: &mut Slot, pool: &Pool, server: usize) {
-    let before = slot.clients.len();
-    let generation = pool.targets[server].generation();
-    if slot.generation != generation {
-        slot.clients.clear();
-        slot.generation = generation;
-    } else {
-        slot.clients.retain(|c| !c.is_broken());
-        slot.lost |= slot.clients.len() < before;
-    }
-    let gone = (before - slot.clients.len()) as i64;
-    if gone > 0 {
-        stats::gauge(&pool.server_stats[server].server_connections, -gone);
-    }
-}
-
-/// A healthy connection to `server` of pool `pool_id`, connecting when fewer
-/// than `server_connections` healthy ones to its current address exist.
-pub(crate) async fn client(pool_id: usize, pool: &Arc<Pool>, server: usize) -> Result<Client, ClientError> {
-    let want = pool.cfg.server_connections.max(1) as usize;
-    let existing = TABLE.with(|t| {
+/// This thread's table for pool `pool_id`.
+pub(crate) fn conns(pool_id: usize, pool: &Arc<Pool>) -> Rc<Conns> {
+    TABLES.with(|t| {
         let mut t = t.borrow_mut();
-        let slot = t.entry((pool_id, server)).or_default();
-        prune(slot, pool, server);
-        if slot.clients.len() >= want {
-            slot.next = slot.next.wrapping_add(1);
-            Ok(slot.clients[slot.next % slot.clients.len()].clone())
-        } else {
-            Err(slot.lost)
+        if t.len() <= pool_id {
+            t.resize(pool_id + 1, None);
         }
-    });
-    let lost = match existing {
-        Ok(c) => return Ok(c),
-        Err(lost) => lost,
-    };
-    let cfg = ClientConfig { timeout: pool.timeout(), connect_timeout: pool.timeout(), max_in_flight: 4096 };
-    // The name's last good addresses (looked up again on a reconnect), so a
-    // pod that came back elsewhere is found without any pinned IP; or the
-    // server's unix socket path.
-    let (dest, generation) = resolve::destination(pool, server, lost || pool.is_failing(server)).await?;
-    let fresh = dest.connect(cfg).await?;
-    Ok(TABLE.with(|t| {
-        let mut t = t.borrow_mut();
-        let slot = t.entry((pool_id, server)).or_default();
-        prune(slot, pool, server);
-        if generation != slot.generation {
-            // The address changed while connecting: this request may use the
-            // connection, but it is not kept.
-            fresh
-        } else if slot.clients.len() < want {
-            stats::gauge(&pool.server_stats[server].server_connections, 1);
-            slot.clients.push(fresh.clone());
+        t[pool_id]
+            .get_or_insert_with(|| {
+                let servers = (0..pool.addrs.len()).map(|_| Slot::default()).collect();
+                Rc::new(Conns { pool: pool.clone(), servers: RefCell::new(servers) })
+            })
+            .clone()
+    })
+}
+
+impl Conns {
+    /// A connection to `server` that takes requests: an existing one, or a
+    /// new one (connecting in the background, requests queue meanwhile) when
+    /// fewer than `server_connections` usable ones to its current address
+    /// exist.
+    pub(crate) fn pick(&self, server: usize) -> Rc<Upstream> {
+        let pool = &self.pool;
+        let want = pool.cfg.server_connections.max(1) as usize;
+        let mut servers = self.servers.borrow_mut();
+        let slot = &mut servers[server];
+        let generation = pool.targets[server].generation();
+        if slot.generation != generation {
+            for up in slot.ups.drain(..) {
+                up.retire();
+            }
+            slot.generation = generation;
+        } else if slot.ups.iter().any(|u| u.is_broken()) {
+            slot.ups.retain(|u| !u.is_broken());
+            slot.lost = true;
+        }
+        if slot.ups.len() < want {
+            let up = Upstream::start(pool, server, slot.lost);
             slot.lost = false;
-            fresh
-        } else {
-            // Another task connected meanwhile: use its connection.
-            slot.next = slot.next.wrapping_add(1);
-            slot.clients[slot.next % slot.clients.len()].clone()
+            slot.ups.push(up.clone());
+            return up;
         }
-    }))
+        slot.next = slot.next.wrapping_add(1);
+        slot.ups[slot.next % slot.ups.len()].clone()
+    }
+
+    /// The pool these connections serve.
+    pub(crate) fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
 }

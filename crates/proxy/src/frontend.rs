@@ -1,20 +1,48 @@
 //! One client connection: decode its requests, route each, and write the
 //! replies strictly in request order (pipelined requests to different
 //! servers are in flight at the same time).
+//!
+//! A batch is what one read brought: every complete request in it is routed
+//! (queued on its backend connection, which writes them all once this task
+//! yields), then the task sleeps until the last answer of the batch is in
+//! and writes them all with one call. No task, timer or channel per request.
 
-use crate::forward::{Route, Work, route};
+use crate::backend;
+use crate::forward::{Client, route};
+use crate::order::ClientQueue;
+use crate::pool::Pool;
 use crate::stats;
 use memshard_net::{ReadBuf, Shutdown};
 use memshard_proto::{Decoder, Request};
-use std::collections::VecDeque;
+use std::future::poll_fn;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// Most requests of one client routed but not yet answered; beyond it the
 /// proxy stops reading from that client until replies drain.
 const MAX_PENDING: usize = 1024;
 
+/// What every client connection of a pool starts from: the pool and its
+/// index (the key of each worker's connection table).
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub(crate) pool_id: usize,
+    pub(crate) pool: std::sync::Arc<Pool>,
+}
+
+/// Where a batch stopped.
+enum Batch {
+    /// Every complete request is routed; more bytes are needed.
+    Read,
+    /// [`MAX_PENDING`] answers, or the client's memory budget, are owed:
+    /// answer them, then go on routing.
+    Full,
+    /// The client quit or sent what closes a connection.
+    Close,
+}
+
 /// Keeps the pool's `client_connections` gauge right however the task ends.
-struct ClientGauge(std::sync::Arc<crate::pool::Pool>);
+struct ClientGauge(std::sync::Arc<Pool>);
 impl Drop for ClientGauge {
     fn drop(&mut self) {
         stats::gauge(&self.0.stats.client_connections, -1);
@@ -24,69 +52,51 @@ impl Drop for ClientGauge {
 /// Serves one client, over TCP or a unix socket: generic, so each kind of
 /// stream gets its own copy of this loop and reads and writes are direct
 /// calls on it.
-pub(crate) async fn handle<S>(mut stream: S, r: Route, decoder: Decoder, mut shutdown: Shutdown)
+pub(crate) async fn handle<S>(mut stream: S, r: Route, decoder: Decoder, shutdown: Shutdown)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     stats::gauge(&r.pool.stats.client_connections, 1);
     let _gauge = ClientGauge(r.pool.clone());
+    let client = Client { conns: backend::conns(r.pool_id, &r.pool), queue: ClientQueue::new() };
     let mut rbuf = ReadBuf::new();
-    let mut pending: VecDeque<Work> = VecDeque::new();
+    let mut wbuf = Vec::new();
+    // One shutdown watch for the connection's life, not one per read.
+    let mut stop = shutdown.clone();
+    let mut stopped = std::pin::pin!(async move { stop.wait().await });
     loop {
-        let mut close = false;
+        let batch = decode_batch(&client, &r, decoder, &mut rbuf);
+        // Answer everything routed so far, in order: one write per batch
+        // (or per FLUSH_AT bytes of a huge answer).
         loop {
-            if pending.len() >= MAX_PENDING || !rbuf.ready() {
-                break;
+            poll_fn(|cx| client.queue.poll_answered(cx)).await;
+            client.queue.take_out(&mut wbuf);
+            if !wbuf.is_empty() && stream.write_all(&wbuf).await.is_err() {
+                return;
             }
-            // A rejected data block to discard after this request's bytes.
-            let mut swallow = 0;
-            let (used, work) = match decoder.decode(rbuf.bytes()) {
-                Ok(None) => break,
-                Ok(Some((Request::Quit, used))) => {
-                    close = true;
-                    (used, None)
-                }
-                Ok(Some((req, used))) => (used, Some(route(&r, req).await)),
-                Err(e) => {
-                    let mut out = Vec::new();
-                    if let Some(l) = e.reply_line() {
-                        out.extend_from_slice(l.as_bytes());
-                        out.extend_from_slice(b"\r\n");
-                    }
-                    swallow = e.swallow;
-                    close = e.close;
-                    (e.consumed, Some(Work::Ready(out)))
-                }
-            };
-            rbuf.consume(used);
-            rbuf.swallow(swallow);
-            if let Some(w) = work {
-                pending.push_back(w);
-            }
-            if close {
+            client.queue.give_back(std::mem::take(&mut wbuf));
+            if client.queue.pending() == 0 {
                 break;
             }
         }
-        // Answer everything routed so far, in order.
-        let mut out = Vec::new();
-        while let Some(w) = pending.pop_front() {
-            match w {
-                Work::Ready(b) => out.extend_from_slice(&b),
-                Work::Pending(h) => match h.await {
-                    Ok(b) => out.extend_from_slice(&b),
-                    Err(_) => out.extend_from_slice(b"SERVER_ERROR internal error\r\n"),
-                },
-                Work::Backend(b) => b.finish(&mut out).await,
+        match batch {
+            Batch::Close => {
+                let _ = stream.shutdown().await;
+                return;
             }
-        }
-        if !out.is_empty() && stream.write_all(&out).await.is_err() {
-            return;
-        }
-        if close || shutdown.is_triggered() {
-            let _ = stream.shutdown().await;
-            return;
+            // On shutdown a connection closes once it is between requests; one
+            // in the middle of a request reads on until the request is
+            // complete and answered (the drain timeout bounds the wait).
+            _ if shutdown.is_triggered() && !rbuf.mid_request() => {
+                let _ = stream.shutdown().await;
+                return;
+            }
+            // Requests still buffered are routed before reading more.
+            Batch::Full => continue,
+            Batch::Read => {}
         }
         tokio::select! {
+            biased;
             res = rbuf.fill(&mut stream) => match res {
                 Ok(0) => {
                     stats::add(&r.pool.stats.client_eof, 1);
@@ -98,10 +108,55 @@ where
                 }
                 Ok(_) => {}
             },
-            _ = shutdown.wait() => {
+            () = &mut stopped, if !rbuf.mid_request() => {
                 let _ = stream.shutdown().await;
                 return;
             }
         }
     }
+}
+
+/// Routes every complete request in `rbuf` (up to [`MAX_PENDING`] awaiting
+/// answers).
+fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut ReadBuf) -> Batch {
+    // One ring and one clock read per batch: an ejection takes effect from
+    // the next batch, deadlines are stamped with the time the batch came.
+    let ring = r.pool.ring();
+    let now = Instant::now();
+    while rbuf.ready() {
+        if client.queue.pending() >= MAX_PENDING || !client.queue.has_room() {
+            return Batch::Full;
+        }
+        // A rejected data block to discard after this request's bytes.
+        let mut swallow = 0;
+        let mut close = false;
+        let used = match decoder.decode(rbuf.bytes()) {
+            Ok(None) => return Batch::Read,
+            Ok(Some((Request::Quit, used))) => {
+                close = true;
+                used
+            }
+            Ok(Some((req, used))) => {
+                route(client, &ring, &req, &rbuf.bytes()[..used], now);
+                used
+            }
+            Err(e) => {
+                if let Some(l) = e.reply_line() {
+                    let mut line = Vec::with_capacity(l.len() + 2);
+                    line.extend_from_slice(l.as_bytes());
+                    line.extend_from_slice(b"\r\n");
+                    client.queue.ready(&line);
+                }
+                swallow = e.swallow;
+                close = e.close;
+                e.consumed
+            }
+        };
+        rbuf.consume(used);
+        rbuf.swallow(swallow);
+        if close {
+            return Batch::Close;
+        }
+    }
+    Batch::Read
 }

@@ -36,10 +36,19 @@
 //! name), and its connections, timeouts, failure accounting, ejection,
 //! probes and stats are a TCP server's; there is no name to re-resolve.
 //!
+//! Each worker thread runs its client connections and its backend
+//! connections as tasks of its own (no locks between them): a client task
+//! queues each request on its backend connection without waiting, the
+//! connection's task writes everything queued in one go, and copies each
+//! answer it reads into its client's output, in that client's request
+//! order. Requests and answers are forwarded as the bytes they are, and
+//! single-key gets queued together on one connection travel as one
+//! multi-key get (see `upstream`).
+//!
 //! ```text
-//!   pool listener ─► serve_pinned ─► worker thread i: client connection tasks
+//!   pool listener ─► serve_pinned_local ─► worker thread i: client connection tasks
 //!                                     └─► thread-local backend connections (server_connections per server,
-//!                                         pipelined, shared by the worker's clients)
+//!                                         pipelined, shared by the worker's clients, one task each)
 //!   ring: Arc<Ring> in an ArcSwap per pool — loaded per request, swapped on eject/return
 //!   prober: per pool, retries ejected servers when their retry time comes
 //!   resolver: per pool, re-resolves server names; an address change retires
@@ -48,20 +57,27 @@
 //!
 //! It is not a cache and holds no items.
 
+mod answer;
 mod backend;
+#[cfg(test)]
+mod consistency;
 mod forward;
 mod frontend;
+mod link;
+mod merge;
+mod order;
 mod pool;
 mod prober;
 mod resolve;
 mod stats;
 mod stats_server;
+mod upstream;
 
 pub use pool::{Placement, PoolError, placement};
 
-use forward::Route;
+use frontend::Route;
 use memshard_config::Config;
-use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, serve_pinned};
+use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, serve_pinned_local};
 use memshard_proto::Decoder;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -190,7 +206,7 @@ fn serve_pool<L: Accept>(
     route: Route,
     decoder: Decoder,
 ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
-    serve_pinned(listener, cfg, conns, shutdown, workers, move |stream, sd| {
+    serve_pinned_local(listener, cfg, conns, shutdown, workers, move |stream, sd| {
         frontend::handle(stream, route.clone(), decoder, sd)
     })
 }

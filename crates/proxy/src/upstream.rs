@@ -1,0 +1,402 @@
+//! One pipelined backend connection of one worker thread: its queue.
+//!
+//! Client tasks queue requests on it synchronously: the request bytes are
+//! appended to the connection's output buffer (forwarded as the client sent
+//! them, except where the proxy must rewrite), and a waiter saying where the
+//! answer goes joins the connection's FIFO — memcached answers in order, so
+//! the FIFO is all the matching there is. The connection's own task (see
+//! `link`) is woken once per batch: it runs after the client tasks that were
+//! ready at the same time, so every request they queued leaves in one
+//! `write`. It then reads answers, cuts them out of its read buffer and
+//! copies each straight into its client's output (see `answer` and
+//! `order`): one task per connection, no channel, no task per request, no
+//! copy in between.
+//!
+//! Single-key `get`s (and `gets`) queued while a get line is open join that
+//! line, so memcached answers N of them with one multi-key reply instead of
+//! N replies. The line is placed in the output only when it is written (or
+//! when it must go first, below), after requests other clients queued
+//! meanwhile: those are unanswered and unsent, so nothing orders them
+//! against these gets. A client's own later request that is not a get
+//! closes the line first, and a key already in the line starts a new one,
+//! so each backend sees every client's operations in the client's order.
+//!
+//! One deadline per connection rather than a timer per request: the task
+//! sleeps until the deadline of the request at the front of the FIFO and
+//! re-arms when it wakes early. A request unanswered after `timeout` breaks the connection: it
+//! and every other request on it get `SERVER_ERROR Connection timed out`,
+//! because a late answer is still owed and would be taken for the next
+//! request's. Any I/O error, EOF or undecodable reply breaks it the same
+//! way; a broken connection is never repaired, the next request opens a new
+//! one (see `backend`).
+
+use crate::answer::{Batch, Expect, Failure, Fault, Sink, Tally, UnitKind, unit};
+use crate::link;
+use crate::order::Queue;
+use crate::pool::Pool;
+use crate::stats;
+use memshard_proto::GetCmd;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Most single-key gets in one coalesced line, and its longest length
+/// (memcached reads longer get lines too; this bounds each answer).
+const MAX_BATCH_KEYS: usize = 64;
+const MAX_BATCH_LINE: usize = 4096;
+
+/// One backend connection (see the module docs).
+pub(crate) struct Upstream {
+    st: RefCell<State>,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) server: usize,
+    /// The pool's `timeout`: per request, and for connecting.
+    pub(crate) timeout: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    /// Requests not written yet.
+    out: Vec<u8>,
+    /// Requests written or queued whose answers are owed, oldest first.
+    fifo: VecDeque<Waiter>,
+    /// A get line that more single-key gets may join, not in `out` yet.
+    open: Option<OpenGet>,
+    /// The open line's bytes, without its `\r\n` (kept across lines).
+    line: Vec<u8>,
+    /// Bytes of the front answer found so far (an answer of several units
+    /// stays in the read buffer until it is whole).
+    scanned: usize,
+    broken: bool,
+    /// Dropped from the table: finish what is owed, then close.
+    retired: bool,
+    /// The connection task, once it serves the socket.
+    task: Option<Waker>,
+    /// The task was woken and has not run since.
+    kicked: bool,
+    tally: Tally,
+}
+
+struct Waiter {
+    expect: Expect,
+    deadline: Instant,
+    /// Request bytes (stats).
+    len: u32,
+}
+
+struct OpenGet {
+    cmd: GetCmd,
+    /// Its answer's waiter, queued when the line is.
+    waiter: Waiter,
+}
+
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl Upstream {
+    /// A connection to `server` of `pool`, connecting in its own task; requests
+    /// may be queued at once. `reconnect` looks the server's name up again.
+    pub(crate) fn start(pool: &Arc<Pool>, server: usize, reconnect: bool) -> Rc<Upstream> {
+        let up = Rc::new(Upstream { st: RefCell::default(), pool: pool.clone(), server, timeout: pool.timeout() });
+        tokio::task::spawn_local(link::run(up.clone(), reconnect));
+        up
+    }
+
+    /// Whether the connection failed; a broken connection takes no requests.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.st.borrow().broken
+    }
+
+    /// Takes no more requests: closes once everything owed is answered.
+    pub(crate) fn retire(&self) {
+        let mut st = self.st.borrow_mut();
+        st.retired = true;
+        kick(&mut st);
+    }
+
+    /// Queues the request `write` appends to the output; `sink` gets its
+    /// answer (`None`: noreply, nothing comes back).
+    /// `client` is whose request it is: one of its gets waiting in the open
+    /// line must reach the server first.
+    pub(crate) fn send(&self, client: &Queue, write: impl FnOnce(&mut Vec<u8>), sink: Option<Sink>, now: Instant) {
+        let mut guard = self.st.borrow_mut();
+        let st = &mut *guard;
+        if st.broken {
+            drop(guard);
+            if let Some(s) = sink {
+                self.refuse(Expect::Whole(s));
+            }
+            return;
+        }
+        if st.open.as_ref().is_some_and(|o| asks(&o.waiter, client)) {
+            close_line(st);
+        }
+        let before = st.out.len();
+        write(&mut st.out);
+        let len = len32(st.out.len() - before);
+        st.tally.sent(len, sink.is_some());
+        if let Some(s) = sink {
+            st.fifo.push_back(Waiter { expect: Expect::Whole(s), deadline: now + self.timeout, len });
+        }
+        kick(st);
+    }
+
+    /// Queues a single-key get (or gets) of `len` request bytes for slot
+    /// `seq` of `queue`, joining the open get line when it can.
+    pub(crate) fn get(&self, cmd: GetCmd, key: &[u8], queue: &Queue, seq: u64, len: u32, now: Instant) {
+        let mut guard = self.st.borrow_mut();
+        let st = &mut *guard;
+        if st.broken {
+            drop(guard);
+            self.refuse(Expect::Whole(Sink::Client(queue.clone(), seq)));
+            return;
+        }
+        st.tally.sent(len, true);
+        if let Some(open) = &mut st.open {
+            if open.cmd == cmd
+                && st.line.len() + key.len() < MAX_BATCH_LINE
+                && join(&st.line, open, key, queue, seq, len)
+            {
+                st.line.push(b' ');
+                st.line.extend_from_slice(key);
+                return;
+            }
+            close_line(st);
+        }
+        st.line.extend_from_slice(cmd.as_str().as_bytes());
+        st.line.push(b' ');
+        st.line.extend_from_slice(key);
+        let waiter =
+            Waiter { expect: Expect::Whole(Sink::Client(queue.clone(), seq)), deadline: now + self.timeout, len };
+        st.open = Some(OpenGet { cmd, waiter });
+        kick(st);
+    }
+
+    /// A request for a connection that already broke.
+    fn refuse(&self, expect: Expect) {
+        self.st.borrow_mut().tally.sent(0, true);
+        self.fail_all(vec![Waiter { expect, deadline: Instant::now(), len: 0 }], &Failure::eof());
+    }
+
+    /// Hands out every whole answer at the start of `buf`; returns the bytes
+    /// used.
+    pub(crate) fn dispatch(&self, buf: &[u8]) -> Result<usize, Failure> {
+        let mut guard = self.st.borrow_mut();
+        let st = &mut *guard;
+        let mut pos = 0;
+        let mut answered = false;
+        let res = loop {
+            let Some(front) = st.fifo.front_mut() else {
+                if pos < buf.len() {
+                    break Err(Failure::protocol(&memshard_proto::ReplyError::Malformed("unsolicited reply".into())));
+                }
+                break Ok(());
+            };
+            let rest = &buf[pos..];
+            let done = match &mut front.expect {
+                Expect::Whole(sink) => match scan(rest, &mut st.scanned) {
+                    Err(e) => break Err(Failure::protocol(&e)),
+                    Ok(false) => break Ok(()),
+                    Ok(true) => {
+                        let answer = &rest[..st.scanned];
+                        sink.deliver(answer);
+                        st.tally.answer(answer.len(), front.len);
+                        pos += st.scanned;
+                        st.scanned = 0;
+                        true
+                    }
+                },
+                Expect::Gets(batch) => match unit(rest) {
+                    Err(e) => break Err(Failure::protocol(&e)),
+                    Ok(None) => break Ok(()),
+                    Ok(Some(u)) => match batch.take(rest, &u, &mut st.tally) {
+                        Err(e) => break Err(Failure::protocol(&e)),
+                        Ok(done) => {
+                            pos += u.len;
+                            done
+                        }
+                    },
+                },
+            };
+            answered = true;
+            if done {
+                st.fifo.pop_front();
+            }
+        };
+        drop(guard);
+        if answered {
+            self.pool.record_success(self.server);
+        }
+        res.map(|()| pos)
+    }
+
+    /// Breaks the connection: every request owed gets `f`.
+    pub(crate) fn break_with(&self, f: &Failure) {
+        let fifo = {
+            let mut st = self.st.borrow_mut();
+            st.broken = true;
+            close_line(&mut st);
+            st.out = Vec::new();
+            std::mem::take(&mut st.fifo)
+        };
+        tracing::debug!(pool = %self.pool.name, server = %self.pool.addrs[self.server], waiters = fifo.len(),
+            reason = %String::from_utf8_lossy(&f.line).trim_end(), "backend connection broken");
+        self.fail_all(fifo.into(), f);
+    }
+
+    fn fail_all(&self, waiters: Vec<Waiter>, f: &Failure) {
+        let mut failed = 0;
+        let mut tally = std::mem::take(&mut self.st.borrow_mut().tally);
+        for mut w in waiters {
+            match &mut w.expect {
+                Expect::Whole(sink) => {
+                    tally.done(w.len);
+                    failed += 1;
+                    sink.fail(f, &self.pool);
+                }
+                Expect::Gets(batch) => {
+                    for len in batch.waiting() {
+                        tally.done(len);
+                        failed += 1;
+                    }
+                    batch.fail(f, &self.pool);
+                }
+            }
+        }
+        let st = &self.pool.server_stats[self.server];
+        tally.flush(st);
+        let counter = match f.kind {
+            Fault::Timeout => &st.server_timedout,
+            Fault::Eof => &st.server_eof,
+            Fault::Error => &st.server_err,
+        };
+        stats::add(counter, failed);
+        for _ in 0..failed {
+            self.pool.record_failure(self.server);
+        }
+    }
+
+    /// Gives every request queued while connecting its full `timeout` from
+    /// now: the connect had its own bound.
+    pub(crate) fn restamp(&self) {
+        let deadline = Instant::now() + self.timeout;
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        for w in st.fifo.iter_mut().chain(st.open.as_mut().map(|o| &mut o.waiter)) {
+            w.deadline = w.deadline.max(deadline);
+        }
+    }
+}
+
+/// What the connection's task sees of the queue.
+impl Upstream {
+    /// The task is running now, as `waker`: later requests wake it again.
+    pub(crate) fn arm(&self, waker: &Waker) {
+        let mut st = self.st.borrow_mut();
+        st.kicked = false;
+        if !st.task.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            st.task = Some(waker.clone());
+        }
+    }
+
+    /// Runs `write` on everything queued to go out (the open get line
+    /// included: nothing joins it any more once it is being written).
+    pub(crate) fn with_output<R>(&self, write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let mut st = self.st.borrow_mut();
+        close_line(&mut st);
+        write(&mut st.out)
+    }
+
+    /// The oldest owed request's deadline.
+    pub(crate) fn oldest_deadline(&self) -> Option<Instant> {
+        self.st.borrow().fifo.front().map(|w| w.deadline)
+    }
+
+    /// Retired with nothing left to write or read: the task may end.
+    pub(crate) fn finished(&self) -> bool {
+        let st = self.st.borrow();
+        st.retired && st.fifo.is_empty() && st.out.is_empty() && st.open.is_none()
+    }
+
+    /// Adds the counts gathered since the last call to the shared stats.
+    pub(crate) fn flush_tally(&self) {
+        self.st.borrow_mut().tally.flush(&self.pool.server_stats[self.server]);
+    }
+}
+
+/// Wakes the connection task unless it is already due to run.
+fn kick(st: &mut State) {
+    if !st.kicked {
+        st.kicked = true;
+        if let Some(w) = &st.task {
+            w.wake_by_ref();
+        }
+    }
+}
+
+/// Makes a single-key get part of the open line `line`, when it has room
+/// and does not ask for `key` already.
+fn join(line: &[u8], open: &mut OpenGet, key: &[u8], queue: &Queue, seq: u64, len: u32) -> bool {
+    let w = &mut open.waiter;
+    match &mut w.expect {
+        Expect::Gets(batch) => {
+            if batch.len() >= MAX_BATCH_KEYS || batch.contains(key) {
+                return false;
+            }
+            batch.push(queue.clone(), seq, key, len);
+            true
+        }
+        Expect::Whole(Sink::Client(q0, seq0)) => {
+            // The line is `<cmd> <key>` so far.
+            let first = &line[open.cmd.as_str().len() + 1..];
+            if first == key {
+                return false;
+            }
+            let mut batch = Batch::new();
+            batch.push(q0.clone(), *seq0, first, w.len);
+            batch.push(queue.clone(), seq, key, len);
+            w.expect = Expect::Gets(Box::new(batch));
+            true
+        }
+        Expect::Whole(_) => false,
+    }
+}
+
+/// Whether one of `client`'s gets waits in the open line of `w`.
+fn asks(w: &Waiter, client: &Queue) -> bool {
+    match &w.expect {
+        Expect::Gets(batch) => batch.asks(client),
+        Expect::Whole(Sink::Client(q, _)) => Rc::ptr_eq(q, client),
+        Expect::Whole(_) => false,
+    }
+}
+
+/// Puts the open get line in the output, after every request queued so
+/// far: the gets in it were queued earlier than some of those, but by other
+/// clients, and nothing answered yet orders a client's requests against
+/// another's. A client's own later request always closes the line first.
+fn close_line(st: &mut State) {
+    if let Some(open) = st.open.take() {
+        st.out.extend_from_slice(&st.line);
+        st.out.extend_from_slice(b"\r\n");
+        st.line.clear();
+        st.fifo.push_back(open.waiter);
+    }
+}
+
+/// Finds the units of the answer at the start of `buf`, from `scanned` on:
+/// `Ok(true)` once its last unit is there (`scanned` is then its length).
+fn scan(buf: &[u8], scanned: &mut usize) -> Result<bool, memshard_proto::ReplyError> {
+    while let Some(u) = unit(&buf[*scanned..])? {
+        *scanned += u.len;
+        if matches!(u.kind, UnitKind::End | UnitKind::Last) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
