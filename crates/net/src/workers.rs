@@ -40,13 +40,9 @@ where
     F: Fn(L::Stream, Shutdown) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let handler = Arc::new(handler);
-    let start = |rx, sd, drain| {
-        let handler = handler.clone();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        Ok(move || rt.block_on(worker::<L, F, Fut>(rx, handler, sd, drain)))
-    };
-    accept_loop(listener, cfg, stats, shutdown, threads, start).await
+    // A `Send` future runs as a local task just as well: one worker loop
+    // serves both kinds of handler.
+    serve_pinned_local(listener, cfg, stats, shutdown, threads, handler).await
 }
 
 /// Like [`serve_pinned`], for handlers whose futures are not `Send`: each
@@ -142,42 +138,9 @@ where
     Ok(())
 }
 
-async fn worker<L, F, Fut>(
-    mut rx: mpsc::UnboundedReceiver<Job<L::Detached>>,
-    handler: Arc<F>,
-    shutdown: Shutdown,
-    drain: Duration,
-) where
-    L: Accept,
-    F: Fn(L::Stream, Shutdown) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let mut tasks = JoinSet::new();
-    loop {
-        tokio::select! {
-            job = rx.recv() => {
-                let Some(job) = job else { break };
-                let Ok(stream) = L::attach(job.stream) else { continue };
-                let fut = handler(stream, shutdown.clone());
-                let (permit, open) = (job.permit, job.open);
-                tasks.spawn(async move {
-                    fut.await;
-                    drop(open);
-                    drop(permit);
-                });
-            }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
-    }
-    let drained = tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!(remaining = tasks.len(), "drain timed out; closing remaining connections");
-        tasks.shutdown().await;
-    }
-}
-
-/// [`worker`] for handlers whose futures are not `Send`: the same drain,
-/// with every connection a local task. Must run inside a `LocalSet`.
+/// One worker thread's loop: every connection is a local task; on shutdown
+/// (the job channel closes) it waits up to `drain` for them, then closes the
+/// rest. Must run inside a `LocalSet`.
 async fn worker_local<L, F, Fut>(
     mut rx: mpsc::UnboundedReceiver<Job<L::Detached>>,
     handler: Arc<F>,
