@@ -35,7 +35,7 @@ mod workers;
 pub use limit::{ServeConfig, ServeStats, serve};
 pub use listener::{Accept, ListenAddr, Listener, UnixListener, bind_unix};
 pub use read_buf::{READ_CHUNK, ReadBuf};
-pub use shutdown::{Shutdown, ShutdownTrigger, os_signal};
+pub use shutdown::{Shutdown, ShutdownTrigger, StopSignal, os_signal};
 pub use workers::{serve_pinned, serve_pinned_local};
 
 use std::net::SocketAddr;

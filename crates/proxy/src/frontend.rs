@@ -61,9 +61,8 @@ where
     let client = Client { conns: backend::conns(r.pool_id, &r.pool), queue: ClientQueue::new() };
     let mut rbuf = ReadBuf::new();
     let mut wbuf = Vec::new();
-    // One shutdown watch for the connection's life, not one per read.
-    let mut stop = shutdown.clone();
-    let mut stopped = std::pin::pin!(async move { stop.wait().await });
+    // One shutdown watch for the connection's life, cheap to poll per read.
+    let mut stopped = shutdown.signal();
     loop {
         let batch = decode_batch(&client, &r, decoder, &mut rbuf);
         // Answer everything routed so far, in order: one write per batch

@@ -16,13 +16,15 @@ pub(crate) const WRITE_HIGH_WATER: usize = 256 * 1024;
 
 /// Serves one connection until the client leaves, sends `quit`, breaks framing
 /// beyond repair, or the server shuts down.
-pub(crate) async fn handle<S>(mut stream: S, shared: Arc<Shared>, mut shutdown: Shutdown)
+pub(crate) async fn handle<S>(mut stream: S, shared: Arc<Shared>, shutdown: Shutdown)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut rbuf = ReadBuf::new();
     let mut wbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let decoder = shared.decoder;
+    // Polled beside every read; cheap after the first poll.
+    let mut stop = shutdown.signal();
     loop {
         // Process everything already buffered.
         let mut close = false;
@@ -83,11 +85,12 @@ where
             return;
         }
         let n = tokio::select! {
+            biased;
             r = rbuf.fill(&mut stream) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             },
-            _ = shutdown.wait(), if !rbuf.mid_request() => {
+            () = &mut stop, if !rbuf.mid_request() => {
                 let _ = stream.shutdown().await;
                 return;
             }
