@@ -146,7 +146,10 @@ impl fmt::Display for Mix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, (op, w)) in self.entries.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
-            write!(f, "{sep}{}={}", op.name(), w)?;
+            // Six decimals, trailing zeros cut: `--get-ratio 0.9` shows as
+            // set=0.1, not as the float 1.0 - 0.9 really is.
+            let w = format!("{w:.6}");
+            write!(f, "{sep}{}={}", op.name(), w.trim_end_matches('0').trim_end_matches('.'))?;
         }
         Ok(())
     }
@@ -161,6 +164,13 @@ impl Serialize for Mix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_display_without_float_noise() {
+        let m = Mix::get_set(0.9).expect("mix");
+        assert_eq!(m.to_string(), "get=0.9,set=0.1");
+        assert_eq!(Mix::get_set(1.0).expect("mix").to_string(), "get=1");
+    }
 
     #[test]
     fn parses_and_normalizes() {
