@@ -92,7 +92,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(up: &Upstream, stream: S) -> R
         sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
         armed: false,
     };
+    let mut deferred = false;
     poll_fn(|cx| {
+        // Requests are queued: before writing them, let the clients whose
+        // requests arrived in this same turn of the event loop queue theirs
+        // too (a yield runs after the pending I/O events are handed out), so
+        // one write carries them all and the backend wakes once for them.
+        if !deferred && up.has_output() {
+            deferred = true;
+            let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+            return Poll::Pending;
+        }
+        deferred = false;
         let res = link.turn(up, cx);
         up.flush_tally();
         res

@@ -304,6 +304,12 @@ impl Upstream {
         }
     }
 
+    /// Whether anything waits to be written.
+    pub(crate) fn has_output(&self) -> bool {
+        let st = self.st.borrow();
+        !st.out.is_empty() || st.open.is_some()
+    }
+
     /// Runs `write` on everything queued to go out (the open get line
     /// included: nothing joins it any more once it is being written).
     pub(crate) fn with_output<R>(&self, write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
