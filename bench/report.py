@@ -20,9 +20,9 @@ values, 100 k keys, all hits), the systems alternating in every round so that
 machine drift affects all of them alike; medians of the rounds are reported.
 For every run it reads the CPU time of the proxy or server process from
 /proc (CPU-µs per request). With valgrind it also counts instructions per
-request of each proxy under callgrind (a fixed number of requests; the count
-is the same run after run, whatever else the machine does). Loopback only;
-every process started is stopped.
+request of each proxy, and of memshard server and memcached, under callgrind
+(a fixed load; the count is the same run after run, whatever else the
+machine does). Loopback only; every process started is stopped.
 """
 import argparse, datetime, json, os, platform, re, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -261,7 +261,7 @@ def render(results, matrix, load_cmd, have, args, instr, bytes_item, zipf, pngs)
         base_name = "nutcracker → 3 memcached" if group == "proxy" else f"memcached -t {group[-1]}"
         w(f"### {heading}")
         w("")
-        w(f"| system | pipeline | ops/s | p50 µs | p99 µs | p99.9 µs | CPU-µs per request | ops/s vs {base_name} |")
+        w(f"| system | pipeline | ops/s | p50 µs | p99 µs | p99.9 µs | CPU-µs per request (= CPU-s per million) | ops/s vs {base_name} |")
         w("|---|---|---|---|---|---|---|---|")
         for pipeline in (1, 16):
             base = results.get((base_name, pipeline))
@@ -274,7 +274,10 @@ def render(results, matrix, load_cmd, have, args, instr, bytes_item, zipf, pngs)
     if instr:
         w("### Instructions per request (callgrind, 4 connections, pipeline 1, 20 s; total instructions / requests)")
         w("")
-        w("| proxy | instructions per request |")
+        w("User-space instructions of every thread of the process, start-up included, over the requests served; "
+          "the same within a percent run after run, whatever else the machine does.")
+        w("")
+        w("| proxy or server | instructions per request |")
         w("|---|---|")
         for n, v in instr.items():
             w(f"| {n} | {v:,.0f} |" if v else f"| {n} | — |")
@@ -405,6 +408,13 @@ def main():
         finally:
             for b in backends:
                 stop(b[0])
+        # The shard servers alone, the load straight at them.
+        instr["memshard server -t 1"] = callgrind_per_request(
+            lambda port: [MEMSHARD, "server", "-l", "127.0.0.1", "-p", str(port), "-t", "1", "-m", "1024"])
+        if have["memcached"]:
+            instr["memcached -t 1"] = callgrind_per_request(
+                lambda port: ["memcached", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "1",
+                              "-m", "1024"])
     bytes_item, zipf = {}, {}
     if not args.quick:
         for kind, label in (("memshard", "memshard server"), ("memcached", "memcached")):
