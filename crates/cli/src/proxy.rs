@@ -34,6 +34,12 @@ pub(crate) struct ProxyArgs {
     /// Worker threads per pool (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Keep every worker active, clients dealt out in turn and never moved.
+    /// By default the proxy uses as few workers as the load needs, adding
+    /// one when a worker nears a full core and the machine has idle cores,
+    /// and moves clients between workers between their requests.
+    #[arg(long = "all-workers")]
+    all_workers: bool,
     /// Resolve server names with this DNS server (IP or IP:PORT, port 53 by
     /// default; repeatable) instead of the system resolver. /etc/hosts is
     /// then not read. memshard extension.
@@ -66,6 +72,9 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
             return Err(Failure::Usage(anyhow!("--workers must be at least 1")));
         }
         proxy.workers = w;
+    }
+    if args.all_workers {
+        proxy.spread = memshard_net::Spread::All;
     }
     proxy.dns_servers = args.dns_server;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;

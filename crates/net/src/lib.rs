@@ -8,7 +8,9 @@
 //! * [`serve_pinned`]: the same, with connections pinned to N worker threads,
 //!   each a single-threaded runtime (memcached's threading model);
 //!   [`serve_pinned_local`] for handlers that share non-`Send` state with
-//!   tasks on their own thread.
+//!   tasks on their own thread; [`serve_balanced_local`], whose handlers can
+//!   hand their connection back between requests ([`Seat`]), so that it
+//!   keeps as few workers active as the load needs ([`Spread::Adaptive`]).
 //! * [`ReadBuf`]: a connection's read buffer with memcached's data-block swallow.
 //! * [`bind`]: a TCP listener on `host:port` (port 0 allowed); [`bind_unix`]: a
 //!   unix socket listener on a path, with twemproxy's stale-file removal and
@@ -26,17 +28,20 @@
 //!   shutdown ──► stop accepting ──► wait for handlers (bounded) ──► return
 //! ```
 
+mod balance;
 mod limit;
 mod listener;
+mod load;
 mod read_buf;
 mod shutdown;
 mod workers;
 
 pub use limit::{ServeConfig, ServeStats, serve};
 pub use listener::{Accept, ListenAddr, Listener, UnixListener, bind_unix};
+pub use load::Seat;
 pub use read_buf::{READ_CHUNK, ReadBuf};
 pub use shutdown::{Shutdown, ShutdownTrigger, StopSignal, os_signal};
-pub use workers::{serve_pinned, serve_pinned_local};
+pub use workers::{Spread, serve_balanced_local, serve_pinned, serve_pinned_local};
 
 use std::net::SocketAddr;
 use tokio::net::TcpListener;

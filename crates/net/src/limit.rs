@@ -46,6 +46,10 @@ pub struct ServeStats {
     pub total_connections: AtomicU64,
     /// Connections refused because of the limit.
     pub rejected_connections: AtomicU64,
+    /// Worker threads taking connections now (pinned loops).
+    pub active_workers: AtomicU64,
+    /// Connections moved from one worker thread to another since start.
+    pub moved_connections: AtomicU64,
 }
 
 /// Decrements `curr_connections` however the handler ends.

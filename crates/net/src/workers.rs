@@ -7,13 +7,41 @@
 //! arena, so memory freed by evictions is reused instead of fragmenting across
 //! arenas.
 
+use crate::balance::Policy;
 use crate::limit::{Open, ServeConfig, ServeStats, admit};
+use crate::load::{Meter, Seat, Slot};
 use crate::{Accept, Shutdown};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
+
+/// How often an adaptive loop measures its workers and decides.
+const WINDOW: Duration = Duration::from_millis(250);
+
+/// How a pinned accept loop spreads connections over its worker threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// Every worker takes connections, in turn, and keeps them for their
+    /// whole life (memcached's model).
+    All,
+    /// As few workers as the load needs (see the policy in `balance`): a new
+    /// connection goes to the active worker holding the fewest, and when the
+    /// active set grows or shrinks, connections move between workers at
+    /// their next pause between requests.
+    Adaptive,
+    /// The active set alternates between one worker and all of them every
+    /// period, moving connections each time: for exercising moves in tests.
+    #[doc(hidden)]
+    Alternate(Duration),
+    /// [`Spread::Adaptive`] judging by the workers' CPU alone, as if the
+    /// machine always had idle cores: for tests that must not depend on
+    /// what else the machine runs.
+    #[doc(hidden)]
+    AdaptiveOnCpu,
+}
 
 /// One accepted connection on its way to a worker, with the guards that keep
 /// the connection counters and the limit right however it ends.
@@ -22,6 +50,9 @@ struct Job<D> {
     permit: OwnedSemaphorePermit,
     open: Open,
 }
+
+/// A connection a worker handed back, and which worker it left.
+type Moved<D> = (Job<D>, usize);
 
 /// Like [`serve`](crate::serve), but runs connection handlers on `threads`
 /// dedicated worker threads (each a current-thread runtime), assigning
@@ -63,69 +94,58 @@ where
     F: Fn(L::Stream, Shutdown) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let handler = Arc::new(handler);
-    let start = |rx, sd, drain| {
-        let handler = handler.clone();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        Ok(move || {
-            let local = tokio::task::LocalSet::new();
-            rt.block_on(local.run_until(worker_local::<L, F, Fut>(rx, handler, sd, drain)));
-        })
+    let handler = move |stream: L::Stream, sd: Shutdown, _seat: Seat| {
+        let fut = handler(stream, sd);
+        async move {
+            fut.await;
+            None
+        }
     };
-    accept_loop(listener, cfg, stats, shutdown, threads, start).await
+    serve_balanced_local(listener, cfg, stats, shutdown, threads, Spread::All, handler).await
 }
 
-/// Starts `threads` worker threads (`start` builds each one's body from its
-/// job queue), then accepts and hands connections out round-robin until
-/// shutdown; then waits for the workers to drain.
-async fn accept_loop<L, S, W>(
+/// Like [`serve_pinned_local`], with connections spread as `spread` says.
+/// The handler gets a [`Seat`]; when [`Seat::should_move`] says so at a
+/// pause between requests, it returns its stream (`Some`), and the
+/// connection goes on, as a new handler, on another worker. A handler that
+/// ends the connection returns `None`.
+pub async fn serve_balanced_local<L, F, Fut>(
     listener: L,
     cfg: ServeConfig,
     stats: Arc<ServeStats>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     threads: usize,
-    start: S,
+    spread: Spread,
+    handler: F,
 ) -> std::io::Result<()>
 where
     L: Accept,
-    S: Fn(mpsc::UnboundedReceiver<Job<L::Detached>>, Shutdown, Duration) -> std::io::Result<W>,
-    W: FnOnce() + Send + 'static,
+    F: Fn(L::Stream, Shutdown, Seat) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<L::Stream>> + 'static,
 {
-    let mut senders = Vec::with_capacity(threads.max(1));
-    let mut joins = Vec::with_capacity(threads.max(1));
-    for i in 0..threads.max(1) {
+    let threads = threads.max(1);
+    let handler = Arc::new(handler);
+    let slots: Arc<[Slot]> = (0..threads).map(|_| Slot::default()).collect();
+    let (moves_tx, moves_rx) = mpsc::unbounded_channel::<Moved<L::Detached>>();
+    let mut senders = Vec::with_capacity(threads);
+    let mut joins = Vec::with_capacity(threads);
+    for i in 0..threads {
         let (tx, rx) = mpsc::unbounded_channel::<Job<L::Detached>>();
-        let body = start(rx, shutdown.clone(), cfg.drain_timeout)?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let w = Worker { idx: i, slots: slots.clone(), moves: moves_tx.clone(), handler: handler.clone() };
+        let (sd, drain) = (shutdown.clone(), cfg.drain_timeout);
+        let body = move || {
+            w.slots[i].register_thread();
+            let local = tokio::task::LocalSet::new();
+            rt.block_on(local.run_until(w.run::<L, Fut>(rx, sd, drain)));
+        };
         let join = std::thread::Builder::new().name(format!("memshard-worker-{i}")).spawn(body)?;
         senders.push(tx);
         joins.push(join);
     }
-    let permits = Arc::new(Semaphore::new(cfg.max_connections));
-    let mut rejects = JoinSet::new();
-    let mut backoff = Duration::from_millis(1);
-    let mut next = 0usize;
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.wait() => break,
-            r = listener.accept_stream() => r,
-            Some(_) = rejects.join_next(), if !rejects.is_empty() => continue,
-        };
-        let Some((stream, permit, open)) =
-            admit::<L>(accepted, &mut backoff, &cfg, &permits, &stats, &mut rejects).await
-        else {
-            continue;
-        };
-        // Leave this runtime's reactor; the worker registers it with its own.
-        let Ok(std_stream) = L::detach(stream) else { continue };
-        let job = Job { stream: std_stream, permit, open };
-        if senders[next % senders.len()].send(job).is_err() {
-            tracing::error!("worker thread {} is gone", next % senders.len());
-        }
-        next = next.wrapping_add(1);
-    }
-    drop(listener);
-    // Closing the channels tells the workers to drain and stop.
-    drop(senders);
+    drop(moves_tx);
+    let set = WorkerSet::new(senders, slots, spread, stats.clone());
+    accept_loop(listener, cfg, stats, shutdown, set, moves_rx).await;
     let waited = tokio::task::spawn_blocking(move || {
         for j in joins {
             let _ = j.join();
@@ -138,40 +158,208 @@ where
     Ok(())
 }
 
-/// One worker thread's loop: every connection is a local task; on shutdown
-/// (the job channel closes) it waits up to `drain` for them, then closes the
-/// rest. Must run inside a `LocalSet`.
-async fn worker_local<L, F, Fut>(
-    mut rx: mpsc::UnboundedReceiver<Job<L::Detached>>,
-    handler: Arc<F>,
-    shutdown: Shutdown,
-    drain: Duration,
-) where
-    L: Accept,
-    F: Fn(L::Stream, Shutdown) -> Fut,
-    Fut: Future<Output = ()> + 'static,
-{
-    let mut tasks = JoinSet::new();
-    loop {
-        tokio::select! {
-            job = rx.recv() => {
-                let Some(job) = job else { break };
-                let Ok(stream) = L::attach(job.stream) else { continue };
-                let fut = handler(stream, shutdown.clone());
-                let (permit, open) = (job.permit, job.open);
-                tasks.spawn_local(async move {
-                    fut.await;
-                    drop(open);
-                    drop(permit);
-                });
-            }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+/// The workers as the accept loop drives them: where each connection goes,
+/// and which workers are active.
+struct WorkerSet<D> {
+    senders: Vec<mpsc::UnboundedSender<Job<D>>>,
+    slots: Arc<[Slot]>,
+    spread: Spread,
+    policy: Policy,
+    meter: Meter,
+    stats: Arc<ServeStats>,
+    /// Round-robin cursor (and tie-breaker among equally loaded workers).
+    next: usize,
+}
+
+impl<D> WorkerSet<D> {
+    fn new(
+        senders: Vec<mpsc::UnboundedSender<Job<D>>>,
+        slots: Arc<[Slot]>,
+        spread: Spread,
+        stats: Arc<ServeStats>,
+    ) -> Self {
+        let mut policy = Policy::new(senders.len());
+        if spread == Spread::All {
+            policy.force(senders.len());
+        }
+        stats.active_workers.store(policy.active() as u64, Ordering::Relaxed);
+        let meter = Meter::new(spread != Spread::AdaptiveOnCpu);
+        WorkerSet { senders, slots, spread, policy, meter, stats, next: 0 }
+    }
+
+    /// The worker for a connection: in turn over all of them, or the active
+    /// one holding the fewest connections (not `leaving`, the worker a
+    /// moving connection comes from, unless it is the only active one).
+    fn place(&mut self, leaving: Option<usize>) -> usize {
+        let n = self.senders.len();
+        let turn = self.next;
+        self.next = turn.wrapping_add(1);
+        if self.spread == Spread::All {
+            return turn % n;
+        }
+        let active = self.policy.active();
+        let start = turn % active;
+        let candidates = (0..active).map(|j| (start + j) % active);
+        let best = |skip: Option<usize>| {
+            candidates.clone().filter(|&i| Some(i) != skip).min_by_key(|&i| self.slots[i].conns.load(Ordering::Relaxed))
+        };
+        best(leaving).or_else(|| best(None)).unwrap_or(0)
+    }
+
+    /// Hands a connection to a worker.
+    fn hand(&mut self, job: Job<D>, leaving: Option<usize>) {
+        let i = self.place(leaving);
+        self.slots[i].conns.fetch_add(1, Ordering::Relaxed);
+        if let Err(mpsc::error::SendError(job)) = self.senders[i].send(job) {
+            self.slots[i].conns.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("worker thread {i} is gone");
+            drop(job);
         }
     }
-    let drained = tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!(remaining = tasks.len(), "drain timed out; closing remaining connections");
-        tasks.shutdown().await;
+
+    /// One window passed: measure, decide, and ask workers to hand back the
+    /// connections that must move.
+    fn tick(&mut self) {
+        let want = match self.spread {
+            Spread::All => return,
+            Spread::Alternate(_) => {
+                let n = self.senders.len();
+                let want = if self.policy.active() == 1 { n } else { 1 };
+                self.policy.force(want);
+                want
+            }
+            Spread::Adaptive | Spread::AdaptiveOnCpu => {
+                let Some(window) = self.meter.window(&self.slots) else { return };
+                let before = self.policy.active();
+                let Some(want) = self.policy.observe(&window) else { return };
+                tracing::info!(
+                    cpu = ?window.cpu.iter().map(|c| (c * 100.0).round() / 100.0).collect::<Vec<_>>(),
+                    idle_cores = ?window.idle.map(|i| (i * 100.0).round() / 100.0),
+                    "active workers: {before} -> {want}"
+                );
+                want
+            }
+        };
+        self.stats.active_workers.store(want as u64, Ordering::Relaxed);
+        self.rebalance(want);
+    }
+
+    /// Sets what each worker hands back for `active` workers to carry the
+    /// connections: a worker no longer active, every connection (those still
+    /// on their way to it too); an active one, what it holds beyond an even
+    /// share. Connections that stay idle do not move until they are used.
+    fn rebalance(&self, active: usize) {
+        let total: usize = self.slots.iter().map(|s| s.conns.load(Ordering::Relaxed)).sum();
+        let share = total.div_ceil(active.max(1));
+        for (i, slot) in self.slots.iter().enumerate() {
+            let shed = if i >= active { usize::MAX } else { slot.conns.load(Ordering::Relaxed).saturating_sub(share) };
+            slot.shed.store(shed, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Accepts and hands connections out until shutdown, moves connections
+/// workers hand back, and (when adaptive) decides each window how many
+/// workers are active; then closes the job queues, which tells the workers
+/// to drain and stop.
+async fn accept_loop<L: Accept>(
+    listener: L,
+    cfg: ServeConfig,
+    stats: Arc<ServeStats>,
+    mut shutdown: Shutdown,
+    mut set: WorkerSet<L::Detached>,
+    mut moves: mpsc::UnboundedReceiver<Moved<L::Detached>>,
+) {
+    let period = match set.spread {
+        Spread::Alternate(every) => every,
+        _ => WINDOW,
+    };
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let balancing = set.spread != Spread::All && set.senders.len() > 1;
+    let permits = Arc::new(Semaphore::new(cfg.max_connections));
+    let mut rejects = JoinSet::new();
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait() => break,
+            r = listener.accept_stream() => r,
+            Some((job, from)) = moves.recv() => {
+                stats.moved_connections.fetch_add(1, Ordering::Relaxed);
+                set.hand(job, Some(from));
+                continue;
+            }
+            _ = ticks.tick(), if balancing => {
+                set.tick();
+                continue;
+            }
+            Some(_) = rejects.join_next(), if !rejects.is_empty() => continue,
+        };
+        let Some((stream, permit, open)) =
+            admit::<L>(accepted, &mut backoff, &cfg, &permits, &stats, &mut rejects).await
+        else {
+            continue;
+        };
+        // Leave this runtime's reactor; the worker registers it with its own.
+        let Ok(std_stream) = L::detach(stream) else { continue };
+        set.hand(Job { stream: std_stream, permit, open }, None);
+    }
+    drop(listener);
+    // Closing the channels tells the workers to drain and stop; connections
+    // on their way from one worker to another are closed with `moves`.
+    drop(set);
+}
+
+/// One worker thread's share of the loop.
+struct Worker<F, D> {
+    idx: usize,
+    slots: Arc<[Slot]>,
+    moves: mpsc::UnboundedSender<Moved<D>>,
+    handler: Arc<F>,
+}
+
+impl<F, D: Send + 'static> Worker<F, D> {
+    /// Every connection is a local task; one that hands its stream back
+    /// goes to the accept loop to move. On shutdown (the job channel
+    /// closes) waits up to `drain` for the connections, then closes the
+    /// rest. Must run inside a `LocalSet`.
+    async fn run<L, Fut>(self, mut rx: mpsc::UnboundedReceiver<Job<D>>, shutdown: Shutdown, drain: Duration)
+    where
+        L: Accept<Detached = D>,
+        F: Fn(L::Stream, Shutdown, Seat) -> Fut,
+        Fut: Future<Output = Option<L::Stream>> + 'static,
+    {
+        let mut tasks = JoinSet::new();
+        loop {
+            tokio::select! {
+                job = rx.recv() => {
+                    let Some(job) = job else { break };
+                    let Ok(stream) = L::attach(job.stream) else {
+                        self.slots[self.idx].conns.fetch_sub(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let seat = Seat::new(self.slots.clone(), self.idx);
+                    let fut = (self.handler)(stream, shutdown.clone(), seat);
+                    let (permit, open) = (job.permit, job.open);
+                    let (slots, idx, moves, sd) = (self.slots.clone(), self.idx, self.moves.clone(), shutdown.clone());
+                    tasks.spawn_local(async move {
+                        let kept = fut.await;
+                        slots[idx].conns.fetch_sub(1, Ordering::Relaxed);
+                        let Some(stream) = kept.filter(|_| !sd.is_triggered()) else { return };
+                        // Off this thread's reactor, to the accept loop, to its next worker.
+                        if let Ok(stream) = L::detach(stream) {
+                            let _ = moves.send((Job { stream, permit, open }, idx));
+                        }
+                    });
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        let drained = tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(remaining = tasks.len(), "drain timed out; closing remaining connections");
+            tasks.shutdown().await;
+        }
     }
 }
 

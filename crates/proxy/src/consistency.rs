@@ -1,11 +1,14 @@
 //! Many clients pipelining mixed requests through one worker, so that their
 //! single-key gets share backend lines and their answers come back
 //! interleaved: every client must still see its own requests take effect in
-//! the order it sent them, and its answers in that order.
+//! the order it sent them, and its answers in that order. The same again
+//! with the clients moved between two workers every few milliseconds, each
+//! with its own backend connections: a client's noreply sets must still be
+//! executed before its next requests, wherever those go.
 
-use crate::{ProxyConfig, run};
+use crate::{ProxyConfig, pools, serve};
 use memshard_config::Config;
-use memshard_net::ShutdownTrigger;
+use memshard_net::{ShutdownTrigger, Spread};
 use memshard_server::ServerConfig;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -19,18 +22,18 @@ const ROUNDS: usize = 150;
 
 /// One client: keys of its own (so the expected answers are exact whatever
 /// the others do), random pipelined batches, every answer checked.
-async fn client(proxy: std::net::SocketAddr, id: usize) {
+async fn client(proxy: std::net::SocketAddr, id: usize, run: &'static str) {
     let mut rng = SmallRng::seed_from_u64(id as u64);
     let mut c = TcpStream::connect(proxy).await.expect("connect");
     let mut model: HashMap<String, String> = HashMap::new();
     for round in 0..ROUNDS {
         let (mut req, mut want) = (Vec::new(), Vec::new());
         for _ in 0..rng.random_range(1..12) {
-            let key = format!("c{id}:k{}", rng.random_range(0..6));
+            let key = format!("{run}c{id}:k{}", rng.random_range(0..6));
             match rng.random_range(0..11) {
                 // A multi-get over keys that usually live on both servers.
                 10 => {
-                    let keys: Vec<String> = (0..3).map(|_| format!("c{id}:k{}", rng.random_range(0..6))).collect();
+                    let keys: Vec<String> = (0..3).map(|_| format!("{run}c{id}:k{}", rng.random_range(0..6))).collect();
                     req.extend_from_slice(format!("get {}\r\n", keys.join(" ")).as_bytes());
                     for k in &keys {
                         if let Some(v) = model.get(k) {
@@ -82,8 +85,9 @@ async fn client(proxy: std::net::SocketAddr, id: usize) {
     }
 }
 
-/// Runs every client against the proxy in front of `backends`.
-async fn clients_through_proxy(backends: &[std::net::SocketAddr]) {
+/// Runs every client against the proxy in front of `backends`, with
+/// `proxy`'s workers.
+async fn clients_through_proxy(backends: &[std::net::SocketAddr], proxy: ProxyConfig) {
     let (trigger, sd) = ShutdownTrigger::new();
     let mut yaml = String::from("mc:\n  listen: 127.0.0.1:22121\n  hash: fnv1a_64\n  distribution: ketama\n");
     yaml.push_str("  timeout: 5000\n  servers:\n");
@@ -92,12 +96,21 @@ async fn clients_through_proxy(backends: &[std::net::SocketAddr]) {
     }
     let config = Config::from_yaml(&yaml).expect("config");
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let proxy = l.local_addr().expect("addr");
-    // One worker: every client's requests share the same backend connections.
-    tokio::spawn(run(config, vec![l], None, ProxyConfig { workers: 1, ..ProxyConfig::default() }, sd.clone()));
-    let clients: Vec<_> = (0..CLIENTS).map(|id| tokio::spawn(client(proxy, id))).collect();
+    let addr = l.local_addr().expect("addr");
+    let moves = proxy.spread != Spread::All && proxy.workers > 1;
+    // Keys of their own per run: the backends keep the previous run's.
+    let run = if moves { "moving:" } else { "" };
+    let pools = pools(&config, &proxy).expect("pools");
+    let stats = pools[0].conns.clone();
+    tokio::spawn(serve(pools, vec![l], None, proxy, sd.clone()));
+    let clients: Vec<_> = (0..CLIENTS).map(|id| tokio::spawn(client(addr, id, run))).collect();
     for c in clients {
         c.await.expect("client passed");
+    }
+    if moves {
+        // Not a vacuous pass: clients did move between workers meanwhile.
+        let moved = stats.moved_connections.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(moved >= CLIENTS as u64, "only {moved} moves");
     }
     trigger.trigger();
 }
@@ -111,8 +124,20 @@ async fn pipelined_clients_sharing_backend_lines_see_their_own_order() {
         backends.push(l.local_addr().expect("addr"));
         tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, sd.clone()));
     }
-    clients_through_proxy(&backends).await;
+    clients_through_proxy(&backends, one_worker()).await;
+    clients_through_proxy(&backends, moving()).await;
     trigger.trigger();
+}
+
+/// One worker: every client's requests share the same backend connections.
+fn one_worker() -> ProxyConfig {
+    ProxyConfig { workers: 1, ..ProxyConfig::default() }
+}
+
+/// Two workers, every client moved from one to the other every few
+/// milliseconds (at its pauses between batches).
+fn moving() -> ProxyConfig {
+    ProxyConfig { workers: 2, spread: Spread::Alternate(Duration::from_millis(3)), ..ProxyConfig::default() }
 }
 
 /// The same against memcached itself: its multi-get answers are what the
@@ -124,5 +149,7 @@ async fn the_same_holds_in_front_of_memcached() {
     }
     let servers: Vec<_> =
         (0..2).map(|_| memshard_testkit::spawn_memcached(&["-t", "1", "-m", "64"]).expect("memcached")).collect();
-    clients_through_proxy(&servers.iter().map(|m| m.addr()).collect::<Vec<_>>()).await;
+    let addrs: Vec<_> = servers.iter().map(|m| m.addr()).collect();
+    clients_through_proxy(&addrs, one_worker()).await;
+    clients_through_proxy(&addrs, moving()).await;
 }

@@ -14,11 +14,13 @@
 use crate::answer::Sink;
 use crate::backend::Conns;
 use crate::merge::{Kind, Merge};
-use crate::order::Queue;
+use crate::order::{ClientQueue, Queue};
 use crate::stats;
+use crate::upstream::Upstream;
 use base64::Engine;
 use memshard_proto::{Get, MetaFlags, Request};
 use memshard_ring::Ring;
+use std::cell::RefCell;
 use std::rc::Rc;
 use tokio::time::Instant;
 
@@ -27,6 +29,35 @@ use tokio::time::Instant;
 pub(crate) struct Client {
     pub(crate) conns: Rc<Conns>,
     pub(crate) queue: Queue,
+    /// The client's last noreply request on each backend connection, until
+    /// the server is known to have executed it (see [`Client::settled`]).
+    noreply: RefCell<Vec<(Rc<Upstream>, u64)>>,
+}
+
+impl Client {
+    pub(crate) fn new(conns: Rc<Conns>) -> Client {
+        Client { conns, queue: ClientQueue::new(), noreply: RefCell::default() }
+    }
+
+    /// Whether every request this client sent has been executed by its
+    /// server: answers say so for the others, and a noreply request is
+    /// executed once a later request on its connection is answered. Only a
+    /// settled client may move to another worker, whose connections to the
+    /// same servers could otherwise overtake its noreply writes.
+    pub(crate) fn settled(&self) -> bool {
+        let mut nr = self.noreply.borrow_mut();
+        nr.retain(|(up, seq)| !up.has_executed(*seq));
+        nr.is_empty()
+    }
+
+    /// Remembers a noreply request, number `seq` on `up`.
+    fn sent_noreply(&self, up: &Rc<Upstream>, seq: u64) {
+        let mut nr = self.noreply.borrow_mut();
+        match nr.iter_mut().find(|(u, _)| Rc::ptr_eq(u, up)) {
+            Some(entry) => entry.1 = seq,
+            None => nr.push((up.clone(), seq)),
+        }
+    }
 }
 
 /// Routes one decoded request; `raw` is its bytes as the client sent them,
@@ -72,7 +103,10 @@ fn len32(n: usize) -> u32 {
 fn forward(c: &Client, server: usize, raw: &[u8], reply: bool, now: Instant) {
     let up = c.conns.pick(server);
     let sink = reply.then(|| Sink::Client(c.queue.clone(), c.queue.reserve()));
-    up.send(&c.queue, |out| out.extend_from_slice(raw), sink, now);
+    let seq = up.send(&c.queue, |out| out.extend_from_slice(raw), sink, now);
+    if !reply {
+        c.sent_noreply(&up, seq);
+    }
 }
 
 /// get/gets/gat/gats: to the one server holding every key, or one fragment
@@ -173,6 +207,77 @@ fn fan_out(c: &Client, raw: &[u8], want_reply: bool, now: Instant) {
     let merge = want_reply.then(|| Merge::new(c.queue.clone(), c.queue.reserve(), pool.clone(), Kind::All, servers));
     for server in 0..servers {
         let sink = merge.as_ref().map(|m| Sink::Part(m.clone(), server));
-        c.conns.pick(server).send(&c.queue, |out| out.extend_from_slice(raw), sink, now);
+        let up = c.conns.pick(server);
+        let seq = up.send(&c.queue, |out| out.extend_from_slice(raw), sink, now);
+        if !want_reply {
+            c.sent_noreply(&up, seq);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::Pool;
+    use crate::resolve::Resolver;
+    use memshard_config::Config;
+    use memshard_proto::Decoder;
+    use std::future::poll_fn;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Reads from `s` until `want` has arrived.
+    async fn read_until(s: &mut tokio::net::TcpStream, want: &[u8]) -> Vec<u8> {
+        let mut got = Vec::new();
+        while !got.windows(want.len()).any(|w| w == want) {
+            let mut b = [0u8; 256];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await.expect("in time").expect("read");
+            assert!(n > 0, "proxy closed");
+            got.extend_from_slice(&b[..n]);
+        }
+        got
+    }
+
+    /// A client whose noreply write has not been followed by an answer on
+    /// its connection is not settled: moving it now could let its next
+    /// request, over another worker's connection, overtake the write.
+    #[tokio::test]
+    async fn a_noreply_write_keeps_the_client_until_a_later_answer_shows_it_executed() {
+        let backend = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let yaml = format!(
+            "mc:\n  listen: 127.0.0.1:0\n  timeout: 5000\n  servers:\n   - {}:1\n",
+            backend.local_addr().expect("addr")
+        );
+        let config = Config::from_yaml(&yaml).expect("config");
+        let (name, cfg) = &config.pools[0];
+        let pool = Arc::new(Pool::new(name, cfg, Arc::new(Resolver::new(&[]))).expect("pool"));
+        let decoder = Decoder::new(1 << 20);
+        tokio::task::LocalSet::new()
+            .run_until(async move {
+                let c = Client::new(crate::backend::conns(0, &pool));
+                let ring = pool.ring();
+                let send = |raw: &[u8]| {
+                    let (req, used) = decoder.decode(raw).expect("valid").expect("whole");
+                    assert_eq!(used, raw.len());
+                    route(&c, &ring, &req, raw, Instant::now());
+                };
+                assert!(c.settled(), "a new client has nothing outstanding");
+                send(b"set k 0 0 1 noreply\r\nx\r\n");
+                let (mut server, _) = backend.accept().await.expect("proxy connects");
+                read_until(&mut server, b"x\r\n").await;
+                assert_eq!(c.queue.pending(), 0, "nothing to answer");
+                assert!(!c.settled(), "the noreply set is not known to be executed");
+                // A later request on the same connection, answered: the set
+                // before it was executed.
+                send(b"get k\r\n");
+                read_until(&mut server, b"get k\r\n").await;
+                assert!(!c.settled(), "not answered yet");
+                server.write_all(b"VALUE k 0 1\r\nx\r\nEND\r\n").await.expect("answer");
+                poll_fn(|cx| c.queue.poll_answered(cx)).await;
+                assert!(c.settled());
+            })
+            .await;
     }
 }

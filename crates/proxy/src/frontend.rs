@@ -6,13 +6,17 @@
 //! (queued on its backend connection, which writes them all once this task
 //! yields), then the task sleeps until the last answer of the batch is in
 //! and writes them all with one call. No task, timer or channel per request.
+//!
+//! Between batches, with every answer written, nothing buffered and every
+//! noreply request known to be executed, the connection may be asked to
+//! move to another worker thread (see `memshard_net::Seat`): the handler
+//! then returns its stream and the client goes on there, unaware.
 
 use crate::backend;
 use crate::forward::{Client, route};
-use crate::order::ClientQueue;
 use crate::pool::Pool;
 use crate::stats;
-use memshard_net::{ReadBuf, Shutdown};
+use memshard_net::{ReadBuf, Seat, Shutdown};
 use memshard_proto::{Decoder, Request};
 use std::future::poll_fn;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -51,14 +55,15 @@ impl Drop for ClientGauge {
 
 /// Serves one client, over TCP or a unix socket: generic, so each kind of
 /// stream gets its own copy of this loop and reads and writes are direct
-/// calls on it.
-pub(crate) async fn handle<S>(mut stream: S, r: Route, decoder: Decoder, shutdown: Shutdown)
+/// calls on it. Returns the stream when the client is to go on on another
+/// worker (`seat` asked, between requests), `None` when it is done.
+pub(crate) async fn handle<S>(mut stream: S, r: Route, decoder: Decoder, shutdown: Shutdown, seat: Seat) -> Option<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     stats::gauge(&r.pool.stats.client_connections, 1);
     let _gauge = ClientGauge(r.pool.clone());
-    let client = Client { conns: backend::conns(r.pool_id, &r.pool), queue: ClientQueue::new() };
+    let client = Client::new(backend::conns(r.pool_id, &r.pool));
     let mut rbuf = ReadBuf::new();
     let mut wbuf = Vec::new();
     // One shutdown watch for the connection's life, cheap to poll per read.
@@ -71,7 +76,7 @@ where
             poll_fn(|cx| client.queue.poll_answered(cx)).await;
             client.queue.take_out(&mut wbuf);
             if !wbuf.is_empty() && stream.write_all(&wbuf).await.is_err() {
-                return;
+                return None;
             }
             client.queue.give_back(std::mem::take(&mut wbuf));
             if client.queue.pending() == 0 {
@@ -81,35 +86,41 @@ where
         match batch {
             Batch::Close => {
                 let _ = stream.shutdown().await;
-                return;
+                return None;
             }
             // On shutdown a connection closes once it is between requests; one
             // in the middle of a request reads on until the request is
             // complete and answered (the drain timeout bounds the wait).
             _ if shutdown.is_triggered() && !rbuf.mid_request() => {
                 let _ = stream.shutdown().await;
-                return;
+                return None;
             }
             // Requests still buffered are routed before reading more.
             Batch::Full => continue,
             Batch::Read => {}
+        }
+        // Between requests: everything answered and written, nothing
+        // buffered, every noreply executed. The seat is asked last: a yes
+        // is a promise to go.
+        if !rbuf.mid_request() && client.settled() && seat.should_move() {
+            return Some(stream);
         }
         tokio::select! {
             biased;
             res = rbuf.fill(&mut stream) => match res {
                 Ok(0) => {
                     stats::add(&r.pool.stats.client_eof, 1);
-                    return;
+                    return None;
                 }
                 Err(_) => {
                     stats::add(&r.pool.stats.client_err, 1);
-                    return;
+                    return None;
                 }
                 Ok(_) => {}
             },
             () = &mut stopped, if !rbuf.mid_request() => {
                 let _ = stream.shutdown().await;
-                return;
+                return None;
             }
         }
     }

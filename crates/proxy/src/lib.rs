@@ -43,10 +43,13 @@
 //! answer it reads into its client's output, in that client's request
 //! order. Requests and answers are forwarded as the bytes they are, and
 //! single-key gets queued together on one connection travel as one
-//! multi-key get (see `upstream`).
+//! multi-key get (see `upstream`). By default a pool keeps only as many of
+//! its workers active as the load needs, and clients move between workers
+//! at their pauses between requests ([`memshard_net::Spread`]; a client
+//! moves only once every noreply request it sent is known to be executed).
 //!
 //! ```text
-//!   pool listener ─► serve_pinned_local ─► worker thread i: client connection tasks
+//!   pool listener ─► serve_balanced_local ─► worker thread i: client connection tasks
 //!                                     └─► thread-local backend connections (server_connections per server,
 //!                                         pipelined, shared by the worker's clients, one task each)
 //!   ring: Arc<Ring> in an ArcSwap per pool — loaded per request, swapped on eject/return
@@ -77,7 +80,7 @@ pub use pool::{Placement, PoolError, placement};
 
 use frontend::Route;
 use memshard_config::Config;
-use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, serve_pinned_local};
+use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, Spread, serve_balanced_local};
 use memshard_proto::Decoder;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -89,6 +92,9 @@ use tokio::net::TcpListener;
 pub struct ProxyConfig {
     /// Worker threads per pool listener (default: number of cores).
     pub workers: usize,
+    /// How clients are spread over the workers (default: adaptive, as few
+    /// workers as the load needs; `memshard proxy --all-workers` for all).
+    pub spread: Spread,
     /// Largest item a client may send (memcached's `-I`, default 1 MiB).
     pub max_item_size: usize,
     /// DNS servers to resolve server names with, asked directly. Empty (the
@@ -100,6 +106,7 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            spread: Spread::Adaptive,
             max_item_size: memshard_proto::DEFAULT_MAX_ITEM_SIZE,
             dns_servers: Vec::new(),
         }
@@ -140,11 +147,24 @@ pub async fn run(
     if listeners.len() != config.pools.len() {
         return Err(ProxyError::Listeners { expected: config.pools.len(), got: listeners.len() });
     }
+    let pools = pools(&config, &proxy)?;
+    serve(pools, listeners, stats, proxy, shutdown).await
+}
+
+/// Every pool of `config`, ready to serve.
+fn pools(config: &Config, proxy: &ProxyConfig) -> Result<Vec<Arc<pool::Pool>>, PoolError> {
     let resolver = Arc::new(resolve::Resolver::new(&proxy.dns_servers));
-    let mut pools = Vec::new();
-    for (name, cfg) in &config.pools {
-        pools.push(Arc::new(pool::Pool::new(name, cfg, resolver.clone())?));
-    }
+    config.pools.iter().map(|(name, cfg)| Ok(Arc::new(pool::Pool::new(name, cfg, resolver.clone())?))).collect()
+}
+
+/// [`run`] with the pools made: serves each on its listener (same order).
+async fn serve(
+    pools: Vec<Arc<pool::Pool>>,
+    listeners: Vec<impl Into<Listener>>,
+    stats: Option<TcpListener>,
+    proxy: ProxyConfig,
+    shutdown: Shutdown,
+) -> Result<(), ProxyError> {
     let decoder = Decoder::new(proxy.max_item_size);
     let mut serving = tokio::task::JoinSet::new();
     for (pool_id, (pool, listener)) in pools.iter().zip(listeners).enumerate() {
@@ -159,7 +179,8 @@ pub async fn run(
             ..ServeConfig::default()
         };
         let route = Route { pool_id, pool: pool.clone() };
-        let (sd, conns, workers) = (shutdown.clone(), pool.conns.clone(), proxy.workers.max(1));
+        let (sd, conns) = (shutdown.clone(), pool.conns.clone());
+        let workers = Workers { threads: proxy.workers.max(1), spread: proxy.spread };
         match listener {
             Listener::Tcp(l) => serving.spawn(serve_pool(l, serve_cfg, conns, sd, workers, route, decoder)),
             Listener::Unix(l) => serving.spawn(serve_pool(l, serve_cfg, conns, sd, workers, route, decoder)),
@@ -194,6 +215,13 @@ pub async fn run(
     Ok(())
 }
 
+/// A pool's worker threads and how clients are spread over them.
+#[derive(Clone, Copy)]
+struct Workers {
+    threads: usize,
+    spread: Spread,
+}
+
 /// One pool's accept loop and client connections, on the same frontend for
 /// every kind of listener (one monomorphic copy per kind, so a TCP client's
 /// reads and writes are direct calls on its `TcpStream`).
@@ -202,11 +230,11 @@ fn serve_pool<L: Accept>(
     cfg: ServeConfig,
     conns: Arc<ServeStats>,
     shutdown: Shutdown,
-    workers: usize,
+    workers: Workers,
     route: Route,
     decoder: Decoder,
 ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
-    serve_pinned_local(listener, cfg, conns, shutdown, workers, move |stream, sd| {
-        frontend::handle(stream, route.clone(), decoder, sd)
+    serve_balanced_local(listener, cfg, conns, shutdown, workers.threads, workers.spread, move |stream, sd, seat| {
+        frontend::handle(stream, route.clone(), decoder, sd, seat)
     })
 }

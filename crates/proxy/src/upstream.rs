@@ -79,10 +79,18 @@ struct State {
     /// The task was woken and has not run since.
     kicked: bool,
     tally: Tally,
+    /// Requests placed in the output so far (a request's number is its
+    /// place in the byte stream).
+    queued: u64,
+    /// Number of the last request answered: the server has executed every
+    /// request up to it, noreply ones included.
+    answered: u64,
 }
 
 struct Waiter {
     expect: Expect,
+    /// Its request's number (see `State::queued`).
+    seq: u64,
     deadline: Instant,
     /// Request bytes (stats).
     len: u32,
@@ -120,10 +128,17 @@ impl Upstream {
     }
 
     /// Queues the request `write` appends to the output; `sink` gets its
-    /// answer (`None`: noreply, nothing comes back).
+    /// answer (`None`: noreply, nothing comes back). Returns the request's
+    /// number, for [`Upstream::has_executed`].
     /// `client` is whose request it is: one of its gets waiting in the open
     /// line must reach the server first.
-    pub(crate) fn send(&self, client: &Queue, write: impl FnOnce(&mut Vec<u8>), sink: Option<Sink>, now: Instant) {
+    pub(crate) fn send(
+        &self,
+        client: &Queue,
+        write: impl FnOnce(&mut Vec<u8>),
+        sink: Option<Sink>,
+        now: Instant,
+    ) -> u64 {
         let mut guard = self.st.borrow_mut();
         let st = &mut *guard;
         if st.broken {
@@ -131,7 +146,7 @@ impl Upstream {
             if let Some(s) = sink {
                 self.refuse(Expect::Whole(s));
             }
-            return;
+            return 0;
         }
         if st.open.as_ref().is_some_and(|o| asks(&o.waiter, client)) {
             close_line(st);
@@ -140,10 +155,22 @@ impl Upstream {
         write(&mut st.out);
         let len = len32(st.out.len() - before);
         st.tally.sent(len, sink.is_some());
+        st.queued += 1;
+        let seq = st.queued;
         if let Some(s) = sink {
-            st.fifo.push_back(Waiter { expect: Expect::Whole(s), deadline: now + self.timeout, len });
+            st.fifo.push_back(Waiter { expect: Expect::Whole(s), seq, deadline: now + self.timeout, len });
         }
         kick(st);
+        seq
+    }
+
+    /// Whether the server has executed request `seq` of this connection (a
+    /// later one was answered), or nothing can overtake it any more: the
+    /// connection broke, or was retired because the server's name moved to a
+    /// new address, where every later request goes.
+    pub(crate) fn has_executed(&self, seq: u64) -> bool {
+        let st = self.st.borrow();
+        st.answered > seq || st.broken || st.retired
     }
 
     /// Queues a single-key get (or gets) of `len` request bytes for slot
@@ -171,8 +198,13 @@ impl Upstream {
         st.line.extend_from_slice(cmd.as_str().as_bytes());
         st.line.push(b' ');
         st.line.extend_from_slice(key);
-        let waiter =
-            Waiter { expect: Expect::Whole(Sink::Client(queue.clone(), seq)), deadline: now + self.timeout, len };
+        // Numbered when the line goes into the output.
+        let waiter = Waiter {
+            expect: Expect::Whole(Sink::Client(queue.clone(), seq)),
+            seq: 0,
+            deadline: now + self.timeout,
+            len,
+        };
         st.open = Some(OpenGet { cmd, waiter });
         kick(st);
     }
@@ -180,7 +212,7 @@ impl Upstream {
     /// A request for a connection that already broke.
     fn refuse(&self, expect: Expect) {
         self.st.borrow_mut().tally.sent(0, true);
-        self.fail_all(vec![Waiter { expect, deadline: Instant::now(), len: 0 }], &Failure::eof());
+        self.fail_all(vec![Waiter { expect, seq: 0, deadline: Instant::now(), len: 0 }], &Failure::eof());
     }
 
     /// Hands out every whole answer at the start of `buf`; returns the bytes
@@ -225,7 +257,9 @@ impl Upstream {
             };
             answered = true;
             if done {
-                st.fifo.pop_front();
+                if let Some(w) = st.fifo.pop_front() {
+                    st.answered = w.seq;
+                }
             }
         };
         drop(guard);
@@ -387,10 +421,12 @@ fn asks(w: &Waiter, client: &Queue) -> bool {
 /// clients, and nothing answered yet orders a client's requests against
 /// another's. A client's own later request always closes the line first.
 fn close_line(st: &mut State) {
-    if let Some(open) = st.open.take() {
+    if let Some(mut open) = st.open.take() {
         st.out.extend_from_slice(&st.line);
         st.out.extend_from_slice(b"\r\n");
         st.line.clear();
+        st.queued += 1;
+        open.waiter.seq = st.queued;
         st.fifo.push_back(open.waiter);
     }
 }
