@@ -1,7 +1,7 @@
 //! `memshard bench`: closed- or open-loop load against any memcached-protocol
 //! endpoint, with HDR percentiles, a live progress line and JSON output.
 
-use crate::{Failure, logging};
+use crate::{Failure, logging, output};
 use anyhow::anyhow;
 use clap::Args;
 use memshard_bench::{Arrivals, BenchConfig, KeyDist, Mix, Phase, Progress, ValueSize};
@@ -83,7 +83,7 @@ pub(crate) struct BenchArgs {
 /// Longest run accepted, and the bound of a run limited by `-n` alone.
 const DAY_SECS: f64 = 86_400.0;
 
-#[allow(clippy::print_stdout, clippy::print_stderr)]
+#[allow(clippy::print_stderr)]
 pub(crate) fn main(args: BenchArgs) -> Result<(), Failure> {
     logging::init(0);
     let cfg = config(args.server.clone(), &args)?;
@@ -94,11 +94,7 @@ pub(crate) fn main(args: BenchArgs) -> Result<(), Failure> {
     if live {
         eprintln!();
     }
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        println!("{report}");
-    }
+    output::emit(&if args.json { format!("{}\n", report.to_json()) } else { format!("{report}\n") })?;
     if report.errors > 0 {
         let timeouts = report.error_kinds.timeout;
         let hint = if timeouts > 0 && report.config.rate.is_some() { " (target rate not sustained?)" } else { "" };

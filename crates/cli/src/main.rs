@@ -7,6 +7,7 @@
 mod app;
 mod bench;
 mod logging;
+mod output;
 mod proxy;
 mod ring;
 mod server;

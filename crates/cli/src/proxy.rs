@@ -1,6 +1,6 @@
 //! `memshard proxy`: twemproxy's flags and YAML file.
 
-use crate::{Failure, logging};
+use crate::{Failure, logging, output};
 use anyhow::{Context, anyhow};
 use clap::Args;
 use memshard_config::{Config, Listen};
@@ -50,12 +50,10 @@ pub(crate) struct ProxyArgs {
     verbose: u8,
 }
 
-#[allow(clippy::print_stdout)]
 pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
     let config = Config::load(&args.conf_file).map_err(|e| Failure::Usage(anyhow!("{e}")))?;
     if args.test_conf {
-        println!("memshard: configuration file '{}' syntax is ok", args.conf_file.display());
-        return Ok(());
+        return output::emit(&format!("memshard: configuration file '{}' syntax is ok\n", args.conf_file.display()));
     }
     let level = match args.verbose {
         0..=5 => 0,

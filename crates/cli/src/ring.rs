@@ -1,7 +1,7 @@
 //! `memshard ring`: where keys go under a pool file, and how many would move
 //! to another server under a second one (the remap cost of a topology change).
 
-use crate::Failure;
+use crate::{Failure, output};
 use anyhow::anyhow;
 use clap::Args;
 use memshard_config::Config;
@@ -55,7 +55,6 @@ fn sample_keys(n: usize) -> impl Iterator<Item = String> {
     })
 }
 
-#[allow(clippy::print_stdout)]
 pub(crate) fn main(args: RingArgs) -> Result<(), Failure> {
     let (pool, placed) = load(&args.conf_file, args.pool.as_deref())?;
     if let Some(other) = &args.compare {
@@ -67,14 +66,14 @@ pub(crate) fn main(args: RingArgs) -> Result<(), Failure> {
             .filter(|k| server_of(&placed, k.as_bytes()) != server_of(&next, k.as_bytes()))
             .count();
         let pct = 100.0 * moved as f64 / args.samples as f64;
-        println!("moved {moved} of {} sample keys ({pct:.2}%)", args.samples);
-        return Ok(());
+        return output::emit(&format!("moved {moved} of {} sample keys ({pct:.2}%)\n", args.samples));
     }
     if args.keys.is_empty() {
         return Err(Failure::Usage(anyhow!("give keys to place, or --compare FILE")));
     }
+    let mut out = String::new();
     for key in &args.keys {
-        println!("{key}\t{}", server_of(&placed, key.as_bytes()));
+        out.push_str(&format!("{key}\t{}\n", server_of(&placed, key.as_bytes())));
     }
-    Ok(())
+    output::emit(&out)
 }

@@ -155,7 +155,6 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
     if failures.is_empty() { Ok(()) } else { Err(Failure::Runtime(anyhow!("{}", failures.join("; ")))) }
 }
 
-#[allow(clippy::print_stdout)]
 fn print_summary(shards: &[SocketAddr], proxy: SocketAddr, stats: SocketAddr, app: SocketAddr) {
     let mut out = String::from("memshard up: the whole system is running\n");
     for (i, addr) in shards.iter().enumerate() {
@@ -167,7 +166,8 @@ fn print_summary(shards: &[SocketAddr], proxy: SocketAddr, stats: SocketAddr, ap
         if app.ip().is_loopback() || app.ip().is_unspecified() { "localhost".to_owned() } else { app.ip().to_string() };
     let _ = writeln!(out, "\nTry it:\n  curl \"http://{host}:{}/memcache?lookup=cat\"", app.port());
     out.push_str("\nCtrl-C stops everything.\n");
-    print!("{out}");
+    // The system runs on whether or not anyone reads this.
+    let _ = crate::output::emit(&out);
 }
 
 #[cfg(test)]

@@ -65,3 +65,28 @@ fn usage_errors_exit_two() {
     let (code, out) = run(&["-c", "/nonexistent/pool.yml", "k"]);
     assert_eq!(code, Some(2), "{out}");
 }
+
+/// A reader that has gone away (`memshard ring … | head -1`) ends the output
+/// quietly: exit 0 and no panic message, as other Unix tools do.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    use std::process::Stdio;
+    let f = pool_file("pipe", 3);
+    let keys: Vec<String> = (0..20_000).map(|i| format!("key-{i}")).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memshard"))
+        .arg("ring")
+        .arg("-c")
+        .arg(&f)
+        .args(&keys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Close the read end before the output (about 600 KB, more than a pipe
+    // holds) is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
