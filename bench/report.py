@@ -11,7 +11,9 @@ valgrind, matplotlib) and leaves out what needs a missing one. The matrix:
 
   * direct memcached (-t 1);
   * nutcracker -> 3 memcached;
-  * memshard proxy -> the same 3 memcached;
+  * memshard proxy -> the same 3 memcached: with 1 worker (per core, as
+    nutcracker's one thread), with the default (up to a worker per core, as
+    many active as the load needs) and with every worker active;
   * memshard proxy -> 3 memshard servers;
   * memshard server vs memcached at equal threads (-t 1 and -t 2);
 
@@ -72,8 +74,13 @@ def pool_file(tmp, name, port, backends):
     return path
 
 
-def proxy_name(workers):
-    return f"memshard proxy → 3 memcached ({workers} worker{'s' if workers > 1 else ''})"
+def proxy_name(workers, all_active=False):
+    """The report's name for a memshard proxy in front of the 3 memcached."""
+    if workers == 1:
+        return "memshard proxy → 3 memcached (1 worker)"
+    if all_active:
+        return f"memshard proxy → 3 memcached ({workers} workers, all active)"
+    return f"memshard proxy → 3 memcached (default: up to {workers} workers)"
 
 
 def version_of(cmd):
@@ -106,12 +113,18 @@ class Matrix:
             proxies.append(("nutcracker → 3 memcached", cmd, port))
         if have["memcached"]:
             # nutcracker runs one thread: the per-core comparison is against
-            # one worker; the default (a worker per core) is measured too.
-            for w_ in sorted({1, workers}):
+            # one worker. The default (up to a worker per core, as many
+            # active as the load needs) is what users run; every worker
+            # active is the scaling figure.
+            variants = [(1, False)] + ([(workers, False), (workers, True)] if workers > 1 else [])
+            for w_, all_active in variants:
                 port = free_port()
-                cmd = [MEMSHARD, "proxy", "-c", pool_file(tmp, f"memshard-mc-w{w_}", port, [b[1] for b in mc]),
+                tag = f"w{w_}{'-all' if all_active else ''}"
+                cmd = [MEMSHARD, "proxy", "-c", pool_file(tmp, f"memshard-mc-{tag}", port, [b[1] for b in mc]),
                        "-s", str(free_port()), "-a", "127.0.0.1", "--workers", str(w_)]
-                proxies.append((proxy_name(w_), cmd, port))
+                if all_active:
+                    cmd.append("--all-workers")
+                proxies.append((proxy_name(w_, all_active), cmd, port))
         port = free_port()
         cmd = [MEMSHARD, "proxy", "-c", pool_file(tmp, "memshard-ms", port, [b[1] for b in ms]),
                "-s", str(free_port()), "-a", "127.0.0.1", "--workers", str(workers)]
@@ -211,7 +224,7 @@ def charts(results, names):
     for group, title, fname in (("proxy", "Proxies in front of 3 shards", "proxy"),
                                 ("server", "Shard servers at equal threads", "server")):
         chosen = [n for n in names if names[n][2].startswith(group)]
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        fig, axes = plt.subplots(1, 2, figsize=(15, 0.6 * len(chosen) + 1.6))
         for ax, pipeline in zip(axes, (1, 16)):
             ops = [med(results[(n, pipeline)], "ops_per_sec") / 1000 for n in chosen]
             bars = ax.barh(chosen, ops, color=["#888" if "memshard" not in n else "#2a7" for n in chosen])
@@ -225,12 +238,13 @@ def charts(results, names):
         fig.savefig(path, dpi=110)
         plt.close(fig)
         made.append(path)
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        fig, axes = plt.subplots(1, 2, figsize=(14, 5))
         for ax, pipeline in zip(axes, (1, 16)):
             for n in chosen:
                 reps = results[(n, pipeline)]
-                ys = [med(reps, f) for f in ("p50_us", "p90_us", "p99_us", "p999_us")]
-                ax.plot(["p50", "p90", "p99", "p99.9"], ys, marker="o", label=n)
+                ys = [med(reps, f) for f in ("p50_us", "p90_us", "p99_us", "p999_us", "p9999_us")]
+                ax.plot(["p50", "p90", "p99", "p99.9", "p99.99"], ys, marker="o", label=n,
+                        linestyle="-" if "memshard" in n else "--")
             ax.set_yscale("log")
             ax.set_title(f"pipeline {pipeline}: latency (µs, log scale)")
             ax.legend(fontsize=7)
@@ -305,9 +319,8 @@ def render(results, matrix, load_cmd, have, args, instr, bytes_item, zipf, pngs)
     w("| target | measured | holds |")
     w("|---|---|---|")
     nc_p = "nutcracker → 3 memcached"
-    proxies = [(proxy_name(1), "per core")]
-    if args.workers != 1:
-        proxies.append((proxy_name(args.workers), f"{args.workers} workers"))
+    proxies = [(proxy_name(args.workers), f"default, up to {args.workers} workers")] if args.workers > 1 else []
+    proxies.append((proxy_name(1), "1 worker, per core"))
     for ms_p, how in proxies:
         for pipeline in (1, 16):
             if (nc_p, pipeline) in results and (ms_p, pipeline) in results:
@@ -337,6 +350,13 @@ def render(results, matrix, load_cmd, have, args, instr, bytes_item, zipf, pngs)
         m, c = bytes_item["memshard server"], bytes_item["memcached"]
         w(f"| bytes per 100-byte item ≤ memcached's | {m:.1f} vs {c:.1f} | {'yes' if m <= c else 'no'} |")
     w("")
+    one, every = proxy_name(1), proxy_name(args.workers, True)
+    if args.workers > 1 and all((n, p) in results for n in (one, every) for p in (1, 16)):
+        ratios = [med(results[(every, p)], "ops_per_sec") / med(results[(one, p)], "ops_per_sec") for p in (1, 16)]
+        w(f"Scaling on this machine: {args.workers} workers all active do {ratios[0]:.2f}× the ops/s of one worker "
+          f"at pipeline 1 and {ratios[1]:.2f}× at pipeline 16 (the load generator and the shards share the same "
+          f"cores, so a second worker gains no core here; see \"Active workers\" in docs/architecture.md).")
+        w("")
     direct = ("memcached (direct)", 1)
     if direct in results and (nc_p, 1) in results:
         floor = med(results[direct], "cpu_us_per_req")
