@@ -26,7 +26,7 @@ request of each proxy, and of memshard server and memcached, under callgrind
 (a fixed load; the count is the same run after run, whatever else the
 machine does). Loopback only; every process started is stopped.
 """
-import argparse, datetime, json, os, platform, re, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, json, os, platform, re, resource, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare_server import MEMSHARD, ROOT, bytes_per_item, free_port, start, stop, wait_listen  # noqa: E402
@@ -191,6 +191,16 @@ def callgrind_per_request(cmd_for_port, seconds=20):
         total = next((int(line.split()[1]) for line in f if line.startswith("summary:")), None)
     shutil.rmtree(tmp, ignore_errors=True)
     return total / requests if total else None
+
+
+def guarded(what, measure):
+    """Runs one measurement of the report's tail; a failure is reported and
+    leaves that figure out instead of losing the whole run."""
+    try:
+        return measure()
+    except Exception as e:  # noqa: BLE001 - any failure of a peer or a tool
+        print(f"  {what} failed: {e}", file=sys.stderr)
+        return None
 
 
 def zipf_hit_ratio(kind, seconds):
@@ -419,28 +429,36 @@ def main():
         try:
             bports = [b[1] for b in backends]
             if have["nutcracker"] and have["memcached"]:
-                instr["nutcracker"] = callgrind_per_request(
+                instr["nutcracker"] = guarded("callgrind of nutcracker", lambda: callgrind_per_request(
                     lambda port: ["nutcracker", "-c", pool_file(tmp, "cg-nc", port, bports), "-s", str(free_port()),
-                                  "-a", "127.0.0.1"])
-            instr["memshard proxy (--workers 1)"] = callgrind_per_request(
+                                  "-a", "127.0.0.1"]))
+            instr["memshard proxy (--workers 1)"] = guarded("callgrind of memshard proxy", lambda: callgrind_per_request(
                 lambda port: [MEMSHARD, "proxy", "-c", pool_file(tmp, "cg-ms", port, bports), "-s", str(free_port()),
-                              "-a", "127.0.0.1", "--workers", "1"])
+                              "-a", "127.0.0.1", "--workers", "1"]))
         finally:
             for b in backends:
                 stop(b[0])
         # The shard servers alone, the load straight at them.
-        instr["memshard server -t 1"] = callgrind_per_request(
-            lambda port: [MEMSHARD, "server", "-l", "127.0.0.1", "-p", str(port), "-t", "1", "-m", "1024"])
+        instr["memshard server -t 1"] = guarded("callgrind of memshard server", lambda: callgrind_per_request(
+            lambda port: [MEMSHARD, "server", "-l", "127.0.0.1", "-p", str(port), "-t", "1", "-m", "1024"]))
         if have["memcached"]:
-            instr["memcached -t 1"] = callgrind_per_request(
+            # memcached sets its open-file limit to exactly -c, and valgrind
+            # accepts only its own limit: the hard limit less the 12
+            # descriptors it keeps for itself.
+            conns = str(resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 12)
+            instr["memcached -t 1"] = guarded("callgrind of memcached", lambda: callgrind_per_request(
                 lambda port: ["memcached", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "1",
-                              "-m", "1024"])
+                              "-m", "1024", "-c", conns]))
     bytes_item, zipf = {}, {}
     if not args.quick:
         for kind, label in (("memshard", "memshard server"), ("memcached", "memcached")):
             if kind == "memshard" or have["memcached"]:
-                bytes_item[label] = bytes_per_item(kind, 1)[0]
-                zipf[label] = zipf_hit_ratio(kind, 15)
+                per_item = guarded(f"memory per item of {label}", lambda: bytes_per_item(kind, 1)[0])
+                if per_item is not None:
+                    bytes_item[label] = per_item
+                ratio = guarded(f"Zipfian hit ratio of {label}", lambda: zipf_hit_ratio(kind, 15))
+                if ratio is not None:
+                    zipf[label] = ratio
     pngs = charts(results, matrix.targets)
     section = render(results, matrix, load_cmd, have, args, instr, bytes_item, zipf, pngs)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -77,6 +77,8 @@ pub(crate) struct Meter {
     last: Option<Reading>,
     /// Whether to read the machine's idle time too.
     machine: bool,
+    /// Readings in a row that missed a worker's CPU time.
+    misses: u32,
 }
 
 struct Reading {
@@ -87,7 +89,13 @@ struct Reading {
 
 impl Meter {
     pub(crate) fn new(machine: bool) -> Meter {
-        Meter { last: None, machine }
+        Meter { last: None, machine, misses: 0 }
+    }
+
+    /// Whether the workers' CPU time cannot be read here (no
+    /// `/proc/thread-self`): then nothing can be judged.
+    pub(crate) fn blind(&self) -> bool {
+        self.misses >= 2
     }
 
     /// The window since the previous call; `None` on the first call, or
@@ -95,6 +103,7 @@ impl Meter {
     pub(crate) fn window(&mut self, slots: &[Slot]) -> Option<Window> {
         let idle = if self.machine { idle_ticks() } else { None };
         let now = Reading { at: Instant::now(), threads: slots.iter().map(Slot::cpu_ns).collect(), idle };
+        self.misses = if now.threads.iter().any(Option::is_none) { self.misses.saturating_add(1) } else { 0 };
         let last = self.last.replace(now);
         let (last, now) = (last?, self.last.as_ref()?);
         let secs = now.at.duration_since(last.at).as_secs_f64();
@@ -144,6 +153,18 @@ mod tests {
         assert!(!a.should_move(), "only two were asked for");
         assert!(!b.should_move(), "the other worker was asked for none");
         assert!(!Seat::fixed().should_move());
+    }
+
+    #[test]
+    fn a_meter_that_cannot_read_a_workers_cpu_says_so() {
+        // A worker that never registered (no /proc/thread-self): no window,
+        // and after two readings the meter owns up to being blind.
+        let slots: Arc<[Slot]> = Arc::from(vec![Slot::default()]);
+        let mut meter = Meter::new(false);
+        assert!(meter.window(&slots).is_none());
+        assert!(!meter.blind());
+        assert!(meter.window(&slots).is_none());
+        assert!(meter.blind());
     }
 
     #[test]

@@ -229,7 +229,21 @@ impl<D> WorkerSet<D> {
                 want
             }
             Spread::Adaptive | Spread::AdaptiveOnCpu => {
-                let Some(window) = self.meter.window(&self.slots) else { return };
+                let Some(window) = self.meter.window(&self.slots) else {
+                    if self.meter.blind() {
+                        // Without the workers' CPU time nothing can be judged:
+                        // use every worker, as `Spread::All` does.
+                        tracing::warn!(
+                            "cannot read the worker threads' CPU time (/proc/thread-self): every worker stays active"
+                        );
+                        let n = self.senders.len();
+                        self.spread = Spread::All;
+                        self.policy.force(n);
+                        self.stats.active_workers.store(n as u64, Ordering::Relaxed);
+                        self.rebalance(n);
+                    }
+                    return;
+                };
                 let before = self.policy.active();
                 let Some(want) = self.policy.observe(&window) else { return };
                 tracing::info!(
@@ -276,7 +290,6 @@ async fn accept_loop<L: Accept>(
     };
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let balancing = set.spread != Spread::All && set.senders.len() > 1;
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
     let mut rejects = JoinSet::new();
     let mut backoff = Duration::from_millis(1);
@@ -289,7 +302,7 @@ async fn accept_loop<L: Accept>(
                 set.hand(job, Some(from));
                 continue;
             }
-            _ = ticks.tick(), if balancing => {
+            _ = ticks.tick(), if set.spread != Spread::All && set.senders.len() > 1 => {
                 set.tick();
                 continue;
             }
