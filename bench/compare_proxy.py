@@ -3,7 +3,7 @@
 both in front of the same 3 memcached backends, plus direct memcached.
 
     cargo build --release -p memshard
-    python3 bench/compare_proxy.py [--rounds 3] [--duration 8] [--workers 1 2]
+    python3 bench/compare_proxy.py [--rounds 3] [--duration 8] [--workers 1 2] [--all-workers]
     python3 bench/compare_proxy.py --callgrind [--duration 10]
 
 Throughput mode sets every key once per target, then alternates the targets
@@ -42,16 +42,32 @@ def pool_file(tmp, name, port, backends):
     return path
 
 
-def proxy_cmds(tmp, backends, workers, proxy_bin):
-    """(name, command, listen port) of nutcracker and one memshard proxy per worker count."""
+def proxy_cmds(tmp, backends, workers, proxy_bin, all_workers=False):
+    """(name, command, listen port) of nutcracker and one memshard proxy per worker count (and, with
+    `all_workers`, one more per count above 1 that keeps every worker active)."""
     port = free_port()
     out = [("nutcracker", ["nutcracker", "-c", pool_file(tmp, "nutcracker", port, backends), "-s", str(free_port()),
                            "-a", "127.0.0.1", "-o", os.path.join(tmp, "nutcracker.log")], port)]
-    for w in workers:
+    variants = [(w, False) for w in workers] + ([(w, True) for w in workers if w > 1] if all_workers else [])
+    for w, every in variants:
         port = free_port()
-        out.append((f"memshard proxy -w{w}", [proxy_bin, "proxy", "-c", pool_file(tmp, f"memshard_w{w}", port, backends),
-                                              "-s", str(free_port()), "-a", "127.0.0.1", "--workers", str(w)], port))
+        tag = f"w{w}{'_all' if every else ''}"
+        cmd = [proxy_bin, "proxy", "-c", pool_file(tmp, f"memshard_{tag}", port, backends), "-s", str(free_port()),
+               "-a", "127.0.0.1", "--workers", str(w)] + (["--all-workers"] if every else [])
+        out.append((f"memshard proxy -w{w}{' --all-workers' if every else ''}", cmd, port))
     return out
+
+
+def switches(pid):
+    """Voluntary context switches of every thread of a process so far."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/status"):
+        try:
+            with open(path) as f:
+                total += sum(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches"))
+        except OSError:
+            pass  # a thread that ended meanwhile
+    return total
 
 
 def served(backends):
@@ -132,7 +148,7 @@ def throughput(a, backends, direct, tmp):
     procs, targets, cmds, pids = [], {"memcached direct": direct[1]}, {}, {"memcached direct": None}
     servers = {"memcached direct": [direct]}
     try:
-        for name, cmd, port in proxy_cmds(tmp, backends, a.workers, a.proxy_bin):
+        for name, cmd, port in proxy_cmds(tmp, backends, a.workers, a.proxy_bin, a.all_workers):
             procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_listen(port)
             targets[name], cmds[name], pids[name], servers[name] = port, cmd, procs[-1].pid, backends
@@ -146,15 +162,17 @@ def throughput(a, backends, direct, tmp):
                 for k in order:
                     # CPU per request of each process, over the whole run (warm-up included).
                     before = (served(servers[k]), pids[k] and cpu_secs(pids[k]),
-                              sum(cpu_secs(b[0].pid) for b in servers[k]), resource.getrusage(resource.RUSAGE_CHILDREN))
+                              sum(cpu_secs(b[0].pid) for b in servers[k]), resource.getrusage(resource.RUSAGE_CHILDREN),
+                              pids[k] and switches(pids[k]))
                     rep, load_cmd = bench(targets[k], pipeline, a.duration)
                     after = (served(servers[k]), pids[k] and cpu_secs(pids[k]),
-                             sum(cpu_secs(b[0].pid) for b in servers[k]), resource.getrusage(resource.RUSAGE_CHILDREN))
+                             sum(cpu_secs(b[0].pid) for b in servers[k]), resource.getrusage(resource.RUSAGE_CHILDREN),
+                             pids[k] and switches(pids[k]))
                     n = after[0] - before[0]
                     gen = lambda u: u.ru_utime + u.ru_stime
                     cpu.setdefault((k, pipeline), []).append(
                         ((after[1] - before[1]) * 1e6 / n if pids[k] else 0.0, (after[2] - before[2]) * 1e6 / n,
-                         (gen(after[3]) - gen(before[3])) * 1e6 / n))
+                         (gen(after[3]) - gen(before[3])) * 1e6 / n, (after[4] - before[4]) / n if pids[k] else 0.0))
                     results.setdefault((k, pipeline), []).append(rep)
                     print(f"  {k} P{pipeline} round {r + 1}: {rep['ops_per_sec']:.0f} ops/s p99 {rep['p99_us']:.0f}us "
                           f"errors {rep['errors']}", file=sys.stderr)
@@ -176,13 +194,13 @@ def throughput(a, backends, direct, tmp):
                   f"{med('p999_us'):.0f} | {ops / base:.2f}× |")
     print("\n#### CPU per request (µs, user + system, median of the rounds; every request of the run, warm-up "
           "included)\n")
-    print("| target | pipeline | proxy | memcached (all) | generator | total |")
-    print("|---|---|---|---|---|---|")
+    print("| target | pipeline | proxy | memcached (all) | generator | total | proxy's voluntary context switches per request |")
+    print("|---|---|---|---|---|---|---|")
     for pipeline in (1, 16):
         for k in targets:
-            med = [statistics.median(c[i] for c in cpu[(k, pipeline)]) for i in range(3)]
-            proxy = f"{med[0]:.2f}" if pids[k] else "—"
-            print(f"| {k} | {pipeline} | {proxy} | {med[1]:.2f} | {med[2]:.2f} | {sum(med):.2f} |")
+            med = [statistics.median(c[i] for c in cpu[(k, pipeline)]) for i in range(4)]
+            proxy, vcs = (f"{med[0]:.2f}", f"{med[3]:.3f}") if pids[k] else ("—", "—")
+            print(f"| {k} | {pipeline} | {proxy} | {med[1]:.2f} | {med[2]:.2f} | {sum(med[:3]):.2f} | {vcs} |")
     print("\nCommands:\n")
     print(f"- backends and direct: `{' '.join(backends[0][2])}` (one port each)")
     for name, cmd in cmds.items():
@@ -195,6 +213,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=8)
     ap.add_argument("--workers", type=int, nargs="+", default=[2], help="one memshard proxy per value")
+    ap.add_argument("--all-workers", action="store_true",
+                    help="also one proxy per worker count above 1 with every worker active (--all-workers)")
     ap.add_argument("--proxy-bin", default=MEMSHARD, help="memshard binary that runs the proxy")
     ap.add_argument("--bench-bin", default=MEMSHARD, help="memshard binary that runs the load")
     ap.add_argument("--callgrind", action="store_true", help="count instructions per request instead")
