@@ -234,13 +234,14 @@ def charts(results, names):
     for group, title, fname in (("proxy", "Proxies in front of 3 shards", "proxy"),
                                 ("server", "Shard servers at equal threads", "server")):
         chosen = [n for n in names if names[n][2].startswith(group)]
-        fig, axes = plt.subplots(1, 2, figsize=(15, 0.6 * len(chosen) + 1.6))
+        fig, axes = plt.subplots(1, 2, figsize=(13, 0.6 * len(chosen) + 1.6), sharey=True)
         for ax, pipeline in zip(axes, (1, 16)):
             ops = [med(results[(n, pipeline)], "ops_per_sec") / 1000 for n in chosen]
             bars = ax.barh(chosen, ops, color=["#888" if "memshard" not in n else "#2a7" for n in chosen])
             ax.bar_label(bars, fmt="%.0f k", padding=3, fontsize=8)
             ax.set_title(f"pipeline {pipeline}: ops/s (thousands)")
-            ax.invert_yaxis()
+            if pipeline == 1:
+                ax.invert_yaxis()  # the y axis is shared: once for both
             ax.margins(x=0.2)
         fig.suptitle(title)
         fig.tight_layout()
