@@ -94,7 +94,9 @@ impl Policy {
         } else {
             let per_worker = if w.idle.is_some_and(|i| i < CONTENDED_IDLE) { CONTENDED_LOAD } else { LIGHT };
             let fits = ((total / per_worker).ceil() as usize).max(1);
-            if fits < k {
+            // A worker still near a full core (one heavy client, which no
+            // spreading relieves) would only get busier: keep the others.
+            if fits < k && busiest < BUSY {
                 self.calm += 1;
                 if self.calm < CALM_WINDOWS {
                     return None;
@@ -202,6 +204,21 @@ mod tests {
         // And a contended single worker below BUSY never spreads.
         let mut p = Policy::new(2);
         assert_eq!(settle_on(&mut p, &window(&[0.84, 0.0], Some(0.0))), None);
+    }
+
+    #[test]
+    fn one_heavy_client_does_not_make_it_flap() {
+        // One client keeps its worker at 0.95 of a core; spreading cannot
+        // relieve it, and giving the other workers back would only bring the
+        // spread back: once all are active it stays so.
+        let mut p = Policy::new(4);
+        let mut changes = Vec::new();
+        for _ in 0..40 {
+            let k = p.active();
+            let cpu: Vec<f64> = (0..4).map(|i| if i == 0 { 0.95 } else if i < k { 0.03 } else { 0.0 }).collect();
+            changes.extend(p.observe(&window(&cpu, Some(2.9))));
+        }
+        assert_eq!(changes, vec![2, 3, 4], "it spreads as far as it can, then stays");
     }
 
     #[test]

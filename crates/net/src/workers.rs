@@ -1,11 +1,15 @@
 //! Thread-per-core serving: one acceptor hands each connection to one of N
 //! worker threads, each running its own single-threaded runtime, and the
-//! connection stays on that thread for its whole life (memcached's model).
+//! connection stays on that thread (memcached's model) — for its whole life
+//! with [`Spread::All`], or until the acceptor asks its worker to hand it
+//! back, between two requests, to another one ([`Spread::Adaptive`]: as
+//! few workers active as the load needs, see `balance`).
 //!
 //! Pinning matters twice: no cross-thread task migration on the request path,
 //! and every allocation a connection makes comes from its thread's allocator
 //! arena, so memory freed by evictions is reused instead of fragmenting across
-//! arenas.
+//! arenas. A move is a rare, whole hand-over (the stream leaves one reactor
+//! and joins another), never a task hopping threads mid-request.
 
 use crate::balance::Policy;
 use crate::limit::{Open, ServeConfig, ServeStats, admit};
