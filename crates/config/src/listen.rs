@@ -43,6 +43,11 @@ impl fmt::Display for Listen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Listen::Tcp { host, port } => write!(f, "{host}:{port}"),
+            // The last space of a unix `listen:` value starts its
+            // permissions: a path with a space needs them written out.
+            Listen::Unix { path, perm: None } if path.to_string_lossy().contains(' ') => {
+                write!(f, "{} 0", path.display())
+            }
             Listen::Unix { path, perm: None } => write!(f, "{}", path.display()),
             Listen::Unix { path, perm: Some(perm) } => write!(f, "{} {perm:04o}", path.display()),
         }
@@ -165,5 +170,10 @@ mod tests {
         assert!(parse("/tmp/a.sock abc").is_err());
         assert_eq!(parse("/tmp/a.sock \t0660"), Ok(Listen::Unix { path: "/tmp/a.sock".into(), perm: Some(0o660) }));
         assert_eq!(Listen::Unix { path: "/s".into(), perm: Some(0o60) }.to_string(), "/s 0060");
+        // What Display writes reads back as the same listener.
+        for text in ["/tmp/a.sock", "/tmp/a.sock 0600", "/tmp/a 0 0", "/tmp/my socket 0660", "/tmp/a b 0"] {
+            let l = parse(text).expect("valid");
+            assert_eq!(parse(&l.to_string()), Ok(l.clone()), "{text:?} displayed as {l}");
+        }
     }
 }
