@@ -19,6 +19,9 @@ use tokio::time::{Instant, Sleep};
 /// The read buffer's size, and what it shrinks back to after a large answer.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Most yields before a write while each brings more requests.
+const MAX_YIELDS: u32 = 4;
+
 /// Keeps the `server_connections` gauge right however the task ends.
 struct Connected<'a>(&'a Upstream);
 impl Drop for Connected<'_> {
@@ -92,18 +95,25 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(up: &Upstream, stream: S) -> R
         sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
         armed: false,
     };
-    let mut deferred = false;
+    let (mut yields, mut seen) = (0, 0);
     poll_fn(|cx| {
         // Requests are queued: before writing them, let the clients whose
         // requests arrived in this same turn of the event loop queue theirs
         // too (a yield runs after the pending I/O events are handed out), so
         // one write carries them all and the backend wakes once for them.
-        if !deferred && up.has_output() {
-            deferred = true;
-            let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
-            return Poll::Pending;
+        // While each yield brings more, yield again (a few times at most):
+        // on a busy worker the batch grows; on a quiet one the first yield
+        // brings nothing and the write goes at once.
+        if up.has_output() {
+            let taken = up.taken();
+            if yields == 0 || (taken != seen && yields < MAX_YIELDS) {
+                yields += 1;
+                seen = taken;
+                let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+                return Poll::Pending;
+            }
         }
-        deferred = false;
+        yields = 0;
         let res = link.turn(up, cx);
         up.flush_tally();
         res

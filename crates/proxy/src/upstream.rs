@@ -85,6 +85,9 @@ struct State {
     /// Number of the last request answered: the server has executed every
     /// request up to it, noreply ones included.
     answered: u64,
+    /// Requests taken so far, gets that joined a line included (the
+    /// connection's task watches it to see whether waiting gathers more).
+    taken: u64,
 }
 
 struct Waiter {
@@ -155,6 +158,7 @@ impl Upstream {
         write(&mut st.out);
         let len = len32(st.out.len() - before);
         st.tally.sent(len, sink.is_some());
+        st.taken += 1;
         st.queued += 1;
         let seq = st.queued;
         if let Some(s) = sink {
@@ -184,6 +188,7 @@ impl Upstream {
             return;
         }
         st.tally.sent(len, true);
+        st.taken += 1;
         if let Some(open) = &mut st.open {
             if open.cmd == cmd
                 && st.line.len() + key.len() < MAX_BATCH_LINE
@@ -336,6 +341,11 @@ impl Upstream {
         if !st.task.as_ref().is_some_and(|w| w.will_wake(waker)) {
             st.task = Some(waker.clone());
         }
+    }
+
+    /// Requests taken so far (a count that only grows).
+    pub(crate) fn taken(&self) -> u64 {
+        self.st.borrow().taken
     }
 
     /// Whether anything waits to be written.
