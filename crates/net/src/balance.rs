@@ -215,7 +215,12 @@ mod tests {
         let mut changes = Vec::new();
         for _ in 0..40 {
             let k = p.active();
-            let cpu: Vec<f64> = (0..4).map(|i| if i == 0 { 0.95 } else if i < k { 0.03 } else { 0.0 }).collect();
+            // Worker 0 holds the heavy client; the other active ones idle.
+            let mut cpu = vec![0.0; 4];
+            cpu[0] = 0.95;
+            for c in cpu.iter_mut().take(k).skip(1) {
+                *c = 0.03;
+            }
             changes.extend(p.observe(&window(&cpu, Some(2.9))));
         }
         assert_eq!(changes, vec![2, 3, 4], "it spreads as far as it can, then stays");
