@@ -237,14 +237,14 @@ def med(reps, field):
     return statistics.median(r[field] for r in reps)
 
 
-def charts(results, names):
+def charts(results, names, where):
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    os.makedirs(CHARTS, exist_ok=True)
+    os.makedirs(where, exist_ok=True)
     made = []
     for group, title, fname in (("proxy", "Proxies in front of 3 shards", "proxy"),
                                 ("server", "Shard servers at equal threads", "server")):
@@ -260,7 +260,7 @@ def charts(results, names):
             ax.margins(x=0.2)
         fig.suptitle(title)
         fig.tight_layout()
-        path = os.path.join(CHARTS, f"{fname}-throughput.png")
+        path = os.path.join(where, f"{fname}-throughput.png")
         fig.savefig(path, dpi=110)
         plt.close(fig)
         made.append(path)
@@ -276,7 +276,7 @@ def charts(results, names):
             ax.legend(fontsize=7)
         fig.suptitle(title + ": latency percentiles")
         fig.tight_layout()
-        path = os.path.join(CHARTS, f"{fname}-latency.png")
+        path = os.path.join(where, f"{fname}-latency.png")
         fig.savefig(path, dpi=110)
         plt.close(fig)
         made.append(path)
@@ -425,7 +425,7 @@ def main():
     ap.add_argument("--duration", type=float, default=8)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s, no callgrind, no memory figure")
-    ap.add_argument("--no-write", action="store_true", help="print the section instead of writing the doc")
+    ap.add_argument("--no-write", action="store_true", help="print the section instead of writing the doc (docs/ untouched, no charts kept)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 3
@@ -484,7 +484,8 @@ def main():
                 ratio = guarded(f"Zipfian hit ratio of {label}", lambda: zipf_hit_ratio(kind, 15))
                 if ratio is not None:
                     zipf[label] = ratio
-    pngs = charts(results, matrix.targets)
+    # --no-write leaves docs/ alone: the charts then go to the temporary directory.
+    pngs = charts(results, matrix.targets, tmp if args.no_write else CHARTS)
     section = render(results, matrix, load_cmd, have, args, instr, bytes_item, zipf, pngs, changes)
     shutil.rmtree(tmp, ignore_errors=True)
     if args.no_write:
