@@ -6,6 +6,7 @@ use anyhow::anyhow;
 use clap::Args;
 use memshard_config::Config;
 use memshard_proxy::{Placement, placement};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// Print the server each key maps to, or the remap fraction between two configs.
@@ -73,7 +74,7 @@ pub(crate) fn main(args: RingArgs) -> Result<(), Failure> {
     }
     let mut out = String::new();
     for key in &args.keys {
-        out.push_str(&format!("{key}\t{}\n", server_of(&placed, key.as_bytes())));
+        let _ = writeln!(out, "{key}\t{}", server_of(&placed, key.as_bytes()));
     }
     output::emit(&out)
 }

@@ -51,11 +51,6 @@ impl Seat {
         Seat { slots, worker }
     }
 
-    /// A seat on no balanced loop: never asked to move.
-    pub fn fixed() -> Seat {
-        Seat { slots: Arc::from(Vec::new()), worker: 0 }
-    }
-
     /// Whether this connection should leave its worker now (a `true` is
     /// a promise to go: the handler returns its stream).
     pub fn should_move(&self) -> bool {
@@ -114,7 +109,7 @@ impl Meter {
         for (a, b) in last.threads.iter().zip(&now.threads) {
             cpu.push(b.zip(*a).map(|(b, a)| b.saturating_sub(a) as f64 / 1e9 / secs)?);
         }
-        let idle = now.idle.zip(last.idle).map(|(b, a)| b.saturating_sub(a) as f64 / clock_ticks() / secs);
+        let idle = now.idle.zip(last.idle).map(|(b, a)| b.saturating_sub(a) as f64 / USER_HZ / secs);
         Some(Window { cpu, idle })
     }
 }
@@ -134,9 +129,7 @@ fn idle_ticks() -> Option<u64> {
 
 /// `USER_HZ`: the unit of `/proc/stat`, 100 on every Linux architecture
 /// the kernel exports it for (the ABI fixed it regardless of `HZ`).
-fn clock_ticks() -> f64 {
-    100.0
-}
+const USER_HZ: f64 = 100.0;
 
 #[cfg(test)]
 mod tests {
@@ -152,7 +145,6 @@ mod tests {
         assert!(a.should_move());
         assert!(!a.should_move(), "only two were asked for");
         assert!(!b.should_move(), "the other worker was asked for none");
-        assert!(!Seat::fixed().should_move());
     }
 
     #[test]

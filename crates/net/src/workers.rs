@@ -232,31 +232,30 @@ impl<D> WorkerSet<D> {
                 self.policy.force(want);
                 want
             }
-            Spread::Adaptive | Spread::AdaptiveOnCpu => {
-                let Some(window) = self.meter.window(&self.slots) else {
-                    if self.meter.blind() {
-                        // Without the workers' CPU time nothing can be judged:
-                        // use every worker, as `Spread::All` does.
-                        tracing::warn!(
-                            "cannot read the worker threads' CPU time (/proc/thread-self): every worker stays active"
-                        );
-                        let n = self.senders.len();
-                        self.spread = Spread::All;
-                        self.policy.force(n);
-                        self.stats.active_workers.store(n as u64, Ordering::Relaxed);
-                        self.rebalance(n);
-                    }
-                    return;
-                };
-                let before = self.policy.active();
-                let Some(want) = self.policy.observe(&window) else { return };
-                tracing::info!(
-                    cpu = ?window.cpu.iter().map(|c| (c * 100.0).round() / 100.0).collect::<Vec<_>>(),
-                    idle_cores = ?window.idle.map(|i| (i * 100.0).round() / 100.0),
-                    "active workers: {before} -> {want}"
-                );
-                want
-            }
+            Spread::Adaptive | Spread::AdaptiveOnCpu => match self.meter.window(&self.slots) {
+                Some(window) => {
+                    let before = self.policy.active();
+                    let Some(want) = self.policy.observe(&window) else { return };
+                    tracing::info!(
+                        cpu = ?window.cpu.iter().map(|c| (c * 100.0).round() / 100.0).collect::<Vec<_>>(),
+                        idle_cores = ?window.idle.map(|i| (i * 100.0).round() / 100.0),
+                        "active workers: {before} -> {want}"
+                    );
+                    want
+                }
+                // Without the workers' CPU time nothing can be judged: use
+                // every worker, as `Spread::All` does.
+                None if self.meter.blind() => {
+                    tracing::warn!(
+                        "cannot read the worker threads' CPU time (/proc/thread-self): every worker stays active"
+                    );
+                    let n = self.senders.len();
+                    self.spread = Spread::All;
+                    self.policy.force(n);
+                    n
+                }
+                None => return,
+            },
         };
         self.stats.active_workers.store(want as u64, Ordering::Relaxed);
         self.rebalance(want);
