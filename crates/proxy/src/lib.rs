@@ -190,10 +190,11 @@ async fn serve(
             // twemproxy's preconnect connects at start and only logs failures.
             // Backend connections here belong to worker threads and open on
             // first use; at start we check every server is reachable and log.
+            // The check only asks `version`: it never flushes a server.
             let p = pool.clone();
             tokio::spawn(async move {
                 for i in 0..p.addrs.len() {
-                    if !prober::probe(&p, i).await {
+                    if !prober::reachable(&p, i).await {
                         tracing::warn!(pool = %p.name, server = %p.addrs[i], "preconnect: server not reachable");
                     }
                 }

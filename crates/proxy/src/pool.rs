@@ -227,6 +227,11 @@ impl Pool {
         }
     }
 
+    /// Is server `i` out of the ring now?
+    pub(crate) fn is_ejected(&self, i: usize) -> bool {
+        self.health.get(i).is_some_and(|h| h.ejected.load(Ordering::Acquire))
+    }
+
     /// Has server `i` failed since its last success (or is it ejected)? A
     /// connection made now is then a reconnect, which looks the name up again.
     pub(crate) fn is_failing(&self, i: usize) -> bool {

@@ -1,13 +1,20 @@
 //! Returns ejected servers to the ring: when a server's retry time comes, a
 //! probe (connect + `version`) must succeed first — twemproxy re-adds blindly,
 //! which makes a still-dead server flap in and out of the ring. With
-//! `flush_on_return` (the default) the probe then empties the server with
-//! `flush_all`: while it was out, its keys were written elsewhere, and the
-//! older values it still holds must not be served again once it is back.
+//! `flush_on_return` (the default) a server that was ejected is then emptied
+//! with `flush_all` before it rejoins: while it was out, its keys were
+//! written elsewhere, and the older values it still holds must not be served
+//! again once it is back.
+//!
+//! Only that return flushes. A reachability check (`preconnect` at start)
+//! asks `version` and nothing else, and the flush is sent only while the
+//! server is still marked ejected: a server that never left the ring holds
+//! no value older than one the proxy acknowledged, and emptying it would
+//! throw a warm cache away (nutcracker never flushes).
 
 use crate::pool::Pool;
 use crate::resolve;
-use memshard_client::ClientConfig;
+use memshard_client::{Client, ClientConfig};
 use memshard_net::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +29,7 @@ pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> std::io::Res
             _ = tick.tick() => {}
         }
         for i in pool.due_for_retry() {
-            if !pool.cfg.extensions.server_probe || probe(&pool, i).await {
+            if !pool.cfg.extensions.server_probe || readmit(&pool, i).await {
                 pool.restore(i);
             } else {
                 tracing::debug!(pool = %pool.name, server = %pool.addrs[i], "probe failed; staying ejected");
@@ -32,21 +39,31 @@ pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> std::io::Res
     }
 }
 
-/// Connects to the server's name as it resolves now (a probe is a
-/// reconnect: the server may be back at another address), or to its unix
-/// socket, and asks `version`; then, with `flush_on_return`, `flush_all`.
-/// The flush comes after the `version` answer so that requests the server
-/// had buffered before it stopped answering (a hung process resuming) are
-/// processed first and flushed too.
-pub(crate) async fn probe(pool: &Pool, i: usize) -> bool {
+/// Is server `i` reachable? Connects to its name as it resolves now (a
+/// probe is a reconnect: the server may be back at another address), or to
+/// its unix socket, and asks `version`. Changes nothing on the server.
+pub(crate) async fn reachable(pool: &Pool, i: usize) -> bool {
+    check(pool, i).await.is_some()
+}
+
+/// The connection of a successful check, for a command to follow it.
+async fn check(pool: &Pool, i: usize) -> Option<Client> {
     let t = pool.timeout().min(Duration::from_secs(2));
     let cfg = ClientConfig { timeout: t, connect_timeout: t, max_in_flight: 1 };
-    let Ok((dest, _)) = resolve::destination(pool, i, true).await else { return false };
-    let Ok(c) = dest.connect(cfg).await else { return false };
-    if c.version().await.is_err() {
-        return false;
-    }
-    if !pool.cfg.extensions.flush_on_return {
+    let (dest, _) = resolve::destination(pool, i, true).await.ok()?;
+    let c = dest.connect(cfg).await.ok()?;
+    c.version().await.ok()?;
+    Some(c)
+}
+
+/// The probe of an ejected server whose retry time came: reachable, then,
+/// with `flush_on_return` and only if it is still ejected, flushed. The
+/// flush comes after the `version` answer so that requests the server had
+/// buffered before it stopped answering (a hung process resuming) are
+/// processed first and flushed too.
+async fn readmit(pool: &Pool, i: usize) -> bool {
+    let Some(c) = check(pool, i).await else { return false };
+    if !pool.cfg.extensions.flush_on_return || !pool.is_ejected(i) {
         return true;
     }
     match c.flush_all().await {

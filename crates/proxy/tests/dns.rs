@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::ask;
+use common::{ask, eventually, server_stat};
 use memshard_net::{Shutdown, ShutdownTrigger};
 use memshard_proxy::ProxyConfig;
 use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
@@ -147,15 +147,6 @@ fn figure(text: String) {
     eprintln!("FIGURE {text}");
 }
 
-/// Polls `cond` every 20 ms until it holds, failing after `secs`.
-async fn eventually<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut cond: F) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_moving_to_a_new_address_moves_no_key_and_dns_failure_keeps_the_last_one() {
     let (trigger, sd) = ShutdownTrigger::new();
@@ -268,6 +259,39 @@ async fn a_name_moving_to_a_new_address_moves_no_key_and_dns_failure_keeps_the_l
     zone.lock().expect("zone").fail = None;
     set(&mut c, probe, "recovered").await;
     assert_eq!(get(&mut at3, probe).await, Some("recovered".into()));
+    trigger.trigger();
+}
+
+/// A pod that comes back at a new address with its items (a warm restart)
+/// is followed, never flushed: the name never left the ring. `preconnect`
+/// and auto-ejection are on, the paths that once flushed at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_moving_to_a_warm_server_flushes_nothing() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let port = start_backends(&sd).await;
+    let zone = Arc::new(Mutex::new(Zone::default()));
+    zone.lock().expect("zone").records.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 2));
+    let dns = start_dns(zone.clone(), sd.clone()).await;
+    let yaml = format!(
+        "mc:\n  listen: 127.0.0.1:22121\n  preconnect: true\n  auto_eject_hosts: true\n  server_failure_limit: 1\n  \
+         timeout: 2000\n  dns_refresh_interval: 100\n  servers:\n   - shard-a.test:{port}:1\n"
+    );
+    let addr = |ip: &str| -> SocketAddr { format!("{ip}:{port}").parse().expect("addr") };
+    // The pod's new address already holds its items.
+    let mut at3 = TcpStream::connect(addr("127.0.0.3")).await.expect("backend");
+    set(&mut at3, "warm", "kept").await;
+    let proxy = start_proxy(&yaml, vec![dns], sd.clone()).await;
+    let mut c = TcpStream::connect(proxy).await.expect("proxy");
+    set(&mut c, "k", "at-2").await;
+    zone.lock().expect("zone").records.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 3));
+    eventually(5, "requests reach 127.0.0.3", async || get(&mut c, "k").await.is_none()).await;
+    assert_eq!(get(&mut c, "warm").await, Some("kept".into()), "the moved server's items survive");
+    // Several refresh rounds later, still nothing flushed anywhere.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for ip in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        assert_eq!(server_stat(addr(ip), "cmd_flush").await, 0, "{ip} was flushed");
+    }
+    assert_eq!(get(&mut c, "warm").await, Some("kept".into()));
     trigger.trigger();
 }
 

@@ -1,10 +1,11 @@
 //! Helpers shared by the proxy's integration tests.
+#![allow(dead_code)] // each test binary uses a different subset
 
 use memshard_config::Config;
 use memshard_net::Shutdown;
 use memshard_proxy::{ProxyConfig, run};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -39,4 +40,25 @@ pub(crate) async fn ask<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, req: &[u8]
         buf.extend_from_slice(&chunk[..n]);
     }
     buf
+}
+
+/// Polls `cond` every 20 ms until it holds, failing after `secs`.
+pub(crate) async fn eventually<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut cond: F) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One `STAT name value` of a memcached-speaking server's `stats`.
+pub(crate) async fn server_stat(server: SocketAddr, name: &str) -> u64 {
+    let mut s = tokio::net::TcpStream::connect(server).await.expect("connect for stats");
+    let r = ask(&mut s, b"stats\r\n", b"END\r\n").await;
+    let text = String::from_utf8(r).expect("utf8");
+    let prefix = format!("STAT {name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text:?}"))
 }
