@@ -41,6 +41,13 @@ pub(crate) struct ServerArgs {
     /// Accepted for compatibility with memcached command lines; ignored.
     #[arg(short = 'u', long = "user")]
     user: Option<String>,
+    /// Enable the `shutdown` command (memcached's --enable-shutdown).
+    #[arg(short = 'A', long = "enable-shutdown")]
+    enable_shutdown: bool,
+    /// Delimiter between key prefix and the rest for `stats detail`; turns
+    /// the per-prefix counting on at start.
+    #[arg(short = 'D', value_name = "CHAR", value_parser = parse_delimiter)]
+    prefix_delimiter: Option<u8>,
     /// Verbose logging (-v, -vv).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     verbose: u8,
@@ -70,6 +77,8 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
         max_connections: args.conn_limit,
         max_item_size: args.max_item_size,
         threads,
+        shutdown_command: args.enable_shutdown,
+        prefix_delimiter: args.prefix_delimiter,
         ..ServerConfig::default()
     };
     // The acceptor, the sweeper and signal handling share one small runtime;
@@ -96,6 +105,14 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
         });
         memshard_server::run(listener, cfg, shutdown).await.map_err(|e| Failure::Runtime(e.into()))
     })
+}
+
+/// memcached's `-D`: one character.
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s.as_bytes() {
+        [b] if b.is_ascii_graphic() => Ok(*b),
+        _ => Err(format!("'{s}' is not one printable character")),
+    }
 }
 
 /// memcached's `-a`: octal digits only, at most 0777.

@@ -294,7 +294,7 @@ impl Client {
         if parts.next().is_some() || group.bytes().any(|b| b < b' ' || b == 0x7f) {
             return Err(ClientError::InvalidArgument(format!("bad stats group {group:?}")));
         }
-        let req = Request::Stats(Stats { group: g.map(str::as_bytes), arg: arg.map(str::as_bytes) });
+        let req = Request::Stats(Stats { group: g.map(str::as_bytes), arg: arg.map(str::as_bytes), arg2: None });
         let replies = self.call(encode(&req), 1).await?;
         let mut stats = Vec::with_capacity(replies.len());
         for r in replies {

@@ -81,6 +81,12 @@ impl UnixListener {
     }
 }
 
+impl std::os::fd::AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
 impl Accept for UnixListener {
     type Stream = UnixStream;
     type Detached = std::os::unix::net::UnixStream;

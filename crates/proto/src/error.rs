@@ -105,8 +105,6 @@ pub mod msg {
     pub const BAD_INITIAL: &str = "CLIENT_ERROR invalid numeric initial value";
     /// Bad `D` token.
     pub const BAD_DELTA_TOKEN: &str = "CLIENT_ERROR invalid numeric delta value";
-    /// `me` is a debugging command memshard does not serve.
-    pub const ME_UNSUPPORTED: &str = "CLIENT_ERROR me (meta debug) is not supported";
     /// A request starting with the binary protocol's request magic (0x80).
     pub const BINARY_UNSUPPORTED: &str = "CLIENT_ERROR binary protocol is not supported";
     /// A multi-get line longer than the decoder accepts.

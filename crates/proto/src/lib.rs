@@ -21,9 +21,10 @@ pub use error::{ProtoError, msg};
 pub use line::{MAX_TOKENS, MAX_UNTERMINATED_LINE};
 pub use reply::{MAX_REPLY_LINE, MetaCode, Reply, ReplyError, meta_flag_tokens};
 pub use request::{
-    Arith, CacheMemlimit, DEFAULT_MAX_GET_LINE, DEFAULT_MAX_ITEM_SIZE, DecodeResult, Decoder, Delete, FlushAll, Get,
-    GetCmd, Keys, MAX_KEY_LEN, MAX_META_FLAGS, MetaArith, MetaArithMode, MetaDelete, MetaFlags, MetaGet, MetaSet,
-    MetaSetMode, Request, Stats, Store, StoreCmd, Touch, Verbosity, item_size_ok,
+    Admin, AdminCmd, Arith, CacheMemlimit, DEFAULT_MAX_GET_LINE, DEFAULT_MAX_ITEM_SIZE, DecodeResult, Decoder, Delete,
+    Factor, FlushAll, Get, GetCmd, Keys, MAX_KEY_LEN, MAX_META_FLAGS, MetaArith, MetaArithMode, MetaDelete, MetaFlags,
+    MetaGet, MetaSet, MetaSetMode, Request, ShutdownMode, Stats, Store, StoreCmd, Touch, Verbosity, WatchFlags,
+    item_size_ok,
 };
 
 /// Writes a decimal number, the way every reply writes numbers.

@@ -82,6 +82,49 @@ pub fn parse_i32(s: &[u8]) -> Option<i32> {
     parse_i64(s).map(|v| v as i32)
 }
 
+/// `safe_strtod`: a decimal floating-point number (`[space]* [+-]? digits
+/// [. digits] [e [+-] digits]`), followed by nothing or one whitespace byte.
+/// C's `strtod` also reads `inf`, `nan` and hex floats; memcached's few
+/// float settings (ratios, factors) need none of them, and they are refused.
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    let mut i = 0;
+    while i < s.len() && is_c_space(s[i]) {
+        i += 1;
+    }
+    let start = i;
+    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let from = *i;
+        while *i < s.len() && s[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - from
+    };
+    let mut mantissa = digits(&mut i);
+    if i < s.len() && s[i] == b'.' {
+        i += 1;
+        mantissa += digits(&mut i);
+    }
+    if mantissa == 0 {
+        return None;
+    }
+    if i < s.len() && (s[i] == b'e' || s[i] == b'E') {
+        let mut j = i + 1;
+        if j < s.len() && (s[j] == b'+' || s[j] == b'-') {
+            j += 1;
+        }
+        if digits(&mut j) > 0 {
+            i = j;
+        }
+    }
+    if !tail_ok(&s[i..]) {
+        return None;
+    }
+    std::str::from_utf8(&s[start..i]).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +141,18 @@ mod tests {
         assert_eq!(parse_u64(b""), None);
         assert_eq!(parse_u64(b"5\r"), Some(5));
         assert_eq!(parse_u64(b"\t5"), Some(5));
+    }
+
+    #[test]
+    fn floats_as_strtod() {
+        assert_eq!(parse_f64(b"0.8"), Some(0.8));
+        assert_eq!(parse_f64(b" -2.5e1"), Some(-25.0));
+        assert_eq!(parse_f64(b".5"), Some(0.5));
+        assert_eq!(parse_f64(b"3."), Some(3.0));
+        assert_eq!(parse_f64(b"1e"), None); // "1" then a stray "e"
+        assert_eq!(parse_f64(b"x"), None);
+        assert_eq!(parse_f64(b"."), None);
+        assert_eq!(parse_f64(b"2\r"), Some(2.0));
     }
 
     #[test]

@@ -99,8 +99,8 @@ proptest! {
         roundtrip(&Request::Touch(Touch { key: &k, exptime, noreply }));
         roundtrip(&Request::FlushAll(FlushAll { delay: exptime, noreply }));
         roundtrip(&Request::Verbosity(Verbosity { level, noreply }));
-        roundtrip(&Request::Stats(Stats { group: None, arg: None }));
-        roundtrip(&Request::Stats(Stats { group: Some(b"settings"), arg: None }));
+        roundtrip(&Request::Stats(Stats { group: None, arg: None, arg2: None }));
+        roundtrip(&Request::Stats(Stats { group: Some(b"settings"), arg: None, arg2: None }));
         roundtrip(&Request::Version);
         roundtrip(&Request::Quit);
         roundtrip(&Request::CacheMemlimit(memshard_proto::CacheMemlimit { megabytes: level, noreply }));

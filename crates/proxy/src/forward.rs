@@ -18,7 +18,7 @@ use crate::order::{ClientQueue, Queue};
 use crate::stats;
 use crate::upstream::Upstream;
 use base64::Engine;
-use memshard_proto::{Get, MetaFlags, Request};
+use memshard_proto::{Admin, AdminCmd, Get, MetaFlags, Request};
 use memshard_ring::Ring;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -88,6 +88,16 @@ pub(crate) fn route(c: &Client, ring: &Ring, req: &Request<'_>, raw: &[u8], now:
         ),
         Request::CacheMemlimit(_) => {
             q.ready(b"CLIENT_ERROR cache_memlimit is not forwarded by the proxy; send it to each server\r\n");
+        }
+        // `me` reads one item: it goes where the key lives.
+        Request::Admin(AdminCmd { op: Admin::MetaDebug { key }, .. }) => {
+            forward(c, ring.server_for(key), raw, true, now);
+        }
+        // Operator commands act on one server's process: they are refused
+        // with the reason, as `stats` is.
+        Request::Admin(a) => {
+            let msg = format!("CLIENT_ERROR {} is not forwarded by the proxy; send it to each server\r\n", a.command());
+            q.ready(msg.as_bytes());
         }
         // The frontend closes the connection on quit before routing.
         Request::Quit => {}

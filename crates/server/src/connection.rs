@@ -2,13 +2,14 @@
 //! pipelining client gets all replies to one read in one write.
 
 use crate::Shared;
+use crate::conn_table::Peer;
 use crate::exec::{Exec, Outcome};
 use crate::stats::Counters;
 use memshard_net::{READ_CHUNK, ReadBuf, Shutdown};
-use memshard_proto::Request;
+use memshard_proto::{Admin, AdminCmd, Request, WatchFlags};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Flush replies once this many bytes are waiting, even mid-batch, so a client
 /// that pipelines big multi-gets cannot grow our memory without bound.
@@ -18,8 +19,10 @@ pub(crate) const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// beyond repair, or the server shuts down.
 pub(crate) async fn handle<S>(mut stream: S, shared: Arc<Shared>, shutdown: Shutdown)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + Peer,
 {
+    let me = shared.clients.register(&stream, shared.store.now() as u32);
+    let cfd = me.fd;
     let mut rbuf = ReadBuf::new();
     let mut wbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let decoder = shared.decoder;
@@ -38,7 +41,7 @@ where
                 Ok(None) => break,
                 Ok(Some((Request::Get(g), used))) => {
                     // Multi-gets stream: flush whenever enough replies queued up.
-                    let exec = Exec::new(&shared);
+                    let exec = Exec::new(&shared, cfd);
                     for key in g.keys.iter() {
                         exec.get_one(&g, key, &mut wbuf);
                         if wbuf.len() >= WRITE_HIGH_WATER && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
@@ -48,7 +51,40 @@ where
                     wbuf.extend_from_slice(b"END\r\n");
                     (used, Outcome::Continue)
                 }
-                Ok(Some((req, used))) => (used, Exec::new(&shared).run(req, &mut wbuf)),
+                Ok(Some((Request::Admin(a), used))) if takes_over(&a) => {
+                    // `watch` and `lru_crawler metadump` must be the only
+                    // thing in flight: memcached refuses them after other
+                    // commands whose answers are not yet written.
+                    if !wbuf.is_empty() {
+                        let what = if matches!(a.op, Admin::Watch(_)) { "watch" } else { "metadump" };
+                        let msg = format!("ERROR cannot pipeline other commands before {what}\r\n");
+                        if !a.noreply {
+                            wbuf.extend_from_slice(msg.as_bytes());
+                        }
+                        (used, Outcome::Continue)
+                    } else {
+                        let takeover = match a.op {
+                            Admin::Watch(flags) => Takeover::Watch(flags),
+                            Admin::LruCrawlerMetadump(classes) => Takeover::Metadump(classes.to_vec()),
+                            _ => Takeover::Watch(WatchFlags::default()),
+                        };
+                        rbuf.consume(used);
+                        match takeover {
+                            Takeover::Watch(flags) => {
+                                me.info.watching.store(true, Ordering::Relaxed);
+                                watch(&mut stream, &mut rbuf, &shared, flags, &shutdown).await;
+                                return;
+                            }
+                            Takeover::Metadump(classes) => {
+                                if metadump(&mut stream, &shared, &classes, &mut wbuf).await.is_err() {
+                                    return;
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                }
+                Ok(Some((req, used))) => (used, Exec::new(&shared, cfd).run(req, &mut wbuf)),
                 Err(e) => {
                     if let Some(line) = e.reply_line() {
                         wbuf.extend_from_slice(line.as_bytes());
@@ -96,7 +132,115 @@ where
             }
         };
         shared.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        me.info.last_cmd.store(shared.store.now() as u32, Ordering::Relaxed);
     }
+}
+
+/// A command that takes the connection over, detached from the read buffer.
+enum Takeover {
+    Watch(WatchFlags),
+    Metadump(Vec<u8>),
+}
+
+/// The commands that take the connection over.
+fn takes_over(a: &AdminCmd<'_>) -> bool {
+    matches!(a.op, Admin::Watch(_) | Admin::LruCrawlerMetadump(_))
+}
+
+/// `watch`: the connection now only receives log lines, until the client
+/// goes away or the server stops. What the client sends is read and
+/// ignored (memcached stops reading a watcher altogether).
+async fn watch<S>(stream: &mut S, rbuf: &mut ReadBuf, shared: &Shared, flags: WatchFlags, shutdown: &Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut w = match shared.logger.add(flags) {
+        Ok(w) => w,
+        Err(_) => {
+            let _ = stream.write_all(b"WATCHER_TOO_MANY log watcher limit reached\r\n").await;
+            return;
+        }
+    };
+    let mut stop = shutdown.signal();
+    let mut out = b"OK\r\n".to_vec();
+    let mut sink = [0u8; 1024];
+    rbuf.consume(rbuf.bytes().len());
+    loop {
+        let skipped = w.skipped.swap(0, Ordering::Relaxed);
+        if skipped > 0 {
+            out.extend_from_slice(format!("skipped={skipped}\n").as_bytes());
+        }
+        while let Ok(line) = w.rx.try_recv() {
+            out.extend_from_slice(&line);
+            if out.len() >= WRITE_HIGH_WATER {
+                break;
+            }
+        }
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                break;
+            }
+            shared.stats.bytes_written.fetch_add(out.len() as u64, Ordering::Relaxed);
+            out.clear();
+        }
+        tokio::select! {
+            line = w.rx.recv() => match line {
+                Some(line) => out.extend_from_slice(&line),
+                None => break,
+            },
+            r = stream.read(&mut sink) => if matches!(r, Ok(0) | Err(_)) { break },
+            () = &mut stop => break,
+        }
+    }
+    shared.logger.remove(w.id);
+    let _ = stream.shutdown().await;
+}
+
+/// `lru_crawler metadump <classes|all|hash>`: one line per live item of the
+/// classes asked for (memcached's `key=… exp=… la=… cas=… fetch=… cls=…
+/// size=…`), then `END`. Streamed a store shard at a time, so dumping a
+/// large store holds neither the store's locks nor its size in memory.
+async fn metadump<S>(stream: &mut S, shared: &Shared, classes: &[u8], out: &mut Vec<u8>) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    use std::io::Write;
+    if !shared.settings.lru_crawler.load(Ordering::Relaxed) {
+        out.extend_from_slice(b"CLIENT_ERROR lru crawler disabled\r\n");
+    } else if !crate::admin_exec::valid_classes(classes) {
+        out.extend_from_slice(b"BADCLASS invalid class id\r\n");
+    } else {
+        let all = classes == b"all" || classes == b"hash";
+        let wanted: Vec<usize> = classes
+            .split(|&b| b == b',')
+            .filter_map(|c| memshard_proto::number::parse_u32(c).map(|c| c as usize))
+            .collect();
+        for shard in 0..shared.store.shard_count() {
+            for item in shared.store.shard_items(shard) {
+                let v = &item.view;
+                let size = memshard_store::memcached_item_size(v.key().len(), v.value_len(), v.flags());
+                let cls = memshard_store::classes::class_of(size);
+                if !all && !wanted.contains(&cls) {
+                    continue;
+                }
+                out.extend_from_slice(b"key=");
+                crate::watch::uriencode(out, v.key());
+                let exp = if item.exptime == 0 { -1 } else { item.exptime as i64 };
+                let fetch = if item.fetched { "yes" } else { "no" };
+                let _ = writeln!(
+                    out,
+                    " exp={exp} la={} cas={} fetch={fetch} cls={cls} size={size}",
+                    item.last_access,
+                    v.cas()
+                );
+                if out.len() >= WRITE_HIGH_WATER {
+                    write_out(stream, out, shared).await?;
+                }
+            }
+        }
+        out.extend_from_slice(b"END\r\n");
+    }
+    write_out(stream, out, shared).await
 }
 
 async fn write_out<S: AsyncWrite + Unpin>(stream: &mut S, wbuf: &mut Vec<u8>, shared: &Shared) -> std::io::Result<()> {

@@ -1,9 +1,11 @@
 //! Text-protocol commands against the store, answered with memcached's words.
 
 use crate::Shared;
+use crate::detail::Event;
 use crate::stats::Counters;
-use memshard_proto::{Arith, Get, Reply, Request, StoreCmd};
-use memshard_store::{ArithOutcome, DeleteOutcome, StoreMode, StoreOutcome, TouchOutcome};
+use crate::watch;
+use memshard_proto::{Arith, Get, Reply, Request, Store as StoreReq, StoreCmd, WatchFlags};
+use memshard_store::{ArithOutcome, DeleteOutcome, ItemView, StoreMode, StoreOutcome, TouchOutcome};
 use std::sync::atomic::Ordering;
 
 /// What the connection does after a command.
@@ -15,18 +17,29 @@ pub(crate) enum Outcome {
     Close,
 }
 
-/// The version string: memcached's protocol level, then ours, so clients that
-/// parse the first number see a 1.6 server.
-pub(crate) const VERSION: &str = concat!("1.6.18 memshard-", env!("CARGO_PKG_VERSION"));
+/// The version `version` and `stats` answer: the memcached release whose
+/// protocol memshard implements, as one token, because clients split that
+/// line (memshard's own version is `stats`' `memshard_version`).
+pub(crate) const VERSION: &str = "1.6.18";
+
+/// memshard's own version, for `stats`.
+pub(crate) const MEMSHARD_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Executes one request, appending its reply to `out`.
 pub(crate) struct Exec<'s> {
     pub(crate) sh: &'s Shared,
+    /// The connection's descriptor (`cfd=` in `watch` lines, `stats conns`).
+    pub(crate) cfd: i32,
 }
 
 pub(crate) fn line(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
     out.extend_from_slice(b"\r\n");
+}
+
+/// The slab class memcached would keep an item in.
+pub(crate) fn class_of_view(it: &ItemView) -> usize {
+    memshard_store::classes::class_of(memshard_store::memcached_item_size(it.key().len(), it.value_len(), it.flags()))
 }
 
 fn reply(out: &mut Vec<u8>, noreply: bool, s: &[u8]) {
@@ -36,8 +49,8 @@ fn reply(out: &mut Vec<u8>, noreply: bool, s: &[u8]) {
 }
 
 impl<'s> Exec<'s> {
-    pub(crate) fn new(sh: &'s Shared) -> Self {
-        Exec { sh }
+    pub(crate) fn new(sh: &'s Shared, cfd: i32) -> Self {
+        Exec { sh, cfd }
     }
 
     fn stats(&self) -> &Counters {
@@ -62,7 +75,18 @@ impl<'s> Exec<'s> {
                     StoreCmd::Prepend => StoreMode::Prepend,
                     StoreCmd::Cas => StoreMode::Cas,
                 };
+                if let Some(d) = self.sh.detail_delimiter() {
+                    self.sh.detail.record(d, s.key, Event::Set);
+                }
+                if self.sh.logger.wants(WatchFlags::FETCHERS) {
+                    // memcached looks the old item up first, and logs it.
+                    let old = self.sh.store.peek(s.key);
+                    self.log_get(s.key, old.as_ref());
+                }
                 let r = self.sh.store.store(mode, s.key, s.flags, s.exptime, s.value, s.cas);
+                if self.sh.logger.wants(WatchFlags::MUTATIONS) {
+                    self.log_store(&s, r.outcome);
+                }
                 if s.cmd == StoreCmd::Cas {
                     let c = match r.outcome {
                         StoreOutcome::Stored => &self.stats().cas_hits,
@@ -88,6 +112,13 @@ impl<'s> Exec<'s> {
                 reply(out, s.noreply, text);
             }
             Request::Delete(d) => {
+                if let Some(delim) = self.sh.detail_delimiter() {
+                    self.sh.detail.record(delim, d.key, Event::Delete);
+                }
+                if self.sh.logger.wants(WatchFlags::FETCHERS) {
+                    let old = self.sh.store.peek(d.key);
+                    self.log_get(d.key, old.as_ref());
+                }
                 let text: &[u8] = match self.sh.store.delete(d.key, None) {
                     DeleteOutcome::Deleted => {
                         Counters::bump(&self.stats().delete_hits);
@@ -128,7 +159,7 @@ impl<'s> Exec<'s> {
                 self.sh.verbosity.store(v.level.min(2), Ordering::Relaxed);
                 reply(out, v.noreply, b"OK");
             }
-            Request::Stats(s) => crate::stats_report::write(self.sh, s.group, s.arg, out),
+            Request::Stats(s) => crate::stats_report::write(self.sh, &s, self.cfd, out),
             Request::Quit => return Outcome::Close,
             Request::CacheMemlimit(m) => {
                 // memcached's checks and words (proto_text.c, process_memlimit_command).
@@ -148,8 +179,41 @@ impl<'s> Exec<'s> {
             Request::MetaDelete(m) => crate::meta_exec::meta_delete(self.sh, &m, out),
             Request::MetaArith(m) => crate::meta_exec::meta_arith(self.sh, &m, out),
             Request::MetaNoop => line(out, b"MN"),
+            Request::Admin(a) => return crate::admin_exec::run(self.sh, &a, out),
         }
         Outcome::Continue
+    }
+
+    /// A `watch fetchers` line for a lookup of `key`.
+    fn log_get(&self, key: &[u8], item: Option<&ItemView>) {
+        self.sh.logger.log(WatchFlags::FETCHERS, |o| {
+            let (cls, size) = item.map_or((0, 0), |it| (class_of_view(it), it.value_len()));
+            watch::item_get(o, key, item.is_some(), cls, self.cfd, size);
+        });
+    }
+
+    /// A `watch mutations` line for a storage command and its outcome.
+    fn log_store(&self, s: &StoreReq<'_>, outcome: StoreOutcome) {
+        let status = match outcome {
+            StoreOutcome::NotStored => "not_stored",
+            StoreOutcome::Stored => "stored",
+            StoreOutcome::Exists => "exists",
+            StoreOutcome::NotFound => "not_found",
+            StoreOutcome::TooLarge => "too_large",
+            StoreOutcome::NoMemory => "no_memory",
+        };
+        // The TTL as memcached logs it: seconds from now, 0 for none.
+        let now = self.sh.store.now() as i64;
+        let ttl = match s.exptime {
+            0 => 0,
+            e if e <= memshard_store::REALTIME_MAXDELTA => e,
+            e => e - now,
+        };
+        let size = memshard_store::memcached_item_size(s.key.len(), s.value.len(), s.flags);
+        let cls = memshard_store::classes::class_of(size);
+        self.sh.logger.log(WatchFlags::MUTATIONS, |o| {
+            watch::item_store(o, s.key, status, s.cmd.as_str(), ttl as u32, cls, self.cfd, s.value.len());
+        });
     }
 
     /// One key of a get/gets/gat/gats: its `VALUE` block on a hit, nothing on
@@ -163,6 +227,10 @@ impl<'s> Exec<'s> {
             Counters::bump(&self.stats().cmd_get);
             self.sh.store.get(key)
         };
+        if let Some(d) = self.sh.detail_delimiter() {
+            self.sh.detail.record(d, key, Event::Get { hit: item.is_some() });
+        }
+        self.log_get(key, item.as_ref());
         let counter = match (&item, touch) {
             (Some(_), false) => &self.stats().get_hits,
             (None, false) => &self.stats().get_misses,

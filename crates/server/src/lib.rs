@@ -14,15 +14,20 @@
 //!   sweeper task: reclaims expired items every second ─────────► Store (sharded, LRU)
 //! ```
 
+mod admin_exec;
+mod conn_table;
 mod connection;
+mod detail;
 mod exec;
 mod meta_exec;
+mod settings;
 mod stats;
 mod stats_report;
+mod watch;
 
 pub use stats::Counters;
 
-use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, serve_pinned};
+use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, ShutdownTrigger, serve_pinned};
 use memshard_proto::Decoder;
 use memshard_store::{Store, StoreConfig};
 use std::sync::Arc;
@@ -44,6 +49,11 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// How often expired items are swept.
     pub sweep_interval: Duration,
+    /// `-A`: the `shutdown` command stops the server (off: it is refused).
+    pub shutdown_command: bool,
+    /// `-D`: the delimiter between a key's prefix and the rest for `stats
+    /// detail`; setting it turns the per-prefix counting on at start.
+    pub prefix_delimiter: Option<u8>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +65,8 @@ impl Default for ServerConfig {
             threads: 4,
             drain_timeout: Duration::from_secs(10),
             sweep_interval: Duration::from_secs(1),
+            shutdown_command: false,
+            prefix_delimiter: None,
         }
     }
 }
@@ -79,6 +91,26 @@ pub(crate) struct Shared {
     pub(crate) cfg: ServerConfig,
     pub(crate) started: Instant,
     pub(crate) verbosity: AtomicU32,
+    /// Settings changed at run time, shown by `stats settings`.
+    pub(crate) settings: settings::Settings,
+    /// `watch` streams.
+    pub(crate) logger: watch::Logger,
+    /// `stats detail` counts.
+    pub(crate) detail: detail::PrefixStats,
+    /// Open connections, for `stats conns`.
+    pub(crate) clients: conn_table::ConnTable,
+    /// Stops the server from inside (the `shutdown` command).
+    pub(crate) stop: ShutdownTrigger,
+}
+
+impl Shared {
+    /// The `stats detail` delimiter while counting is on.
+    pub(crate) fn detail_delimiter(&self) -> Option<u8> {
+        self.settings
+            .detail_enabled
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| self.cfg.prefix_delimiter.unwrap_or(b':'))
+    }
 }
 
 /// Serves on `listener` (a TCP listener, or a unix socket one as memcached's
@@ -94,6 +126,21 @@ pub async fn run(listener: impl Into<Listener>, cfg: ServerConfig, shutdown: Shu
     };
     let store = Store::new(store_cfg).map_err(|e| ServerError::Config(e.to_string()))?;
     let addr = listener.local_addr()?;
+    // The server stops on the caller's signal or on its own `shutdown`
+    // command, whichever comes first.
+    let (stop, shutdown) = {
+        let (own, own_shutdown) = ShutdownTrigger::new();
+        let (relay, mut outer) = (own.clone(), shutdown);
+        tokio::spawn(async move {
+            outer.wait().await;
+            relay.trigger();
+        });
+        (own, own_shutdown)
+    };
+    let settings = settings::Settings::default();
+    settings.detail_enabled.store(cfg.prefix_delimiter.is_some(), std::sync::atomic::Ordering::Relaxed);
+    let clients = conn_table::ConnTable::default();
+    clients.set_listener(listener_fd(&listener), listener_text(&listener));
     let shared = Arc::new(Shared {
         store,
         decoder: Decoder::new(cfg.max_item_size),
@@ -101,6 +148,11 @@ pub async fn run(listener: impl Into<Listener>, cfg: ServerConfig, shutdown: Shu
         conns: Arc::new(ServeStats::default()),
         started: Instant::now(),
         verbosity: AtomicU32::new(0),
+        settings,
+        logger: watch::Logger::default(),
+        detail: detail::PrefixStats::default(),
+        clients,
+        stop,
         cfg,
     });
     tracing::info!(role = "server", "listening on {addr}");
@@ -127,7 +179,10 @@ async fn serve<L: Accept>(
     serve_cfg: ServeConfig,
     shared: Arc<Shared>,
     shutdown: Shutdown,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L::Stream: conn_table::Peer,
+{
     let threads = shared.cfg.threads;
     let conns = shared.conns.clone();
     serve_pinned(listener, serve_cfg, conns, shutdown, threads, move |stream, sd| {
@@ -146,7 +201,34 @@ async fn sweep(shared: Arc<Shared>, mut shutdown: Shutdown) {
             _ = tick.tick() => {}
         }
         // Bounded work per tick; the store walks its shards incrementally.
-        shared.store.sweep(10_000);
+        // `lru_crawler disable` pauses it, as it pauses memcached's crawler.
+        // memcached's LRU maintainer frees dead items at its LRU tails in
+        // the background and counts them `reclaimed`; this sweep plays its
+        // part. `lru_crawler disable` pauses it.
+        if shared.settings.lru_crawler.load(std::sync::atomic::Ordering::Relaxed) {
+            shared.store.reclaim_expired(10_000);
+        }
+    }
+}
+
+/// The listener's descriptor, for `stats conns`.
+fn listener_fd(l: &Listener) -> i32 {
+    use std::os::fd::AsRawFd;
+    match l {
+        Listener::Tcp(l) => l.as_raw_fd(),
+        Listener::Unix(l) => l.as_raw_fd(),
+    }
+}
+
+/// memcached's text for a listening address (`tcp:IP:PORT`, `unix:PATH`).
+fn listener_text(l: &Listener) -> String {
+    match l {
+        Listener::Tcp(l) => match l.local_addr() {
+            Ok(std::net::SocketAddr::V6(a)) => format!("tcp6:{a}"),
+            Ok(a) => format!("tcp:{a}"),
+            Err(_) => "tcp:unknown".into(),
+        },
+        Listener::Unix(l) => format!("unix:{}", l.path().display()),
     }
 }
 

@@ -235,6 +235,12 @@ impl Store {
                 return (ArithOutcome::NoMemory, None);
             }
         }
+        let c = shard.class_at(i);
+        if req.incr {
+            c.incr_hits += 1;
+        } else {
+            c.decr_hits += 1;
+        }
         let mut item = MetaItem::new(shard.header_mut(i), env.now, false, None);
         let out = f(&mut item);
         let outcome = ArithOutcome::Value { value, cas, created: false };

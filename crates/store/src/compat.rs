@@ -42,24 +42,8 @@ pub fn memcached_slab_class(size: usize, item_size_max: usize) -> Option<u32> {
     if size == 0 || size > item_size_max {
         return None;
     }
-    // slabs_init(): start at sizeof(item) + chunk_size, align to 8, grow by
-    // the factor (truncating like the C `unsigned int *= double`), stop
-    // before slab_chunk_max / factor; the last class is slab_chunk_max.
-    let factor = 1.25_f64;
-    let mut chunk = (MEMCACHED_ITEM_HEADER + 48) as u64;
-    let mut class = 1_u32;
-    while (chunk as f64) < SLAB_CHUNK_SIZE_MAX as f64 / factor {
-        if chunk % 8 != 0 {
-            chunk += 8 - chunk % 8;
-        }
-        if size as u64 <= chunk {
-            return Some(class);
-        }
-        class += 1;
-        chunk = (chunk as f64 * factor) as u64;
-    }
-    // Everything bigger lands in the largest (chunked) class.
-    Some(class)
+    // Everything bigger than the largest chunk lands in the largest class.
+    u32::try_from(crate::classes::class_of(size)).ok()
 }
 
 #[cfg(test)]

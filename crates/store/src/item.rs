@@ -220,6 +220,10 @@ pub struct LiveItem {
     pub view: ItemView,
     /// Absolute unix expiry time; 0 means never.
     pub exptime: u64,
+    /// Absolute unix time it was stored or last accessed.
+    pub last_access: u64,
+    /// Fetched since it was stored.
+    pub fetched: bool,
 }
 
 impl LiveItem {

@@ -132,6 +132,7 @@
 #![warn(missing_docs)]
 
 mod arith;
+pub mod classes;
 mod clock;
 mod compat;
 mod config;
@@ -147,6 +148,7 @@ mod stats;
 mod store;
 
 pub use arith::{ArithOutcome, ArithRequest, Vivify, parse_counter};
+pub use classes::{ClassCounters, ClassStats};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compat::{
     KEY_MAX_LENGTH, MEMCACHED_ITEM_HEADER, REALTIME_MAXDELTA, SLAB_CHUNK_SIZE_MAX, memcached_item_size,

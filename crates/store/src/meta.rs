@@ -217,6 +217,9 @@ impl Store {
         let Some(i) = found else {
             return f(None);
         };
+        if opts.bump && !created {
+            shard.class_at(i).get_hits += 1;
+        }
         let mut item = MetaItem::new(shard.header_mut(i), env.now, created, pending);
         let out = f(Some(&mut item));
         if let Some(e) = item.take_pending_ttl() {

@@ -173,7 +173,16 @@ impl Store {
         let result = if too_large {
             StoreResult::not(StoreOutcome::TooLarge)
         } else {
-            store_locked(&mut shard, hash, req, &env, self.config().max_item_size)
+            let r = store_locked(&mut shard, hash, req, &env, self.config().max_item_size);
+            let c = shard.classes.by_size(memcached_item_size(req.key.len(), req.value.len(), req.flags));
+            c.cmd_set += 1;
+            match (r.outcome, req.mode) {
+                (StoreOutcome::NoMemory, _) => c.outofmemory += 1,
+                (StoreOutcome::Stored, StoreMode::Cas) => c.cas_hits += 1,
+                (StoreOutcome::Exists, StoreMode::Cas) => c.cas_badval += 1,
+                _ => {}
+            }
+            r
         };
         if req.purge_on_failure && matches!(result.outcome, StoreOutcome::TooLarge | StoreOutcome::NoMemory) {
             if let Some(i) = shard.find(hash, req.key) {
@@ -202,6 +211,7 @@ impl Store {
         if req.cas.is_some_and(|c| c != old_cas) {
             return DeleteOutcome::Exists;
         }
+        let size = crate::classes::ntotal_of(shard.header(i).data());
         if req.clear_value {
             let key_binary = layout(shard.header(i).data()).key_binary;
             let data = encode(key, req.flags, key_binary, [b"", b""]);
@@ -223,6 +233,7 @@ impl Store {
         } else if !req.clear_value {
             shard.remove(i);
         }
+        shard.classes.by_size(size).delete_hits += 1;
         DeleteOutcome::Deleted
     }
 }
@@ -235,7 +246,7 @@ fn store_locked(
     env: &Env<'_>,
     max_item_size: usize,
 ) -> StoreResult {
-    let Some(i) = shard.find_live(hash, req.key, env) else {
+    let Some(i) = shard.find_live_to_store(hash, req.key, env) else {
         return match req.mode {
             StoreMode::Set | StoreMode::Add => {
                 let data = encode(req.key, req.flags, req.key_binary, [req.value, b""]);

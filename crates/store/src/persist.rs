@@ -15,7 +15,7 @@ impl Store {
     pub fn for_each_item(&self, mut f: impl FnMut(&LiveItem)) {
         for idx in 0..self.shard_count() {
             // Collected under the lock, walked after it is released.
-            for item in &self.shard_live_items(idx) {
+            for item in &self.shard_items(idx) {
                 f(item);
             }
         }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::classes::ClassTable;
 use crate::exptime::{is_expired, is_flushed};
 use crate::item::{ItemView, LiveItem, data_footprint, key_of};
 use crate::lru::Lru;
@@ -58,6 +59,17 @@ impl Env<'_> {
     }
 }
 
+/// Who frees dead items, which decides how they are counted (memcached's
+/// two background threads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sweeper {
+    /// The LRU crawler: `crawler_reclaimed`, `crawler_items_checked`.
+    Crawler,
+    /// The LRU maintainer, which frees what it finds dead at the tails and
+    /// counts it `reclaimed`, as a store reusing the memory would.
+    Maintainer,
+}
+
 /// The shard could not make room for an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NoMemory;
@@ -73,6 +85,8 @@ pub(crate) struct Shard {
     limit: usize,
     evict: bool,
     pub(crate) counters: Counters,
+    /// The same events and the items held, by memcached slab class.
+    pub(crate) classes: ClassTable,
     sweep_cursor: u32,
 }
 
@@ -87,6 +101,7 @@ impl Shard {
             limit,
             evict,
             counters: Counters::default(),
+            classes: ClassTable::new(),
             sweep_cursor: 0,
         }
     }
@@ -133,6 +148,11 @@ impl Shard {
         data_footprint(self.slab.get(i).data().len())
     }
 
+    /// The class counters of the item at slot `i`.
+    pub(crate) fn class_at(&mut self, i: u32) -> &mut crate::classes::ClassCounters {
+        self.classes.of(self.slab.get(i).data())
+    }
+
     /// Finds `key` regardless of expiry.
     pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         let slab = &self.slab;
@@ -154,6 +174,18 @@ impl Shard {
                 None
             }
         }
+    }
+
+    /// Like [`Shard::find_live`], for a store about to write `key`: a dead
+    /// item found under it is freed as memory the new value reuses
+    /// (`reclaimed`, as memcached counts the dead item its allocation takes).
+    pub(crate) fn find_live_to_store(&mut self, hash: u64, key: &[u8], env: &Env<'_>) -> Option<u32> {
+        let i = self.find(hash, key)?;
+        if env.death(self.slab.get(i)).is_none() {
+            return Some(i);
+        }
+        self.reclaim(i);
+        None
     }
 
     /// memcached's `do_item_bump` for a fetch or touch: the first access
@@ -197,6 +229,7 @@ impl Shard {
             }
         }
         let i = self.slab.alloc(data, exptime, env.now, cas).ok_or(NoMemory)?;
+        self.classes.linked(self.slab.get(i).data());
         self.lru.push_front(&mut self.slab, i);
         let (slab, hasher) = (&self.slab, &self.hasher);
         self.index.insert_unique(hash, i, |&j| hasher.hash_one(key_of(slab.get(j).data())));
@@ -227,6 +260,8 @@ impl Shard {
         if new_cost > old_cost && !self.make_room(new_cost - old_cost, i, env) {
             return Err(NoMemory);
         }
+        self.classes.unlinked(self.slab.get(i).data());
+        self.classes.linked(&data);
         let h = self.slab.get_mut(i);
         h.replace_data(data);
         h.exptime = exptime;
@@ -242,6 +277,7 @@ impl Shard {
     pub(crate) fn remove(&mut self, i: u32) {
         let (hash, cost) = {
             let data = self.slab.get(i).data();
+            self.classes.unlinked(data);
             (self.hasher.hash_one(key_of(data)), data_footprint(data.len()))
         };
         // Match on the slot number: cheaper than comparing keys.
@@ -281,11 +317,7 @@ impl Shard {
         for _ in 0..TAIL_SEARCH {
             let Some(i) = cur else { break };
             if i != protect && env.death(self.slab.get(i)).is_some() {
-                self.counters.reclaimed += 1;
-                if !self.slab.get(i).bit(Bit::Fetched) {
-                    self.counters.expired_unfetched += 1;
-                }
-                self.remove(i);
+                self.reclaim(i);
                 return true;
             }
             cur = Lru::newer(&self.slab, i);
@@ -294,16 +326,39 @@ impl Shard {
             return false;
         }
         self.counters.evictions += 1;
-        if !self.slab.get(tail).bit(Bit::Fetched) {
+        let h = self.slab.get(tail);
+        let unfetched = !h.bit(Bit::Fetched);
+        let (nonzero, idle) = (h.exptime != 0, env.now.saturating_sub(h.time));
+        if unfetched {
             self.counters.evicted_unfetched += 1;
         }
+        let c = self.classes.of(self.slab.get(tail).data());
+        c.evicted += 1;
+        c.evicted_nonzero += u64::from(nonzero);
+        c.evicted_unfetched += u64::from(unfetched);
+        c.evicted_time = u64::from(idle);
         self.remove(tail);
         true
     }
 
+    /// Frees a dead (expired or flushed) item so its memory serves a new
+    /// one: memcached's `reclaimed`.
+    pub(crate) fn reclaim(&mut self, i: u32) {
+        self.counters.reclaimed += 1;
+        let unfetched = !self.slab.get(i).bit(Bit::Fetched);
+        if unfetched {
+            self.counters.expired_unfetched += 1;
+        }
+        let c = self.classes.of(self.slab.get(i).data());
+        c.reclaimed += 1;
+        c.expired_unfetched += u64::from(unfetched);
+        self.remove(i);
+    }
+
     /// Examines up to `budget` slots from where the last sweep stopped and
-    /// frees the expired or flushed items among them.
-    pub(crate) fn sweep(&mut self, budget: usize, env: &Env<'_>) -> usize {
+    /// frees the expired or flushed items among them, counted as `by` counts
+    /// them.
+    pub(crate) fn sweep(&mut self, budget: usize, env: &Env<'_>, by: Sweeper) -> usize {
         let high_water = self.slab.high_water();
         let steps = budget.min(high_water as usize);
         let mut freed = 0;
@@ -314,16 +369,49 @@ impl Shard {
             let i = self.sweep_cursor;
             self.sweep_cursor += 1;
             let h = self.slab.get(i);
-            if h.is_occupied() && env.death(h).is_some() {
-                self.counters.crawler_reclaimed += 1;
-                if !h.bit(Bit::Fetched) {
-                    self.counters.expired_unfetched += 1;
+            if !h.is_occupied() {
+                continue;
+            }
+            let (dead, unfetched) = (env.death(h).is_some(), !h.bit(Bit::Fetched));
+            if by == Sweeper::Maintainer {
+                if dead {
+                    self.reclaim(i);
+                    freed += 1;
                 }
+                continue;
+            }
+            let c = self.classes.of(self.slab.get(i).data());
+            c.crawler_items_checked += 1;
+            if dead {
+                c.crawler_reclaimed += 1;
+                c.expired_unfetched += u64::from(unfetched);
+                self.counters.crawler_reclaimed += 1;
+                self.counters.expired_unfetched += u64::from(unfetched);
                 self.remove(i);
                 freed += 1;
             }
         }
         freed
+    }
+
+    /// Seconds since the last access of each class's least recently used
+    /// item (memcached's per-class `age`), by class id − 1: the LRU is walked
+    /// from its tail until every class that holds items has been seen.
+    pub(crate) fn class_ages(&self, now: u32, ages: &mut [Option<u64>]) {
+        let mut missing = self.classes.occupied();
+        let mut seen = vec![false; ages.len()];
+        let mut cur = self.lru.tail();
+        while let (Some(i), true) = (cur, missing > 0) {
+            let h = self.slab.get(i);
+            let id = crate::classes::class_of(crate::classes::ntotal_of(h.data())) - 1;
+            if let Some(false) = seen.get(id) {
+                seen[id] = true;
+                missing -= 1;
+                let age = u64::from(now.saturating_sub(h.time));
+                ages[id] = Some(ages[id].map_or(age, |a| a.max(age)));
+            }
+            cur = Lru::newer(&self.slab, i);
+        }
     }
 
     /// Live items from least to most recently used, so re-inserting them in
@@ -335,7 +423,12 @@ impl Shard {
             let h = self.slab.get(i);
             if env.death(h).is_none() {
                 if let Some(view) = self.view(i) {
-                    out.push(LiveItem { view, exptime: u64::from(h.exptime) });
+                    out.push(LiveItem {
+                        view,
+                        exptime: u64::from(h.exptime),
+                        last_access: u64::from(h.time),
+                        fetched: h.bit(Bit::Fetched),
+                    });
                 }
             }
             cur = Lru::newer(&self.slab, i);
@@ -358,6 +451,9 @@ impl Shard {
         }
         assert_eq!(n, self.index.len());
         assert_eq!(bytes, self.used);
+        let mut classes = vec![crate::classes::ClassCounters::default(); crate::classes::class_count()];
+        self.classes.add_into(&mut classes);
+        assert_eq!(classes.iter().map(|c| c.number).sum::<u64>(), n as u64, "items by class");
         assert!(self.used <= self.limit);
     }
 }

@@ -3,6 +3,7 @@
 //! Writes live in `mutation.rs`, meta helpers in `meta.rs`, counters in
 //! `arith.rs` and persistence in `persist.rs`.
 
+use crate::classes::{ClassCounters, ClassStats, chunk_size, class_count};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,7 @@ use crate::compat::KEY_MAX_LENGTH;
 use crate::config::{ConfigError, StoreConfig};
 use crate::exptime::{absolute_exptime, clamp_u32, plan_flush, remaining_ttl};
 use crate::item::{ItemView, LiveItem};
-use crate::shard::{Env, Shard};
+use crate::shard::{Env, Shard, Sweeper};
 use crate::stats::StoreStats;
 
 /// memcached backdates `process_started` by `ITEM_UPDATE_INTERVAL + 2`
@@ -203,6 +204,12 @@ impl Store {
         let i = shard.find_live(hash, key, &env)?;
         if bump {
             shard.bump(i, env.now);
+            let c = shard.class_at(i);
+            if touch.is_some() {
+                c.touch_hits += 1;
+            } else {
+                c.get_hits += 1;
+            }
         }
         if let Some(exptime) = touch {
             shard.header_mut(i).exptime = absolute_exptime(exptime, env.now);
@@ -255,11 +262,23 @@ impl Store {
     /// many were freed. Each shard is locked only for its share of the
     /// budget, so a background task can call this often with a small budget.
     pub fn sweep(&self, max_items: usize) -> usize {
+        self.sweep_as(max_items, Sweeper::Crawler)
+    }
+
+    /// [`Store::sweep`] as memcached's LRU maintainer does it in the
+    /// background: what it frees is counted `reclaimed` (memory of an
+    /// expired item given back for new ones), not `crawler_reclaimed`, which
+    /// stays for an operator's explicit crawl.
+    pub fn reclaim_expired(&self, max_items: usize) -> usize {
+        self.sweep_as(max_items, Sweeper::Maintainer)
+    }
+
+    fn sweep_as(&self, max_items: usize, by: Sweeper) -> usize {
         let per_shard = max_items.div_ceil(self.shards.len());
         let mut freed = 0;
         for cell in self.shards.iter() {
             let env = self.env();
-            freed += cell.0.lock().sweep(per_shard, &env);
+            freed += cell.0.lock().sweep(per_shard, &env, by);
         }
         freed
     }
@@ -301,6 +320,39 @@ impl Store {
         s
     }
 
+    /// Every slab class that holds items or saw any event, with its counters
+    /// summed over the shards and its `age` (see [`crate::classes`]).
+    pub fn class_stats(&self) -> Vec<ClassStats> {
+        let n = class_count();
+        let mut sums = vec![ClassCounters::default(); n];
+        let mut ages = vec![None; n];
+        let now = clamp_u32(self.clock.now());
+        for cell in self.shards.iter() {
+            let shard = cell.0.lock();
+            shard.classes.add_into(&mut sums);
+            shard.class_ages(now, &mut ages);
+        }
+        sums.into_iter()
+            .zip(ages)
+            .enumerate()
+            .filter(|(_, (c, _))| *c != ClassCounters::default())
+            .map(|(i, (counters, age))| ClassStats {
+                id: i + 1,
+                chunk_size: chunk_size(i + 1),
+                age: age.unwrap_or(0),
+                counters,
+            })
+            .collect()
+    }
+
+    /// Zeroes the per-class event counters (`stats reset`); what is held
+    /// stays counted.
+    pub fn reset_class_stats(&self) {
+        for cell in self.shards.iter() {
+            cell.0.lock().classes.reset();
+        }
+    }
+
     /// Each shard's (used bytes, limit), for tests and diagnostics.
     pub fn shard_usage(&self) -> Vec<(usize, usize)> {
         self.shards
@@ -312,10 +364,13 @@ impl Store {
             .collect()
     }
 
-    /// Live items of shard `idx`, collected under its lock.
-    pub(crate) fn shard_live_items(&self, idx: usize) -> Vec<LiveItem> {
+    /// Live items of shard `idx` (of [`Store::shard_count`]), least recently
+    /// used first, collected under its lock as shared views (no value is
+    /// copied); empty for an index out of range.
+    pub fn shard_items(&self, idx: usize) -> Vec<LiveItem> {
+        let Some(cell) = self.shards.get(idx) else { return Vec::new() };
         let env = self.env();
-        self.shards[idx].0.lock().live_items(&env)
+        cell.0.lock().live_items(&env)
     }
 }
 

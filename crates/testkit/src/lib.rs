@@ -19,6 +19,7 @@ pub mod escape;
 pub mod http;
 pub mod peer;
 pub mod recorder;
+pub mod recordings;
 pub mod role;
 pub mod runner;
 mod wire;

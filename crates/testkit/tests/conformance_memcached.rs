@@ -40,14 +40,14 @@ fn table_files_are_in_canonical_form() {
 }
 
 #[test]
-fn meta_debug_is_a_documented_deviation() {
+fn meta_debug_answers_as_memcached_does() {
+    // `me` was once refused; every form of it now expects memcached's reply.
     let cases = table().unwrap();
-    let me = cases.iter().find(|c| c.name == "me.hit").unwrap();
-    assert!(me.why.is_some());
-    assert_eq!(
-        me.expectation(Target::Memshard).unwrap().reply,
-        b"STORED\r\nCLIENT_ERROR me (meta debug) is not supported\r\n"
-    );
+    for name in ["me.hit", "me.miss", "me.no-key"] {
+        let me = cases.iter().find(|c| c.name == name).unwrap();
+        assert!(me.why.is_none(), "{name} is still a deviation");
+        assert_eq!(me.expectation(Target::Memshard), me.expectation(Target::Memcached), "{name}");
+    }
 }
 
 #[tokio::test]

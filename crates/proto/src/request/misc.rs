@@ -80,13 +80,15 @@ pub struct Stats<'a> {
     pub group: Option<&'a [u8]>,
     /// The group's argument, if any.
     pub arg: Option<&'a [u8]>,
+    /// A second argument (`stats cachedump <class> <limit>`).
+    pub arg2: Option<&'a [u8]>,
 }
 
 impl Stats<'_> {
     /// Writes the request line.
     pub fn encode<B: BufMut>(&self, out: &mut B) {
         out.put_slice(b"stats");
-        for part in [self.group, self.arg].into_iter().flatten() {
+        for part in [self.group, self.arg, self.arg2].into_iter().flatten() {
             out.put_u8(b' ');
             out.put_slice(part);
         }
@@ -136,7 +138,7 @@ pub(super) fn decode_cache_memlimit<'a>(t: &Tokens<'a>, ctx: &Ctx<'a, '_>) -> De
 }
 
 pub(super) fn decode_stats<'a>(t: &Tokens<'a>, ctx: &Ctx<'a, '_>) -> DecodeResult<'a> {
-    Ok(Some((Request::Stats(Stats { group: t.get(1), arg: t.get(2) }), ctx.line_len)))
+    Ok(Some((Request::Stats(Stats { group: t.get(1), arg: t.get(2), arg2: t.get(3) }), ctx.line_len)))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! word exactly as memcached's `process_command_ascii` does, so malformed input
 //! gets the same reply, the same swallowing of data blocks and the same closes.
 
+mod admin;
 mod arith;
 mod delete;
 mod meta;
@@ -16,6 +17,7 @@ mod retrieval;
 mod storage;
 mod touch;
 
+pub use admin::{Admin, AdminCmd, Factor, ShutdownMode, WatchFlags};
 pub use arith::Arith;
 pub use delete::Delete;
 pub use meta::{MAX_META_FLAGS, MetaFlags};
@@ -76,6 +78,8 @@ pub enum Request<'a> {
     MetaArith(MetaArith<'a>),
     /// mn.
     MetaNoop,
+    /// Operator commands: me, shutdown, slabs, lru, lru_crawler, watch.
+    Admin(AdminCmd<'a>),
 }
 
 impl Request<'_> {
@@ -98,6 +102,7 @@ impl Request<'_> {
             Request::MetaDelete(r) => r.encode(out),
             Request::MetaArith(r) => r.encode(out),
             Request::MetaNoop => out.put_slice(b"mn\r\n"),
+            Request::Admin(r) => r.encode(out),
         }
     }
 
@@ -126,6 +131,7 @@ impl Request<'_> {
             Request::MetaDelete(_) => "md",
             Request::MetaArith(_) => "ma",
             Request::MetaNoop => "mn",
+            Request::Admin(a) => a.command(),
         }
     }
 }
@@ -186,7 +192,7 @@ impl Decoder {
                 b'd' => meta_delete::decode(&t, &ctx),
                 b'a' => meta_arith::decode(&t, &ctx),
                 b'n' => Ok(Some((Request::MetaNoop, line_len))),
-                b'e' => Err(ProtoError::new(msg::ME_UNSUPPORTED, line_len)),
+                b'e' => admin::decode(cmd, &t, line, &ctx).unwrap_or(Err(ProtoError::new(msg::ERROR, line_len))),
                 _ => Err(ProtoError::new(msg::ERROR, line_len)),
             };
         }
@@ -213,6 +219,9 @@ impl Decoder {
             b"cache_memlimit" => misc::decode_cache_memlimit(&t, &ctx),
             _ if cmd[0] == b'g' && t.ntokens() < 3 => Err(ProtoError::new(msg::ERROR, line_len)),
             _ => {
+                if let Some(r) = admin::decode(cmd, &t, line, &ctx) {
+                    return r;
+                }
                 // A stray HTTP request: memcached hangs up without a word.
                 let last = t.at(t.len() - 1);
                 if last.starts_with(b"HTTP/") {
