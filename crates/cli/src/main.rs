@@ -6,6 +6,7 @@
 
 mod app;
 mod bench;
+mod daemon;
 mod logging;
 mod output;
 mod proxy;

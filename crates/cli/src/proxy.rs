@@ -48,9 +48,36 @@ pub(crate) struct ProxyArgs {
     /// Log level 0..11 as nutcracker (≥ 6 is debug, ≥ 7 trace).
     #[arg(short = 'v', long = "verbose", default_value_t = 5)]
     verbose: u8,
+    /// Run as a daemon (in the background; log with -o, or nothing is seen).
+    #[arg(short = 'd', long = "daemonize")]
+    daemonize: bool,
+    /// Write the process id to this file (removed again on a clean exit).
+    #[arg(short = 'p', long = "pid-file", value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// nutcracker's mbuf chunk size, 512 to 16777216 bytes. Accepted for
+    /// nutcracker command lines and ignored: memshard has no mbufs (buffers
+    /// grow to the request, and each client's answers are bounded at 4 MiB).
+    #[arg(short = 'm', long = "mbuf-size", value_name = "N", default_value_t = 16_384)]
+    mbuf_size: u32,
+    /// Print the version and exit.
+    #[arg(short = 'V', long = "version")]
+    version: bool,
+    /// Describe the stats (the fields of the stats port's JSON) and exit.
+    #[arg(short = 'D', long = "describe-stats")]
+    describe_stats: bool,
 }
 
 pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
+    if args.version {
+        return output::emit(concat!("This is memshard-proxy-", env!("CARGO_PKG_VERSION"), " (nutcracker 0.5.0 compatible)\n"));
+    }
+    if args.describe_stats {
+        return output::emit(&memshard_proxy::describe_stats());
+    }
+    // nutcracker's NC_MBUF_MIN_SIZE and NC_MBUF_MAX_SIZE.
+    if !(512..=16_777_216).contains(&args.mbuf_size) {
+        return Err(Failure::Usage(anyhow!("mbuf chunk size must be between 512 and 16777216 bytes")));
+    }
     let config = Config::load(&args.conf_file).map_err(|e| Failure::Usage(anyhow!("{e}")))?;
     if args.test_conf {
         return output::emit(&format!("memshard: configuration file '{}' syntax is ok\n", args.conf_file.display()));
@@ -75,6 +102,12 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
         proxy.spread = memshard_net::Spread::All;
     }
     proxy.dns_servers = args.dns_server;
+    // Before any thread exists: daemonizing forks.
+    let pid_path = args.pid_file.as_deref().map(crate::daemon::PidFile::absolute).transpose()?;
+    if args.daemonize {
+        crate::daemon::daemonize()?;
+    }
+    let _pid_file = pid_path.as_deref().map(crate::daemon::PidFile::create).transpose()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async move {
         let mut listeners: Vec<memshard_net::Listener> = Vec::new();
@@ -101,9 +134,11 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
             tracing::info!("shutting down");
             trigger.trigger();
         });
-        memshard_proxy::run(config, listeners, Some(stats), proxy, shutdown)
-            .await
-            .map_err(|e| Failure::Runtime(e.into()))
+        memshard_proxy::run(config, listeners, Some(stats), proxy, shutdown).await.map_err(|e| {
+            // A daemon's stderr is /dev/null: the log is where this is seen.
+            tracing::error!("{e}");
+            Failure::Runtime(e.into())
+        })
     })
 }
 

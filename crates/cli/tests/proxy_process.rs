@@ -39,3 +39,84 @@ fn a_bad_file_names_line_and_reason_and_exits_two() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("redis"), "{text}");
 }
+
+/// nutcracker's whole command line is accepted: -V, -D, -m, and -d with -p.
+#[test]
+fn nutcracker_flags_version_describe_and_mbuf_size() {
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_memshard")).args(args).output().expect("run memshard");
+    let out = run(&["proxy", "-V"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("This is memshard-proxy-"));
+    let out = run(&["proxy", "-D"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text.contains("pool stats:\n  client_eof          \"# eof on client connections\""), "{text}");
+    assert!(text.contains("server stats:\n"), "{text}");
+    let out = run(&["proxy", "-m", "100", "-t"]);
+    assert_eq!(out.status.code(), Some(2), "an mbuf size below nutcracker's 512 is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mbuf"));
+}
+
+#[test]
+fn daemonizes_writes_its_pid_file_and_removes_it_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("memshard-proxy-d-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (conf, pid_file, log) = (dir.join("nutcracker.yml"), dir.join("proxy.pid"), dir.join("proxy.log"));
+    std::fs::write(&conf, "pool:\n  listen: 127.0.0.1:0\n  servers:\n   - 127.0.0.1:1:1\n").expect("write conf");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_memshard"))
+        .args(["proxy", "-d", "-m", "16384", "-s", "0", "-a", "127.0.0.1", "-c"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(&pid_file)
+        .arg("-o")
+        .arg(&log)
+        .output()
+        .expect("run memshard");
+    // The command itself returns at once, the daemon goes on.
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait("the pid file is written", &|| std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n')));
+    let pid: u32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("a pid");
+    assert_ne!(pid, std::process::id());
+    // Should an assertion below fail, the daemon is not left behind.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").arg("-KILL").arg(self.0.to_string()).status();
+        }
+    }
+    let _guard = KillOnDrop(pid);
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the daemon runs");
+    // It serves: its log names the pool's port, and it answers there.
+    wait("the daemon logs its listener", &|| {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("role=\"proxy\"") && l.contains("listening on"))
+    });
+    let text = std::fs::read_to_string(&log).expect("log");
+    let addr: std::net::SocketAddr = text
+        .lines()
+        .filter(|l| l.contains("role=\"proxy\"") && !l.contains("proxy-stats"))
+        .find_map(|l| l.split("listening on ").nth(1)?.split_whitespace().next()?.parse().ok())
+        .expect("the pool's address in the log");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the daemon");
+    use std::io::{Read, Write};
+    s.write_all(b"version\r\n").expect("write");
+    let mut buf = [0u8; 128];
+    let n = s.read(&mut buf).expect("read");
+    assert!(buf[..n].starts_with(b"VERSION "), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    // SIGTERM: a clean exit removes the pid file.
+    let killed = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
+    assert!(killed.success());
+    wait("the pid file is removed", &|| !pid_file.exists());
+    wait("the daemon exited", &|| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -77,6 +77,7 @@ mod stats_server;
 mod upstream;
 
 pub use pool::{Placement, PoolError, placement};
+pub use stats::describe_stats;
 
 use frontend::Route;
 use memshard_config::Config;

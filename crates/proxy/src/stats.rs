@@ -37,6 +37,48 @@ pub(crate) struct PoolStats {
     pub(crate) fragments: AtomicU64,
 }
 
+/// Every field of the stats document with what it counts, as `nutcracker
+/// -D` prints them (`memshard proxy -D`).
+pub(crate) const POOL_FIELDS: [(&str, &str); 6] = [
+    ("client_eof", "# eof on client connections"),
+    ("client_err", "# errors on client connections"),
+    ("client_connections", "# active client connections"),
+    ("server_ejects", "# times backend server was ejected"),
+    ("forward_error", "# times we encountered a forwarding error"),
+    ("fragments", "# fragments created from a multi-vector request"),
+];
+
+/// The server fields of the stats document.
+pub(crate) const SERVER_FIELDS: [(&str, &str); 13] = [
+    ("server_eof", "# eof on server connections"),
+    ("server_err", "# errors on server connections"),
+    ("server_timedout", "# timeouts on server connections"),
+    ("server_connections", "# active server connections"),
+    ("server_ejected_at", "timestamp when server was ejected in usec since epoch"),
+    ("requests", "# requests"),
+    ("request_bytes", "total request bytes"),
+    ("responses", "# responses"),
+    ("response_bytes", "total response bytes"),
+    ("in_queue", "# requests in incoming queue"),
+    ("in_queue_bytes", "current request bytes in incoming queue"),
+    ("out_queue", "# requests in outgoing queue"),
+    ("out_queue_bytes", "current request bytes in outgoing queue"),
+];
+
+/// nutcracker's `-D` text: the pool and server fields of the stats
+/// document and what each counts.
+pub fn describe_stats() -> String {
+    let mut s = String::from(concat!("This is memshard-proxy-", env!("CARGO_PKG_VERSION"), "\n\npool stats:\n"));
+    for (name, what) in POOL_FIELDS {
+        let _ = writeln!(s, "  {name:<20}\"{what}\"");
+    }
+    s.push_str("\nserver stats:\n");
+    for (name, what) in SERVER_FIELDS {
+        let _ = writeln!(s, "  {name:<20}\"{what}\"");
+    }
+    s
+}
+
 pub(crate) fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
@@ -134,4 +176,25 @@ pub(crate) fn document(started: Instant, total_conns: u64, curr_conns: i64, pool
     }
     s.push_str("}\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_description_names_every_field_of_the_document() {
+        let (stats, server) = (PoolStats::default(), ServerStats::default());
+        let doc = document(Instant::now(), 0, 0, &[PoolView { name: "p", stats: &stats, servers: vec![("s", &server)] }]);
+        let fields: Vec<&str> = doc.split('"').skip(1).step_by(2).collect();
+        let described: Vec<&str> = POOL_FIELDS.iter().chain(&SERVER_FIELDS).map(|f| f.0).collect();
+        for f in POOL_FIELDS.iter().chain(&SERVER_FIELDS) {
+            assert!(fields.contains(&f.0), "{} is described but not in the document", f.0);
+        }
+        let pool_and_server = fields.iter().skip_while(|f| **f != "p").skip(1).filter(|f| **f != "s");
+        for f in pool_and_server.filter(|f| f.chars().all(|c| c.is_ascii_lowercase() || c == '_')) {
+            assert!(described.contains(f), "{f} is in the document but not described");
+        }
+        assert!(describe_stats().contains("  server_ejected_at   \"timestamp when server was ejected in usec since epoch\"\n"));
+    }
 }
