@@ -15,6 +15,7 @@ mod accept;
 mod cache;
 mod config;
 mod error;
+mod http_errors;
 mod key;
 mod metrics;
 mod routes;
@@ -75,6 +76,8 @@ pub async fn run(listener: TcpListener, config: AppConfig, shutdown: Shutdown) -
     let state = AppState::new(&config);
     tracing::info!(role = "app", cache = %config.cache, "listening on {addr}");
     let mut stop = shutdown.clone();
+    // hyper's own refusals (414, 431, 400) get the app's JSON error body too.
+    let listener = http_errors::JsonErrorListener(listener);
     let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.wait().await });
     let mut drain = shutdown;
     let deadline = async move {

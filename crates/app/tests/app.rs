@@ -126,6 +126,24 @@ async fn bad_requests_get_4xx_with_json() {
     assert_eq!(ok.status, 200, "{ok:?}");
 }
 
+/// Requests hyper refuses before the app sees them get the JSON body too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_routing_have_json_bodies_too() {
+    let cache = start_cache_on("127.0.0.1:0").await;
+    let app = start_app(&cache.addr.to_string(), |_| {}).await;
+    let huge_uri = format!("/memcache?lookup={}", "a".repeat(100_000));
+    let r = app.get(&huge_uri).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (414, Some("uri too long")), "{r:?}");
+    let names: Vec<String> = (0..200).map(|i| format!("x-h{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let r = http::request(app.addr, "GET", "/healthz", &many).await.expect("answer");
+    assert_eq!((r.status, json(&r)["error"].as_str()), (431, Some("headers too large")), "{r:?}");
+    let r = app.get("/memcache?lookup=a b").await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (400, Some("bad request")), "{r:?}");
+    // And the app goes on serving.
+    assert_eq!(app.get("/healthz").await.status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_misses_agree_on_one_value() {
     let cache = start_cache_on("127.0.0.1:0").await;

@@ -26,7 +26,8 @@ impl PidFile {
     pub(crate) fn create(path: &Path) -> anyhow::Result<PidFile> {
         let path = std::path::absolute(path).with_context(|| format!("pid file {}", path.display()))?;
         let pid = std::process::id();
-        std::fs::write(&path, format!("{pid}\n")).with_context(|| format!("cannot write pid file {}", path.display()))?;
+        std::fs::write(&path, format!("{pid}\n"))
+            .with_context(|| format!("cannot write pid file {}", path.display()))?;
         Ok(PidFile { path, pid })
     }
 

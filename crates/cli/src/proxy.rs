@@ -69,7 +69,11 @@ pub(crate) struct ProxyArgs {
 
 pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
     if args.version {
-        return output::emit(concat!("This is memshard-proxy-", env!("CARGO_PKG_VERSION"), " (nutcracker 0.5.0 compatible)\n"));
+        return output::emit(concat!(
+            "This is memshard-proxy-",
+            env!("CARGO_PKG_VERSION"),
+            " (nutcracker 0.5.0 compatible)\n"
+        ));
     }
     if args.describe_stats {
         return output::emit(&memshard_proxy::describe_stats());

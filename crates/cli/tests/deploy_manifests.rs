@@ -5,17 +5,18 @@
 //! web -> proxy -> shards through, and every container is probed, bounded
 //! and locked down.
 //!
-//! The kustomize base is read from its files. The renders of the overlay and
-//! the Helm chart come from `bash deploy/validate.sh` (target/deploy-rendered);
-//! without them those tests say SKIPPED, and fail under
-//! `MEMSHARD_REQUIRE_RENDERED=1` (which validate.sh sets).
+//! The kustomize base is read from its files. The renders of the base, the
+//! overlay and the Helm chart are made by the tests themselves with the
+//! kubectl and helm that `bash deploy/validate.sh` installs
+//! (target/deploy-tools); without them those tests say SKIPPED, and fail
+//! under `MEMSHARD_REQUIRE_PEERS=1` (CI) or `MEMSHARD_REQUIRE_RENDERED=1`.
 
 mod deploy;
 
 use deploy::{Manifests, Workload, checks, kustomize_sources, repo_root, system};
 use memshard_config::Config;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 fn base_dir() -> PathBuf {
     repo_root().join("deploy/k8s/base")
@@ -174,38 +175,50 @@ fn checker_reports_each_mutation_of_the_base() {
     }
 }
 
-/// A file deploy/validate.sh renders; None, with a notice, when it has not run.
-#[allow(clippy::print_stderr)]
-fn rendered(name: &str) -> Option<(Manifests, String)> {
-    let path = repo_root().join("target/deploy-rendered").join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let sources = newest(&repo_root().join("deploy"));
-            let made = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-            if made.zip(sources).is_some_and(|(made, sources)| sources > made) {
-                eprintln!("NOTE: {} is older than deploy/: rerun deploy/validate.sh", path.display());
-            }
-            Some((Manifests::from_rendered(&text, name), text))
-        }
-        Err(e) => {
-            let required = std::env::var("MEMSHARD_REQUIRE_RENDERED").is_ok_and(|v| v == "1");
-            assert!(!required, "{}: {e} (MEMSHARD_REQUIRE_RENDERED=1; deploy/validate.sh renders it)", path.display());
-            eprintln!("SKIPPED: {} is missing: run deploy/validate.sh first", path.display());
-            None
-        }
-    }
+/// kubectl and helm where deploy/validate.sh installs them.
+fn tools() -> Option<(PathBuf, PathBuf)> {
+    let dir = repo_root().join("target/deploy-tools");
+    std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find_map(|p| {
+        let layer = p.file_name()?.to_str()?.starts_with("kubectl-layer-");
+        let (kubectl, helm) = (p.join("kubectl/kubectl"), p.join("helm/helm"));
+        (layer && kubectl.is_file() && helm.is_file()).then_some((kubectl, helm))
+    })
 }
 
-/// The newest modification time of a file under `dir`.
-fn newest(dir: &Path) -> Option<SystemTime> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let meta = e.metadata().ok()?;
-            if meta.is_dir() { newest(&e.path()) } else { meta.modified().ok() }
-        })
-        .max()
+/// Renders `name` now, as deploy/validate.sh does: the kustomize base or
+/// overlay, or the Helm chart with default values or 5 shards. None, said
+/// loudly, when kubectl and helm are not installed — and a failure under
+/// `MEMSHARD_REQUIRE_PEERS=1` or `MEMSHARD_REQUIRE_RENDERED=1`.
+#[allow(clippy::print_stderr)]
+fn rendered(name: &str) -> Option<(Manifests, String)> {
+    let Some((kubectl, helm)) = tools() else {
+        let required = ["MEMSHARD_REQUIRE_PEERS", "MEMSHARD_REQUIRE_RENDERED"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|v| v == "1"));
+        assert!(!required, "kubectl and helm are not installed: `bash deploy/validate.sh` installs them");
+        eprintln!("SKIPPED: {name}: kubectl and helm are not installed (`bash deploy/validate.sh` installs them)");
+        return None;
+    };
+    let chart = "deploy/helm/memshard";
+    let (bin, args): (&Path, Vec<&str>) = match name {
+        "base.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/base"]),
+        "official-memcached.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/official-memcached"]),
+        "helm-default.yaml" => (&helm, vec!["template", "memshard", chart]),
+        "helm-5-shards.yaml" => (&helm, vec!["template", "memshard", chart, "--set", "shards.replicas=5"]),
+        other => panic!("no way to render {other}"),
+    };
+    let home = repo_root().join("target/deploy-tools/helm-home");
+    let out = std::process::Command::new(bin)
+        .args(&args)
+        .current_dir(repo_root())
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .unwrap_or_else(|e| panic!("{} {args:?}: {e}", bin.display()));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{} {args:?}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
+    Some((Manifests::from_rendered(&text, name), text))
 }
 
 fn shard_container_argv(m: &Manifests) -> Vec<String> {

@@ -185,7 +185,8 @@ mod tests {
     #[test]
     fn the_description_names_every_field_of_the_document() {
         let (stats, server) = (PoolStats::default(), ServerStats::default());
-        let doc = document(Instant::now(), 0, 0, &[PoolView { name: "p", stats: &stats, servers: vec![("s", &server)] }]);
+        let doc =
+            document(Instant::now(), 0, 0, &[PoolView { name: "p", stats: &stats, servers: vec![("s", &server)] }]);
         let fields: Vec<&str> = doc.split('"').skip(1).step_by(2).collect();
         let described: Vec<&str> = POOL_FIELDS.iter().chain(&SERVER_FIELDS).map(|f| f.0).collect();
         for f in POOL_FIELDS.iter().chain(&SERVER_FIELDS) {
@@ -195,6 +196,9 @@ mod tests {
         for f in pool_and_server.filter(|f| f.chars().all(|c| c.is_ascii_lowercase() || c == '_')) {
             assert!(described.contains(f), "{f} is in the document but not described");
         }
-        assert!(describe_stats().contains("  server_ejected_at   \"timestamp when server was ejected in usec since epoch\"\n"));
+        assert!(
+            describe_stats()
+                .contains("  server_ejected_at   \"timestamp when server was ejected in usec since epoch\"\n")
+        );
     }
 }

@@ -58,7 +58,10 @@ async fn me_answers_as_memcached_and_version_is_one_token() {
     let cas = ask(&mut c, b"gets k\r\n", "END\r\n").await;
     let cas = cas.split_whitespace().nth(4).expect("cas");
     // 1-byte key and value: 61 bytes, class 1; `me` does not fetch.
-    assert_eq!(ask(&mut c, b"me k\r\n", "\r\n").await, format!("ME k exp=-1 la=0 cas={cas} fetch=yes cls=1 size=61\r\n"));
+    assert_eq!(
+        ask(&mut c, b"me k\r\n", "\r\n").await,
+        format!("ME k exp=-1 la=0 cas={cas} fetch=yes cls=1 size=61\r\n")
+    );
     // exp is now minus the expiry: -100 for an item with 100 s to live.
     let me = ask(&mut c, b"me t\r\n", "\r\n").await;
     assert!(me.starts_with("ME t exp=-100 la=0 cas="), "{me}");
@@ -77,7 +80,7 @@ async fn watch_streams_fetches_and_stores_with_the_connections_descriptor() {
     let mut client = TcpStream::connect(addr).await.expect("connect");
     let conns = ask(&mut client, b"stats conns\r\n", "END\r\n").await;
     // The asking connection is the last one listed, in conn_parse_cmd.
-    let last = conns.lines().filter(|l| l.contains(":state ")).last().expect("a state line");
+    let last = conns.lines().rfind(|l| l.contains(":state ")).expect("a state line");
     assert!(last.ends_with("conn_parse_cmd"), "{conns}");
     assert!(conns.contains(":state conn_listening"), "{conns}");
     let cfd: String = last.split(':').next().expect("fd").chars().filter(char::is_ascii_digit).collect();
@@ -94,7 +97,10 @@ async fn watch_streams_fetches_and_stores_with_the_connections_descriptor() {
     while lines.len() < 3 {
         lines.extend(read_until(&mut watcher, "\n").await.lines().map(str::to_string));
     }
-    assert!(lines[0].contains(&format!("type=item_get key=foo status=not_found clsid=0 cfd={cfd} size=0")), "{lines:?}");
+    assert!(
+        lines[0].contains(&format!("type=item_get key=foo status=not_found clsid=0 cfd={cfd} size=0")),
+        "{lines:?}"
+    );
     assert!(
         lines[1].contains(&format!("type=item_store key=foo status=stored cmd=set ttl=0 clsid=1 cfd={cfd} size=5")),
         "{lines:?}"
