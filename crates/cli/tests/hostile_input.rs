@@ -44,14 +44,14 @@ async fn canary(conn: &mut TcpStream, round: usize) {
 /// Runs every hostile case against `addr`; `procs` are the processes whose
 /// RSS is bounded (and printed).
 #[allow(clippy::print_stderr)]
-async fn run_hostile(addr: SocketAddr, procs: &[(&str, &RoleProcess)]) {
+async fn run_hostile(addr: SocketAddr, target: Target, procs: &[(&str, &RoleProcess)]) {
     let cases = hostile_cases();
     let mut conn = TcpStream::connect(addr).await.expect("canary connect");
     canary(&mut conn, 0).await;
     let before: Vec<u64> = procs.iter().map(|(_, p)| p.rss_bytes().expect("rss")).collect();
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        match run_case(addr, case, Target::Memshard).await {
+        match run_case(addr, case, target).await {
             Ok(memshard_testkit::Outcome::Pass) => {}
             Ok(memshard_testkit::Outcome::Mismatch(m)) => failures.push(m.to_string()),
             Err(e) => failures.push(format!("{}: {e}", case.name)),
@@ -79,7 +79,7 @@ async fn server_answers_every_hostile_input_and_keeps_serving() {
     // The table was recorded from `memcached -t 1 -m 64`: same limits.
     let server = spawn_role(bin(), &["server", "-l", "127.0.0.1", "-p", "0", "-t", "2", "-m", "64"], 1)
         .expect("start memshard server");
-    run_hostile(server.addr(), &[("server", &server)]).await;
+    run_hostile(server.addr(), Target::Memshard, &[("server", &server)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,6 +97,6 @@ async fn proxy_answers_every_hostile_input_and_keeps_serving() {
     let conf = conf.to_str().expect("utf-8 path").to_owned();
     let proxy = spawn_role(bin(), &["proxy", "-c", &conf, "-a", "127.0.0.1", "-s", "0", "--workers", "2"], 2)
         .expect("start memshard proxy");
-    run_hostile(proxy.addr(), &[("proxy", &proxy), ("server behind the proxy", &server)]).await;
+    run_hostile(proxy.addr(), Target::Proxy, &[("proxy", &proxy), ("server behind the proxy", &server)]).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,6 +10,7 @@
 //! and client wrap it in their own connections. Semantics (what a TTL means,
 //! what a CAS compare does) belong to the store, not here.
 
+pub mod binary;
 mod error;
 pub mod fuzzing;
 mod line;

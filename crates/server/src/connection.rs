@@ -6,7 +6,7 @@ use crate::conn_table::Peer;
 use crate::exec::{Exec, Outcome};
 use crate::stats::Counters;
 use memshard_net::{READ_CHUNK, ReadBuf, Shutdown};
-use memshard_proto::{Admin, AdminCmd, Request, WatchFlags};
+use memshard_proto::{Admin, AdminCmd, Request, WatchFlags, binary};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -26,6 +26,9 @@ where
     let mut rbuf = ReadBuf::new();
     let mut wbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let decoder = shared.decoder;
+    // memcached decides a connection's protocol on its first byte: the
+    // binary magic makes it a binary connection for good.
+    let mut binary: Option<bool> = None;
     // Polled beside every read; cheap after the first poll.
     let mut stop = shutdown.signal();
     loop {
@@ -37,38 +40,47 @@ where
             }
             // A rejected data block to discard after this request's bytes.
             let mut swallow = 0;
-            let (used, next) = match decoder.decode(rbuf.bytes()) {
-                Ok(None) => break,
-                Ok(Some((Request::Get(g), used))) => {
-                    // Multi-gets stream: flush whenever enough replies queued up.
-                    let exec = Exec::new(&shared, cfd);
-                    for key in g.keys.iter() {
-                        exec.get_one(&g, key, &mut wbuf);
-                        if wbuf.len() >= WRITE_HIGH_WATER && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
-                            return;
-                        }
+            let is_binary = *binary.get_or_insert_with(|| rbuf.bytes().first() == Some(&binary::REQUEST_MAGIC));
+            let (used, next) = if is_binary {
+                match binary::decode(rbuf.bytes(), shared.cfg.max_item_size) {
+                    Ok(None) => break,
+                    Ok(Some((req, used))) => (used, crate::binary_exec::run(&shared, &req, &mut wbuf)),
+                    Err(e) => {
+                        swallow = e.swallow;
+                        (e.consumed, crate::binary_exec::refuse(&shared, &e, &mut wbuf))
                     }
-                    wbuf.extend_from_slice(b"END\r\n");
-                    (used, Outcome::Continue)
                 }
-                Ok(Some((Request::Admin(a), used))) if takes_over(&a) => {
-                    // `watch` and `lru_crawler metadump` must be the only
-                    // thing in flight: memcached refuses them after other
-                    // commands whose answers are not yet written.
-                    if !wbuf.is_empty() {
-                        let what = if matches!(a.op, Admin::Watch(_)) { "watch" } else { "metadump" };
-                        let msg = format!("ERROR cannot pipeline other commands before {what}\r\n");
-                        if !a.noreply {
-                            wbuf.extend_from_slice(msg.as_bytes());
+            } else {
+                match decoder.decode(rbuf.bytes()) {
+                    Ok(None) => break,
+                    Ok(Some((Request::Get(g), used))) => {
+                        // Multi-gets stream: flush whenever enough replies queued up.
+                        let exec = Exec::new(&shared, cfd);
+                        for key in g.keys.iter() {
+                            exec.get_one(&g, key, &mut wbuf);
+                            if wbuf.len() >= WRITE_HIGH_WATER
+                                && write_out(&mut stream, &mut wbuf, &shared).await.is_err()
+                            {
+                                return;
+                            }
                         }
+                        wbuf.extend_from_slice(b"END\r\n");
                         (used, Outcome::Continue)
-                    } else {
+                    }
+                    Ok(Some((Request::Admin(a), used))) if takes_over(&a) => {
+                        // The answers to the commands before it go out first.
+                        // (memcached refuses some such pipelines with "ERROR
+                        // cannot pipeline other commands before watch" and
+                        // accepts others, by the state of its response queue.)
                         let takeover = match a.op {
                             Admin::Watch(flags) => Takeover::Watch(flags),
                             Admin::LruCrawlerMetadump(classes) => Takeover::Metadump(classes.to_vec()),
                             _ => Takeover::Watch(WatchFlags::default()),
                         };
                         rbuf.consume(used);
+                        if !wbuf.is_empty() && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
+                            return;
+                        }
                         match takeover {
                             Takeover::Watch(flags) => {
                                 me.info.watching.store(true, Ordering::Relaxed);
@@ -83,21 +95,21 @@ where
                             }
                         }
                     }
-                }
-                Ok(Some((req, used))) => (used, Exec::new(&shared, cfd).run(req, &mut wbuf)),
-                Err(e) => {
-                    if let Some(line) = e.reply_line() {
-                        wbuf.extend_from_slice(line.as_bytes());
-                        wbuf.extend_from_slice(b"\r\n");
+                    Ok(Some((req, used))) => (used, Exec::new(&shared, cfd).run(req, &mut wbuf)),
+                    Err(e) => {
+                        if let Some(line) = e.reply_line() {
+                            wbuf.extend_from_slice(line.as_bytes());
+                            wbuf.extend_from_slice(b"\r\n");
+                        }
+                        if let Some(key) = &e.unlink {
+                            shared.store.delete(key, None);
+                        }
+                        if e.reply == Some(memshard_proto::msg::TOO_LARGE) {
+                            Counters::bump(&shared.stats.store_too_large);
+                        }
+                        swallow = e.swallow;
+                        (e.consumed, if e.close { Outcome::Close } else { Outcome::Continue })
                     }
-                    if let Some(key) = &e.unlink {
-                        shared.store.delete(key, None);
-                    }
-                    if e.reply == Some(memshard_proto::msg::TOO_LARGE) {
-                        Counters::bump(&shared.stats.store_too_large);
-                    }
-                    swallow = e.swallow;
-                    (e.consumed, if e.close { Outcome::Close } else { Outcome::Continue })
                 }
             };
             rbuf.consume(used);

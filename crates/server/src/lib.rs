@@ -15,6 +15,7 @@
 //! ```
 
 mod admin_exec;
+mod binary_exec;
 mod conn_table;
 mod connection;
 mod detail;
@@ -143,7 +144,8 @@ pub async fn run(listener: impl Into<Listener>, cfg: ServerConfig, shutdown: Shu
     clients.set_listener(listener_fd(&listener), listener_text(&listener));
     let shared = Arc::new(Shared {
         store,
-        decoder: Decoder::new(cfg.max_item_size),
+        // Binary clients are told apart by their first byte (connection.rs).
+        decoder: Decoder { refuse_binary: false, ..Decoder::new(cfg.max_item_size) },
         stats: Counters::default(),
         conns: Arc::new(ServeStats::default()),
         started: Instant::now(),

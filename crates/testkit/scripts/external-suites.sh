@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the external conformance suites (memccapable -a, pymemcache's
-# integration tests) against a freshly started `memshard server`.
+# Runs the external conformance suites (memccapable -a and -b, pymemcache's
+# integration tests, pylibmc's own tests) against a freshly started
+# `memshard server`.
 #
 #   usage: external-suites.sh PATH/TO/memshard
 set -euo pipefail
@@ -20,3 +21,4 @@ done
 echo "memshard server on 127.0.0.1:$port (pid $pid)"
 bash "$here/memccapable.sh" 127.0.0.1 "$port"
 bash "$here/pymemcache.sh" 127.0.0.1 "$port"
+bash "$here/pylibmc.sh" 127.0.0.1 "$port"

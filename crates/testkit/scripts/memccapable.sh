@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs libmemcached's `memccapable` ASCII-protocol capability checks against
-# a server and fails unless every check passes.
+# Runs libmemcached's `memccapable` capability checks against a server, the
+# ASCII-protocol ones (-a) and the binary-protocol ones (-b), and fails
+# unless every check of both passes.
 #
 #   usage: memccapable.sh HOST PORT
 #
@@ -33,19 +34,20 @@ fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-# -a: ASCII protocol only (memshard does not speak the binary protocol);
-# -t 5: per-operation I/O timeout, so a hung server fails instead of hanging.
-set +e
-timeout 300 memccapable -h "$host" -p "$port" -a -t 5 >"$out" 2>&1
-rc=$?
-set -e
-cat "$out"
+for mode in -a -b; do
+    # -t 5: per-operation I/O timeout, so a hung server fails instead of hanging.
+    set +e
+    timeout 300 memccapable -h "$host" -p "$port" "$mode" -t 5 >"$out" 2>&1
+    rc=$?
+    set -e
+    cat "$out"
 
-passed=$(grep -c '\[pass\]' "$out" || true)
-failed=$(grep -c '\[FAIL\]' "$out" || true)
-echo "memccapable: ${passed} passed, ${failed} failed"
+    passed=$(grep -c '\[pass\]' "$out" || true)
+    failed=$(grep -c '\[FAIL\]' "$out" || true)
+    echo "memccapable $mode: ${passed} passed, ${failed} failed"
 
-if [[ $rc -ne 0 || $failed -ne 0 || $passed -eq 0 ]] || ! grep -q '^All tests passed' "$out"; then
-    echo "memccapable: FAILED against ${host}:${port} (exit status ${rc})" >&2
-    exit 1
-fi
+    if [[ $rc -ne 0 || $failed -ne 0 || $passed -eq 0 ]] || ! grep -q '^All tests passed' "$out"; then
+        echo "memccapable $mode: FAILED against ${host}:${port} (exit status ${rc})" >&2
+        exit 1
+    fi
+done

@@ -8,18 +8,12 @@
 # the server they run against.
 set -euo pipefail
 
-if [[ $# -ne 2 ]]; then
-    echo "usage: $0 HOST PORT" >&2
-    exit 2
-fi
-host=$1
-port=$2
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=pysuite-lib.sh
+source "$here/pysuite-lib.sh"
+host_port "$@"
 
 pymemcache_version=4.0.0
-# pytest is pinned too, so a new pytest release cannot change the outcome.
-pytest_version=9.0.3
-python=${PYTHON:-python3}
-cache=${MEMSHARD_PY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memshard}
 venv="$cache/pymemcache-${pymemcache_version}-pytest-${pytest_version}"
 
 if ! "$venv/bin/python" -c 'import pymemcache, pytest' >/dev/null 2>&1; then
@@ -43,15 +37,4 @@ timeout 600 "$venv/bin/python" -m pytest -q -rs -p no:cacheprovider \
 rc=$?
 set -e
 
-case $rc in
-    0) ;;
-    5)
-        # pytest's "no tests collected": a broken install or marker, not a pass.
-        echo "pymemcache: no tests ran (pytest exit status 5)" >&2
-        exit 1
-        ;;
-    *)
-        echo "pymemcache: FAILED against ${host}:${port} (pytest exit status ${rc})" >&2
-        exit "$rc"
-        ;;
-esac
+pytest_outcome pymemcache "$rc"

@@ -147,11 +147,16 @@ pub struct Decoder {
     pub max_item_size: usize,
     /// Longest multi-get line buffered before the connection is refused.
     pub max_get_line: usize,
+    /// Answer a request that starts with the binary protocol's magic (0x80)
+    /// with a clear error and a close (the proxy, which routes text only).
+    /// Off for a server that decides each connection's protocol by its first
+    /// byte, as memcached does: a 0x80 later on is then just a bad command.
+    pub refuse_binary: bool,
 }
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder { max_item_size: DEFAULT_MAX_ITEM_SIZE, max_get_line: DEFAULT_MAX_GET_LINE }
+        Decoder { max_item_size: DEFAULT_MAX_ITEM_SIZE, max_get_line: DEFAULT_MAX_GET_LINE, refuse_binary: true }
     }
 }
 
@@ -171,7 +176,7 @@ impl Decoder {
         // newline. Say why at once and close: text cannot follow on a
         // connection whose framing is binary. memcached, which still speaks
         // the deprecated binary protocol, answers it instead.
-        if buf.first() == Some(&BINARY_REQUEST_MAGIC) {
+        if self.refuse_binary && buf.first() == Some(&BINARY_REQUEST_MAGIC) {
             let mut e = ProtoError::new(msg::BINARY_UNSUPPORTED, buf.len());
             e.close = true;
             return Err(e);

@@ -24,6 +24,8 @@
 //!   recorded". `closes` — the server hangs up after the reply.
 //! * `memshard-expect EXPR`, `memshard-closes`, `why TEXT` — a deliberate
 //!   memshard deviation and its reason.
+//! * `proxy-expect EXPR`, `proxy-closes`, `proxy-why TEXT` — where memshard
+//!   proxy deliberately answers otherwise than memshard server, and why.
 //!
 //! `EXPR` is a sequence of `"escaped string"` (escapes as in
 //! [`crate::escape`]), `"unit"*COUNT` repetitions, and `$cas` (the last CAS
@@ -162,6 +164,9 @@ fn finish(case: Case) -> Result<Case, String> {
     if case.memshard.is_some() && case.why.is_none() {
         return Err(format!("case {} deviates for memshard but has no `why`", case.name));
     }
+    if case.proxy.is_some() && case.proxy_why.is_none() {
+        return Err(format!("case {} deviates for the proxy but has no `proxy-why`", case.name));
+    }
     Ok(case)
 }
 
@@ -186,6 +191,14 @@ fn apply(case: &mut Case, word: &str, rest: &str) -> Result<(), String> {
             append_reply(case.memshard.get_or_insert_with(Expect::default), rest)?;
         }
         "memshard-closes" => case.memshard.get_or_insert_with(Expect::default).closes = true,
+        "proxy-expect" => append_reply(case.proxy.get_or_insert_with(Expect::default), rest)?,
+        "proxy-closes" => case.proxy.get_or_insert_with(Expect::default).closes = true,
+        "proxy-why" => {
+            if rest.is_empty() {
+                return Err("`proxy-why` needs a reason".into());
+            }
+            case.proxy_why = Some(rest.to_string());
+        }
         "why" => {
             if rest.is_empty() {
                 return Err("`why` needs a reason".into());
@@ -286,6 +299,12 @@ fn render_case(case: &Case, out: &mut String) {
     }
     if let Some(why) = &case.why {
         out.push_str(&format!("  why {why}\n"));
+    }
+    if let Some(expect) = &case.proxy {
+        render_expect("proxy-expect", "proxy-closes", expect, out);
+    }
+    if let Some(why) = &case.proxy_why {
+        out.push_str(&format!("  proxy-why {why}\n"));
     }
 }
 

@@ -60,6 +60,10 @@ pub enum Target {
     /// memshard: the recorded expectation unless the case documents a
     /// deliberate [`Case::memshard`] deviation.
     Memshard,
+    /// memshard proxy: [`Case::proxy`] where the proxy deliberately differs
+    /// from memshard server (which speaks the binary protocol; the proxy
+    /// refuses it), else what [`Target::Memshard`] expects.
+    Proxy,
 }
 
 /// One conformance case: a fresh connection to a freshly flushed server, a
@@ -83,6 +87,10 @@ pub struct Case {
     pub memshard: Option<Expect>,
     /// Why memshard differs; required when `memshard` is set.
     pub why: Option<String>,
+    /// memshard proxy's answer where it differs from memshard server's.
+    pub proxy: Option<Expect>,
+    /// Why the proxy differs; required when `proxy` is set.
+    pub proxy_why: Option<String>,
 }
 
 /// Default pause between writes: long enough that loopback delivers each
@@ -102,6 +110,8 @@ impl Case {
             expect: None,
             memshard: None,
             why: None,
+            proxy: None,
+            proxy_why: None,
         }
     }
 
@@ -114,6 +124,7 @@ impl Case {
     pub fn expectation(&self, target: Target) -> Option<&Expect> {
         match target {
             Target::Memshard => self.memshard.as_ref().or(self.expect.as_ref()),
+            Target::Proxy => self.proxy.as_ref().or(self.memshard.as_ref()).or(self.expect.as_ref()),
             Target::Memcached => self.expect.as_ref(),
         }
     }
@@ -155,6 +166,7 @@ pub const TABLE_FILES: &[(&str, &str)] = &[
     ("arith.mct", include_str!("../../conformance/arith.mct")),
     ("touch.mct", include_str!("../../conformance/touch.mct")),
     ("admin.mct", include_str!("../../conformance/admin.mct")),
+    ("operator.mct", include_str!("../../conformance/operator.mct")),
     ("meta_get.mct", include_str!("../../conformance/meta_get.mct")),
     ("meta_set.mct", include_str!("../../conformance/meta_set.mct")),
     ("meta_delete.mct", include_str!("../../conformance/meta_delete.mct")),
