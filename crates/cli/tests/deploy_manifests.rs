@@ -55,7 +55,7 @@ fn base_pool_file_is_the_twemproxy_pool_over_the_three_shards() {
     let files = kustomize_sources(&base_dir());
     let config = Config::from_yaml(&files["nutcracker.yml"]).expect("nutcracker.yml loads as a twemproxy pool file");
     let pool = config.pool("memcached").expect("a pool named memcached");
-    assert_eq!((pool.hash.as_str(), pool.distribution.as_str()), ("fnv1a_64", "ketama"));
+    assert_eq!((pool.hash.name(), pool.distribution.name()), ("fnv1a_64", "ketama"));
     assert!(pool.auto_eject_hosts);
     assert_eq!(pool.timeout, Some(Duration::from_millis(400)));
     assert_eq!(pool.server_retry_timeout, Duration::from_millis(2000));

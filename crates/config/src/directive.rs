@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use crate::error::{ConfigError, ErrorKind, Quoted, directive as directive_error};
-use crate::hash::{Distribution, HashName, UnknownName};
 use crate::listen::{self, Listen};
 use crate::number;
 use crate::pool::PoolConfig;
 use crate::server::{self, ServerEntry, twemproxy_order};
 use crate::yaml::{RawPool, Scalar};
+use memshard_ring::{Distribution, HashKind};
 
 /// The message used for every refusal of a redis pool.
 const NO_REDIS: &str = "redis pools are not supported: memshard proxies memcached only";
@@ -88,7 +88,7 @@ pub(crate) struct PoolBuilder {
     seen: Vec<Key>,
     listen: Option<At<Listen>>,
     listen_text: String,
-    hash: Option<HashName>,
+    hash: Option<HashKind>,
     hash_tag: Option<[u8; 2]>,
     distribution: Option<Distribution>,
     timeout: Option<u32>,
@@ -182,21 +182,22 @@ impl PoolBuilder {
         let line = value.line;
         let text = value.text.as_str();
         let err = |why: String| directive_error(line, key, why);
-        let named = |e: UnknownName| err(format!("value {} {e}", Quoted(text)));
+        // twemproxy's handler messages for a name it does not know.
+        let unknown = |what: &str| err(format!("value {} is not a valid {what}", Quoted(text)));
         match known {
             Key::Listen => {
                 let listen = listen::parse(text).map_err(err)?;
                 self.listen = Some(At { value: listen, line });
                 self.listen_text = text.to_owned();
             }
-            Key::Hash => self.hash = Some(text.parse().map_err(named)?),
+            Key::Hash => self.hash = Some(text.parse().map_err(|_| unknown("hash"))?),
             Key::HashTag => {
                 let tag: [u8; 2] = text.as_bytes().try_into().map_err(|_| {
                     err(format!("value {} is not a valid hash tag string with two characters", Quoted(text)))
                 })?;
                 self.hash_tag = Some(tag);
             }
-            Key::Distribution => self.distribution = Some(text.parse().map_err(named)?),
+            Key::Distribution => self.distribution = Some(text.parse().map_err(|_| unknown("distribution"))?),
             Key::Servers => self.servers.push(server::parse(text, line)?),
             Key::Redis => {
                 if boolean(text).map_err(err)? {

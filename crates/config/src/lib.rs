@@ -10,8 +10,9 @@
 //! ([`ConfigError`]).
 //!
 //! It is not the proxy: it opens no socket, resolves no name and builds no
-//! ring. Hash and distribution are kept as names ([`HashName`],
-//! [`Distribution`]) for the ring crate to map.
+//! ring. The twemproxy vocabulary it checks names against — the 12 hash
+//! names ([`HashKind`]), the distributions ([`Distribution`]), the server
+//! naming rule and order — is the ring crate's, so there is one of each.
 //!
 //! # Example
 //!
@@ -41,8 +42,8 @@
 //!   yaml-rust2 (YAML 1.2) accepts what twemproxy's libyaml (YAML 1.1)
 //!   accepts;
 //! - `directive`: the key table and the value rules, then per-pool checks;
-//! - [`listen`](Listen), [`server`](ServerEntry), [`pool`](PoolConfig),
-//!   [`hash`](HashName): one file per part of a pool;
+//! - [`listen`](Listen), [`server`](ServerEntry), [`pool`](PoolConfig):
+//!   one file per part of a pool;
 //! - [`Config`]: the checks across pools and the entry points;
 //! - [`fuzzing`]: an invariant checker for fuzz targets and property tests.
 //!
@@ -80,7 +81,6 @@ mod config;
 mod directive;
 mod error;
 pub mod fuzzing;
-mod hash;
 mod listen;
 mod number;
 mod pool;
@@ -90,8 +90,8 @@ mod yaml;
 
 pub use config::Config;
 pub use error::{ConfigError, ErrorKind};
-pub use hash::{Distribution, HashName, UnknownName};
 pub use listen::{Listen, MAX_UNIX_PATH};
+pub use memshard_ring::{Distribution, HashKind};
 pub use pool::{
     DEFAULT_BACKLOG, DEFAULT_DNS_REFRESH_INTERVAL, DEFAULT_SERVER_CONNECTIONS, DEFAULT_SERVER_FAILURE_LIMIT,
     DEFAULT_SERVER_RETRY_TIMEOUT, Extensions, PoolConfig,

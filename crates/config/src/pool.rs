@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::hash::{Distribution, HashName};
 use crate::listen::Listen;
 use crate::server::ServerEntry;
+use memshard_ring::{Distribution, HashKind};
 
 /// `backlog:` default (`CONF_DEFAULT_LISTEN_BACKLOG`).
 pub const DEFAULT_BACKLOG: u32 = 512;
@@ -37,7 +37,7 @@ pub struct PoolConfig {
     /// `listen:` (required): where clients connect.
     pub listen: Listen,
     /// `hash:` (default `fnv1a_64`): the key hash function.
-    pub hash: HashName,
+    pub hash: HashKind,
     /// `hash_tag:` (default none): two bytes, e.g. `{}`; when set, only the
     /// part of the key between them is hashed (if both are present).
     pub hash_tag: Option<[u8; 2]>,
@@ -95,7 +95,7 @@ impl PoolConfig {
         PoolConfig {
             line: 1,
             listen,
-            hash: HashName::default(),
+            hash: HashKind::default(),
             hash_tag: None,
             distribution: Distribution::default(),
             timeout: None,

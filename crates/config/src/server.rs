@@ -10,7 +10,7 @@ use crate::number;
 
 /// The port whose servers are named by host alone, "for backward
 /// compatibility with libmemcached" (`CONF_DEFAULT_KETAMA_PORT`).
-pub const KETAMA_PORT: u16 = 11211;
+pub const KETAMA_PORT: u16 = memshard_ring::server::LIBMEMCACHED_PORT;
 
 /// The format twemproxy names in its server error messages.
 const FORMAT: &str = "\"hostname:port:weight [name]\"";
@@ -178,13 +178,11 @@ pub(crate) fn parse(text: &str, line: usize) -> Result<ServerEntry, ConfigError>
     if name == Some("") {
         return Err(error(line, text, "has an empty name after the last space"));
     }
-    let ring_name = match (name, &addr, port_text) {
-        (Some(name), _, _) => name.to_owned(),
-        (None, ServerAddr::Tcp { host, port }, _) if *port == KETAMA_PORT => host.clone(),
-        (None, _, Some(port_text)) => format!("{host}:{port_text}"),
-        // Unix: twemproxy copies the path plus the byte after it, the ':'.
-        (None, _, None) => format!("{host}:"),
+    let port = match &addr {
+        ServerAddr::Tcp { port, .. } => port_text.map(|text| (*port, text)),
+        ServerAddr::Unix { .. } => None,
     };
+    let ring_name = memshard_ring::server::twemproxy_name(name, host, port);
 
     Ok(ServerEntry { addr, weight, name: name.map(str::to_owned), ring_name, text: text.to_owned(), line })
 }

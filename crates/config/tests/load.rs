@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use memshard_config::{
-    Config, ConfigError, Distribution, ErrorKind, Extensions, HashName, Listen, PoolConfig, ServerAddr, ServerEntry,
+    Config, ConfigError, Distribution, ErrorKind, Extensions, HashKind, Listen, PoolConfig, ServerAddr, ServerEntry,
 };
 
 fn testdata(name: &str) -> PathBuf {
@@ -35,7 +35,7 @@ fn system_config() {
     let pool = config.pool("memcached").unwrap();
     assert_eq!(pool.line, 1);
     assert_eq!(pool.listen, tcp("0.0.0.0", 11211));
-    assert_eq!(pool.hash, HashName::Fnv1a64);
+    assert_eq!(pool.hash, HashKind::Fnv1a64);
     assert_eq!(pool.hash_tag, None);
     assert_eq!(pool.distribution, Distribution::Ketama);
     assert!(pool.auto_eject_hosts);
@@ -93,7 +93,7 @@ fn twemproxy_samples() {
 
     let omega = config.pool("omega").unwrap();
     assert_eq!(omega.listen, Listen::Unix { path: "/tmp/gamma".into(), perm: None });
-    assert_eq!(omega.hash, HashName::Hsieh);
+    assert_eq!(omega.hash, HashKind::Hsieh);
     assert_eq!(omega.servers.iter().map(ServerEntry::weight).collect::<Vec<_>>(), [100_000, 1]);
 
     let root = load("nutcracker.root.yml");
@@ -118,7 +118,7 @@ fn defaults() {
     let mut expected = PoolConfig::with_defaults(tcp("127.0.0.1", 22121));
     expected.servers = pool.servers.clone();
     assert_eq!(pool, &expected);
-    assert_eq!(pool.hash, HashName::Fnv1a64);
+    assert_eq!(pool.hash, HashKind::Fnv1a64);
     assert_eq!(pool.distribution, Distribution::Ketama);
     assert_eq!(pool.timeout, None);
     assert_eq!(pool.backlog, 512);
@@ -136,7 +136,7 @@ fn several_pools_unix_sockets_names_and_weights() {
 
     let web = config.pool("web").unwrap();
     assert_eq!(web.listen, tcp("127.0.0.1", 22121));
-    assert_eq!((web.hash, web.hash_tag, web.distribution), (HashName::Md5, Some(*b"{}"), Distribution::Modula));
+    assert_eq!((web.hash, web.hash_tag, web.distribution), (HashKind::Md5, Some(*b"{}"), Distribution::Modula));
     assert_eq!(web.timeout, Some(Duration::from_millis(250)));
     assert_eq!((web.backlog, web.preconnect, web.tcpkeepalive), (1024, true, true));
     assert_eq!((web.client_connections, web.client_connection_limit()), (100, Some(100)));
@@ -170,7 +170,7 @@ fn parser_quirks_match_twemproxy() {
     let config = load("quirks.yml");
     let quirks = config.pool("quirks").unwrap();
     assert_eq!(quirks.listen, tcp("127.0.0.1", 22123));
-    assert_eq!(quirks.hash, HashName::Crc32a);
+    assert_eq!(quirks.hash, HashKind::Crc32a);
     assert_eq!(quirks.distribution, Distribution::Modula);
     assert_eq!(quirks.timeout, None);
     assert_eq!(quirks.effective_server_failure_limit(), 1);
@@ -187,15 +187,19 @@ fn parser_quirks_match_twemproxy() {
 #[test]
 fn every_hash_and_distribution_name() {
     let config = load("hashes.yml");
-    assert_eq!(config.pools.len(), HashName::ALL.len());
-    for (i, hash) in HashName::ALL.into_iter().enumerate() {
-        let pool = config.pool(hash.as_str()).unwrap();
+    assert_eq!(config.pools.len(), HashKind::ALL.len());
+    for (i, hash) in HashKind::ALL.into_iter().enumerate() {
+        let pool = config.pool(hash.name()).unwrap();
         assert_eq!(pool.hash, hash);
         assert_eq!(pool.distribution, Distribution::ALL[i % 3]);
-        assert_eq!(hash.as_str().parse::<HashName>(), Ok(hash));
-        assert_eq!(hash.to_string(), hash.as_str());
+        assert_eq!(hash.name().parse::<HashKind>(), Ok(hash));
+        assert_eq!(hash.to_string(), hash.name());
     }
-    assert_eq!("sha1".parse::<HashName>().unwrap_err().to_string(), "is not a valid hash");
+    let bad = "p:\n  listen: 127.0.0.1:22121\n  hash: sha1\n  servers:\n   - 127.0.0.1:11211:1\n";
+    assert_eq!(
+        Config::from_yaml(bad).unwrap_err().to_string(),
+        r#"line 3: directive "hash" value "sha1" is not a valid hash"#
+    );
 }
 
 #[test]

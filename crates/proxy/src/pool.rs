@@ -4,6 +4,7 @@
 
 use arc_swap::ArcSwap;
 use memshard_config::{PoolConfig, ServerAddr};
+use memshard_ring::server::name_order;
 use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -88,8 +89,7 @@ pub struct Placement {
 /// `/path:`, as twemproxy names them).
 pub fn placement(name: &str, cfg: &PoolConfig) -> Result<Placement, PoolError> {
     let ring_err = |source| PoolError::Ring { pool: name.to_string(), source };
-    let hash: HashKind = cfg.hash.as_str().parse().map_err(ring_err)?;
-    let dist: Distribution = cfg.distribution.as_str().parse().map_err(ring_err)?;
+    let (hash, dist) = (cfg.hash, cfg.distribution);
     let specs: Vec<ServerSpec> = cfg
         .servers
         .iter()
@@ -128,10 +128,7 @@ impl Pool {
         let health = (0..specs.len()).map(|_| Health::default()).collect();
         let stats_names: Vec<String> = specs.iter().map(ServerSpec::ring_name).collect();
         let mut stats_order: Vec<usize> = (0..specs.len()).collect();
-        stats_order.sort_by(|&a, &b| {
-            let (x, y) = (stats_names[a].as_bytes(), stats_names[b].as_bytes());
-            x.len().cmp(&y.len()).then(x.cmp(y))
-        });
+        stats_order.sort_by(|&a, &b| name_order(stats_names[a].as_bytes(), stats_names[b].as_bytes()));
         Ok(Pool {
             stats: PoolStats::default(),
             server_stats: (0..specs.len()).map(|_| ServerStats::default()).collect(),

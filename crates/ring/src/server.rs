@@ -56,14 +56,23 @@ impl ServerSpec {
     /// `host:07000:1` is named `host:07000`, whereas this gives `host:7000`. Pass such a
     /// server with an explicit `name` if it matters.
     pub fn ring_name(&self) -> String {
-        if let Some(name) = &self.name {
-            return name.clone();
-        }
-        match self.port {
-            Some(LIBMEMCACHED_PORT) => self.host.clone(),
-            Some(port) => format!("{}:{port}", self.host),
-            None => format!("{}:", self.host),
-        }
+        let port = self.port.map(|p| (p, p.to_string()));
+        twemproxy_name(self.name.as_deref(), &self.host, port.as_ref().map(|(p, text)| (*p, text.as_str())))
+    }
+}
+
+/// twemproxy's identity string of a server from its parts as written
+/// (`conf_add_server`): the `name` when there is one; else the host alone
+/// when the port is 11211; else `host:` and the port *text* (`host:07000`
+/// stays so); a unix socket (`port` `None`) is `path:`. The one rule the
+/// config loader, the ring and the proxy's stats all name servers by.
+pub fn twemproxy_name(name: Option<&str>, host: &str, port: Option<(u16, &str)>) -> String {
+    match (name, port) {
+        (Some(name), _) => name.to_owned(),
+        (None, Some((LIBMEMCACHED_PORT, _))) => host.to_owned(),
+        (None, Some((_, text))) => format!("{host}:{text}"),
+        // twemproxy copies the path plus the byte after it, the ':'.
+        (None, None) => format!("{host}:"),
     }
 }
 
@@ -85,6 +94,13 @@ mod tests {
         assert_eq!(ServerSpec::unix("/tmp/mc.sock", 1).ring_name(), "/tmp/mc.sock:");
         assert_eq!(ServerSpec::tcp("10.0.0.1", 11211, 1).named("cache-a").ring_name(), "cache-a");
         assert_eq!(ServerSpec::tcp("10.0.0.1", 11211, 1).named("").ring_name(), "");
+    }
+
+    #[test]
+    fn the_port_text_is_kept() {
+        assert_eq!(twemproxy_name(None, "h", Some((7000, "07000"))), "h:07000");
+        assert_eq!(twemproxy_name(None, "h", Some((11211, "011211"))), "h");
+        assert_eq!(twemproxy_name(Some("n"), "h", None), "n");
     }
 
     #[test]
