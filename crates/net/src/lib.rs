@@ -11,7 +11,7 @@
 //!   tasks on their own thread; [`serve_balanced_local`], whose handlers can
 //!   hand their connection back between requests ([`Seat`]), so that it
 //!   keeps as few workers active as the load needs ([`Spread::Adaptive`]).
-//! * [`ReadBuf`]: a connection's read buffer with memcached's data-block swallow.
+//! * [`fill`]: reads a connection's bytes into its `memshard_proto::RequestBuf`.
 //! * [`bind`]: a TCP listener on `host:port` (port 0 allowed); [`bind_unix`]: a
 //!   unix socket listener on a path, with twemproxy's stale-file removal and
 //!   chmod, whose socket file goes away with it.
@@ -39,7 +39,7 @@ mod workers;
 pub use limit::{ServeConfig, ServeStats, serve};
 pub use listener::{Accept, ListenAddr, Listener, UnixListener, bind_unix};
 pub use load::Seat;
-pub use read_buf::{READ_CHUNK, ReadBuf};
+pub use read_buf::fill;
 pub use shutdown::{Shutdown, ShutdownTrigger, StopSignal, os_signal};
 pub use workers::{Spread, serve_balanced_local, serve_pinned, serve_pinned_local};
 

@@ -2,13 +2,15 @@
 //! back between requests, and the connection goes on, on another worker,
 //! without losing or reordering a byte.
 
-use memshard_net::{Seat, ServeConfig, ServeStats, ShutdownTrigger, Spread, serve_balanced_local};
+mod common;
+
+use common::{Serving, start_with};
+use memshard_net::{Seat, Spread};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Echoes each line as `<worker> <line>`; between lines, moves when asked.
 async fn echo(mut s: TcpStream, _sd: memshard_net::Shutdown, seat: Seat) -> Option<TcpStream> {
@@ -40,26 +42,10 @@ async fn echo(mut s: TcpStream, _sd: memshard_net::Shutdown, seat: Seat) -> Opti
     }
 }
 
-type Serving = (std::net::SocketAddr, Arc<ServeStats>, ShutdownTrigger, tokio::task::JoinHandle<std::io::Result<()>>);
-
 /// Serves `echo` on two workers; returns the address, the stats, the
 /// trigger and the serving task.
 async fn start(spread: Spread) -> Serving {
     start_with(spread, echo).await
-}
-
-/// Serves `handler` on two workers.
-async fn start_with<F, Fut>(spread: Spread, handler: F) -> Serving
-where
-    F: Fn(TcpStream, memshard_net::Shutdown, Seat) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Option<TcpStream>> + 'static,
-{
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let (trigger, sd) = ShutdownTrigger::new();
-    let stats = Arc::new(ServeStats::default());
-    let serving = tokio::spawn(serve_balanced_local(l, ServeConfig::default(), stats.clone(), sd, 2, spread, handler));
-    (addr, stats, trigger, serving)
 }
 
 /// Sends `n` numbered lines, one at a time, checking each echo; returns the
@@ -128,83 +114,6 @@ async fn spread_all_takes_turns_and_never_moves() {
     assert_eq!(all, vec![BTreeSet::from([0]), BTreeSet::from([1]), BTreeSet::from([0]), BTreeSet::from([1])]);
     assert_eq!(stats.moved_connections.load(Ordering::Relaxed), 0);
     assert_eq!(stats.active_workers.load(Ordering::Relaxed), 2);
-    trigger.trigger();
-    serving.await.expect("joined").expect("served");
-}
-
-/// Takes one byte, spends half a millisecond of CPU on it, answers with the
-/// worker's number; between requests, moves when asked.
-async fn busy(mut s: TcpStream, _sd: memshard_net::Shutdown, seat: Seat) -> Option<TcpStream> {
-    let mut b = [0u8; 1];
-    loop {
-        if seat.should_move() {
-            return Some(s);
-        }
-        if s.read_exact(&mut b).await.is_err() {
-            return None;
-        }
-        let t = std::time::Instant::now();
-        let mut x = 0u64;
-        while t.elapsed() < Duration::from_micros(500) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-        }
-        std::hint::black_box(x);
-        let w = u8::try_from(seat.worker()).unwrap_or(u8::MAX);
-        if s.write_all(&[w]).await.is_err() {
-            return None;
-        }
-    }
-}
-
-/// Requests from `clients` connections for `secs`, `pause` apart; returns
-/// the answers each worker gave.
-async fn load(addr: std::net::SocketAddr, clients: usize, secs: u64, pause: Duration) -> [usize; 2] {
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            tokio::spawn(async move {
-                let mut c = TcpStream::connect(addr).await.expect("connect");
-                let mut by_worker = [0usize; 2];
-                let end = tokio::time::Instant::now() + Duration::from_secs(secs);
-                while tokio::time::Instant::now() < end {
-                    c.write_all(b"x").await.expect("write");
-                    let mut b = [0u8; 1];
-                    tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut b))
-                        .await
-                        .expect("answer in time")
-                        .expect("read");
-                    by_worker[usize::from(b[0]).min(1)] += 1;
-                    tokio::time::sleep(pause).await;
-                }
-                by_worker
-            })
-        })
-        .collect();
-    let mut total = [0usize; 2];
-    for t in tasks {
-        let w = t.await.expect("client passed");
-        total[0] += w[0];
-        total[1] += w[1];
-    }
-    total
-}
-
-/// The whole adaptive loop — per-thread CPU read from /proc, the policy,
-/// connections handed back — on a load that saturates one worker, then on
-/// one that fits on one again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-async fn a_saturated_worker_gets_help_and_gives_it_back_when_the_load_drops() {
-    let (addr, stats, trigger, serving) = start_with(Spread::AdaptiveOnCpu, busy).await;
-    // Eight clients always waiting on half a millisecond of CPU each: the
-    // one active worker runs flat out, so a second one joins.
-    let heavy = load(addr, 8, 3, Duration::ZERO).await;
-    assert_eq!(stats.active_workers.load(Ordering::Relaxed), 2, "answers by worker {heavy:?}");
-    assert!(heavy[1] > 0, "the second worker served nothing: {heavy:?}");
-    let moved = stats.moved_connections.load(Ordering::Relaxed);
-    assert!(moved > 0);
-    // A trickle: back to one worker, the light clients moved onto it.
-    let light = load(addr, 4, 3, Duration::from_millis(10)).await;
-    assert_eq!(stats.active_workers.load(Ordering::Relaxed), 1, "answers by worker {light:?}");
-    assert!(stats.moved_connections.load(Ordering::Relaxed) > moved, "the light clients on worker 1 moved back");
     trigger.trigger();
     serving.await.expect("joined").expect("served");
 }

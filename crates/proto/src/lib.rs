@@ -17,6 +17,7 @@ mod line;
 pub mod number;
 mod reply;
 mod request;
+mod request_buf;
 
 pub use error::{ProtoError, msg};
 pub use line::{MAX_TOKENS, MAX_UNTERMINATED_LINE};
@@ -27,6 +28,7 @@ pub use request::{
     MetaGet, MetaSet, MetaSetMode, Request, ShutdownMode, Stats, Store, StoreCmd, Touch, Verbosity, WatchFlags,
     item_size_ok,
 };
+pub use request_buf::{READ_CHUNK, RequestBuf, Step};
 
 /// Writes a decimal number, the way every reply writes numbers.
 pub fn put_u64<B: bytes::BufMut>(out: &mut B, v: u64) {

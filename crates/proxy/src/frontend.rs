@@ -16,8 +16,8 @@ use crate::backend;
 use crate::forward::{Client, route};
 use crate::pool::Pool;
 use crate::stats;
-use memshard_net::{ReadBuf, Seat, Shutdown};
-use memshard_proto::{Decoder, Request};
+use memshard_net::{Seat, Shutdown};
+use memshard_proto::{Decoder, Request, RequestBuf, Step};
 use std::future::poll_fn;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -64,7 +64,7 @@ where
     stats::gauge(&r.pool.stats.client_connections, 1);
     let _gauge = ClientGauge(r.pool.clone());
     let client = Client::new(backend::conns(r.pool_id, &r.pool));
-    let mut rbuf = ReadBuf::new();
+    let mut rbuf = RequestBuf::new();
     let mut wbuf = Vec::new();
     // One shutdown watch for the connection's life, cheap to poll per read.
     let mut stopped = shutdown.signal();
@@ -107,7 +107,7 @@ where
         }
         tokio::select! {
             biased;
-            res = rbuf.fill(&mut stream) => match res {
+            res = memshard_net::fill(&mut rbuf, &mut stream) => match res {
                 Ok(0) => {
                     stats::add(&r.pool.stats.client_eof, 1);
                     return None;
@@ -128,45 +128,30 @@ where
 
 /// Routes every complete request in `rbuf` (up to [`MAX_PENDING`] awaiting
 /// answers).
-fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut ReadBuf) -> Batch {
+fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut RequestBuf) -> Batch {
     // One ring and one clock read per batch: an ejection takes effect from
     // the next batch, deadlines are stamped with the time the batch came.
     let ring = r.pool.ring();
     let now = Instant::now();
-    while rbuf.ready() {
-        if client.queue.pending() >= MAX_PENDING || !client.queue.has_room() {
+    loop {
+        if rbuf.mid_request() && (client.queue.pending() >= MAX_PENDING || !client.queue.has_room()) {
             return Batch::Full;
         }
-        // A rejected data block to discard after this request's bytes.
-        let mut swallow = 0;
-        let mut close = false;
-        let used = match decoder.decode(rbuf.bytes()) {
-            Ok(None) => return Batch::Read,
-            Ok(Some((Request::Quit, used))) => {
-                close = true;
-                used
-            }
-            Ok(Some((req, used))) => {
-                route(client, &ring, &req, &rbuf.bytes()[..used], now);
-                used
-            }
-            Err(e) => {
+        match rbuf.next(&decoder) {
+            Step::NeedMore => return Batch::Read,
+            Step::Request { req: Request::Quit, .. } => return Batch::Close,
+            Step::Request { req, raw } => route(client, &ring, &req, raw, now),
+            Step::Refused(e) => {
                 if let Some(l) = e.reply_line() {
                     let mut line = Vec::with_capacity(l.len() + 2);
                     line.extend_from_slice(l.as_bytes());
                     line.extend_from_slice(b"\r\n");
                     client.queue.ready(&line);
                 }
-                swallow = e.swallow;
-                close = e.close;
-                e.consumed
+                if e.close {
+                    return Batch::Close;
+                }
             }
-        };
-        rbuf.consume(used);
-        rbuf.swallow(swallow);
-        if close {
-            return Batch::Close;
         }
     }
-    Batch::Read
 }

@@ -5,8 +5,8 @@ use crate::Shared;
 use crate::conn_table::Peer;
 use crate::exec::{Exec, Outcome};
 use crate::stats::Counters;
-use memshard_net::{READ_CHUNK, ReadBuf, Shutdown};
-use memshard_proto::{Admin, AdminCmd, Request, WatchFlags, binary};
+use memshard_net::Shutdown;
+use memshard_proto::{Admin, AdminCmd, READ_CHUNK, Request, RequestBuf, Step, WatchFlags, binary};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,7 +23,7 @@ where
 {
     let me = shared.clients.register(&stream, shared.store.now() as u32);
     let cfd = me.fd;
-    let mut rbuf = ReadBuf::new();
+    let mut rbuf = RequestBuf::new();
     let mut wbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let decoder = shared.decoder;
     // memcached decides a connection's protocol on its first byte: the
@@ -35,25 +35,26 @@ where
         // Process everything already buffered.
         let mut close = false;
         loop {
-            if !rbuf.ready() {
-                break;
-            }
-            // A rejected data block to discard after this request's bytes.
-            let mut swallow = 0;
-            let is_binary = *binary.get_or_insert_with(|| rbuf.bytes().first() == Some(&binary::REQUEST_MAGIC));
-            let (used, next) = if is_binary {
+            let first = rbuf.bytes().first().copied();
+            let Some(first) = first else { break };
+            let next = if *binary.get_or_insert(first == binary::REQUEST_MAGIC) {
                 match binary::decode(rbuf.bytes(), shared.cfg.max_item_size) {
                     Ok(None) => break,
-                    Ok(Some((req, used))) => (used, crate::binary_exec::run(&shared, &req, &mut wbuf)),
+                    Ok(Some((req, used))) => {
+                        let outcome = crate::binary_exec::run(&shared, &req, &mut wbuf);
+                        rbuf.advance(used, 0);
+                        Next::Done(outcome)
+                    }
                     Err(e) => {
-                        swallow = e.swallow;
-                        (e.consumed, crate::binary_exec::refuse(&shared, &e, &mut wbuf))
+                        let outcome = crate::binary_exec::refuse(&shared, &e, &mut wbuf);
+                        rbuf.advance(e.consumed, e.swallow);
+                        Next::Done(outcome)
                     }
                 }
             } else {
-                match decoder.decode(rbuf.bytes()) {
-                    Ok(None) => break,
-                    Ok(Some((Request::Get(g), used))) => {
+                match rbuf.next(&decoder) {
+                    Step::NeedMore => break,
+                    Step::Request { req: Request::Get(g), .. } => {
                         // Multi-gets stream: flush whenever enough replies queued up.
                         let exec = Exec::new(&shared, cfd);
                         for key in g.keys.iter() {
@@ -65,38 +66,15 @@ where
                             }
                         }
                         wbuf.extend_from_slice(b"END\r\n");
-                        (used, Outcome::Continue)
+                        Next::Done(Outcome::Continue)
                     }
-                    Ok(Some((Request::Admin(a), used))) if takes_over(&a) => {
-                        // The answers to the commands before it go out first.
-                        // (memcached refuses some such pipelines with "ERROR
-                        // cannot pipeline other commands before watch" and
-                        // accepts others, by the state of its response queue.)
-                        let takeover = match a.op {
-                            Admin::Watch(flags) => Takeover::Watch(flags),
-                            Admin::LruCrawlerMetadump(classes) => Takeover::Metadump(classes.to_vec()),
-                            _ => Takeover::Watch(WatchFlags::default()),
-                        };
-                        rbuf.consume(used);
-                        if !wbuf.is_empty() && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
-                            return;
-                        }
-                        match takeover {
-                            Takeover::Watch(flags) => {
-                                me.info.watching.store(true, Ordering::Relaxed);
-                                watch(&mut stream, &mut rbuf, &shared, flags, &shutdown).await;
-                                return;
-                            }
-                            Takeover::Metadump(classes) => {
-                                if metadump(&mut stream, &shared, &classes, &mut wbuf).await.is_err() {
-                                    return;
-                                }
-                                continue;
-                            }
-                        }
-                    }
-                    Ok(Some((req, used))) => (used, Exec::new(&shared, cfd).run(req, &mut wbuf)),
-                    Err(e) => {
+                    Step::Request { req: Request::Admin(a), .. } if takes_over(&a) => Next::Takeover(match a.op {
+                        Admin::LruCrawlerMetadump(classes) => Takeover::Metadump(classes.to_vec()),
+                        Admin::Watch(flags) => Takeover::Watch(flags),
+                        _ => Takeover::Watch(WatchFlags::default()),
+                    }),
+                    Step::Request { req, .. } => Next::Done(Exec::new(&shared, cfd).run(req, &mut wbuf)),
+                    Step::Refused(e) => {
                         if let Some(line) = e.reply_line() {
                             wbuf.extend_from_slice(line.as_bytes());
                             wbuf.extend_from_slice(b"\r\n");
@@ -107,16 +85,38 @@ where
                         if e.reply == Some(memshard_proto::msg::TOO_LARGE) {
                             Counters::bump(&shared.stats.store_too_large);
                         }
-                        swallow = e.swallow;
-                        (e.consumed, if e.close { Outcome::Close } else { Outcome::Continue })
+                        Next::Done(if e.close { Outcome::Close } else { Outcome::Continue })
                     }
                 }
             };
-            rbuf.consume(used);
-            rbuf.swallow(swallow);
-            if next == Outcome::Close {
-                close = true;
-                break;
+            match next {
+                Next::Done(Outcome::Close) => {
+                    close = true;
+                    break;
+                }
+                Next::Done(Outcome::Continue) => {}
+                // The answers to the commands before it go out first.
+                // (memcached refuses some such pipelines with "ERROR cannot
+                // pipeline other commands before watch" and accepts others,
+                // by the state of its response queue.)
+                Next::Takeover(takeover) => {
+                    rbuf.commit();
+                    if !wbuf.is_empty() && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
+                        return;
+                    }
+                    match takeover {
+                        Takeover::Watch(flags) => {
+                            me.info.watching.store(true, Ordering::Relaxed);
+                            watch(&mut stream, &shared, flags, &shutdown).await;
+                            return;
+                        }
+                        Takeover::Metadump(classes) => {
+                            if metadump(&mut stream, &shared, &classes, &mut wbuf).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
             }
             if wbuf.len() >= WRITE_HIGH_WATER && write_out(&mut stream, &mut wbuf, &shared).await.is_err() {
                 return;
@@ -134,7 +134,7 @@ where
         }
         let n = tokio::select! {
             biased;
-            r = rbuf.fill(&mut stream) => match r {
+            r = memshard_net::fill(&mut rbuf, &mut stream) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             },
@@ -146,6 +146,14 @@ where
         shared.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
         me.info.last_cmd.store(shared.store.now() as u32, Ordering::Relaxed);
     }
+}
+
+/// What a decoded request led to.
+enum Next {
+    /// Answered (or refused); go on or close.
+    Done(Outcome),
+    /// The connection becomes something else.
+    Takeover(Takeover),
 }
 
 /// A command that takes the connection over, detached from the read buffer.
@@ -162,7 +170,7 @@ fn takes_over(a: &AdminCmd<'_>) -> bool {
 /// `watch`: the connection now only receives log lines, until the client
 /// goes away or the server stops. What the client sends is read and
 /// ignored (memcached stops reading a watcher altogether).
-async fn watch<S>(stream: &mut S, rbuf: &mut ReadBuf, shared: &Shared, flags: WatchFlags, shutdown: &Shutdown)
+async fn watch<S>(stream: &mut S, shared: &Shared, flags: WatchFlags, shutdown: &Shutdown)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -176,7 +184,6 @@ where
     let mut stop = shutdown.signal();
     let mut out = b"OK\r\n".to_vec();
     let mut sink = [0u8; 1024];
-    rbuf.consume(rbuf.bytes().len());
     loop {
         let skipped = w.skipped.swap(0, Ordering::Relaxed);
         if skipped > 0 {
