@@ -32,6 +32,9 @@ pub const READ_CHUNK: usize = 16 * 1024;
 
 /// What one decode step found.
 #[derive(Debug)]
+// Returned by value and matched at once, as `Decoder::decode`'s result is:
+// boxing the request would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub enum Step<'a> {
     /// Every complete request was taken: read more.
     NeedMore,
