@@ -19,6 +19,7 @@
 //! the binary protocol or UDP. Encoding and decoding are `memshard-proto`'s.
 
 mod commands;
+mod connect;
 mod connection;
 mod error;
 mod meta;

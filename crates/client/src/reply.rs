@@ -55,6 +55,8 @@ pub enum OwnedReply {
     ClientError(String),
     /// `SERVER_ERROR <message>`.
     ServerError(String),
+    /// An operator command's status line (`NOSPARE …`).
+    Status(String),
     /// A meta reply.
     Meta {
         /// Status code.
@@ -92,6 +94,7 @@ impl OwnedReply {
             Reply::Error => OwnedReply::Error,
             Reply::ClientError(m) => OwnedReply::ClientError(text(m)),
             Reply::ServerError(m) => OwnedReply::ServerError(text(m)),
+            Reply::Status(m) => OwnedReply::Status(text(m)),
             Reply::Meta { code, flags, data } => {
                 OwnedReply::Meta { code, flags: text(flags), data: data.map(Bytes::copy_from_slice) }
             }
@@ -131,6 +134,7 @@ impl OwnedReply {
             OwnedReply::Error => Reply::Error,
             OwnedReply::ClientError(m) => Reply::ClientError(m.as_bytes()),
             OwnedReply::ServerError(m) => Reply::ServerError(m.as_bytes()),
+            OwnedReply::Status(m) => Reply::Status(m.as_bytes()),
             OwnedReply::Meta { code, flags, data } => {
                 Reply::Meta { code: *code, flags: flags.as_bytes(), data: data.as_deref() }
             }

@@ -4,28 +4,22 @@
 //! over the connection and live in `connection.rs`.
 
 use crate::Shared;
-use crate::exec::{Outcome, line};
+use crate::reply::{Outcome, send, send_unless};
 use crate::stats::Counters;
 use base64::Engine;
-use memshard_proto::{Admin, AdminCmd, ShutdownMode, number::parse_u32};
+use memshard_proto::{Admin, AdminCmd, MetaCode, Reply, ShutdownMode, number::parse_u32};
 use memshard_store::MetaGetOptions;
 use memshard_store::classes::class_count;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 
-fn reply(out: &mut Vec<u8>, noreply: bool, s: &[u8]) {
-    if !noreply {
-        line(out, s);
-    }
-}
-
 pub(crate) fn run(sh: &Shared, cmd: &AdminCmd<'_>, out: &mut Vec<u8>) -> Outcome {
     let set = &sh.settings;
-    let ok = |out: &mut Vec<u8>| reply(out, cmd.noreply, b"OK");
+    let ok = |out: &mut Vec<u8>| send_unless(out, cmd.noreply, Reply::Ok);
     match &cmd.op {
         Admin::MetaDebug { key } => meta_debug(sh, key, out),
         Admin::Shutdown(mode) => return shutdown(sh, *mode, out),
-        Admin::SlabsReassign { src, dst } => line(out, reassign(*src, *dst)),
+        Admin::SlabsReassign { src, dst } => send(out, Reply::Status(reassign(*src, *dst))),
         // The slab mover and the segmented LRU have nothing to act on in a
         // store without slab pages and with one true LRU per shard: the
         // values are kept and shown by `stats settings`, and change nothing.
@@ -55,22 +49,22 @@ pub(crate) fn run(sh: &Shared, cmd: &AdminCmd<'_>, out: &mut Vec<u8>) -> Outcome
             }
             ok(out);
         }
-        Admin::LruCrawlerCrawl(classes) => line(out, crawl(sh, classes)),
+        Admin::LruCrawlerCrawl(classes) => send(out, crawl(sh, classes)),
         Admin::LruCrawlerToCrawl(n) => {
             set.lru_crawler_tocrawl.store(*n, Ordering::Relaxed);
-            line(out, b"OK");
+            send(out, Reply::Ok);
         }
         Admin::LruCrawlerSleep(us) => {
             set.lru_crawler_sleep.store(*us, Ordering::Relaxed);
-            line(out, b"OK");
+            send(out, Reply::Ok);
         }
         // Real: the background sweep of expired items stops and starts.
         Admin::LruCrawlerEnable(on) => {
             set.lru_crawler.store(*on, Ordering::Relaxed);
-            line(out, b"OK");
+            send(out, Reply::Ok);
         }
         // Served by the connection, which alone can hand itself over.
-        Admin::LruCrawlerMetadump(_) | Admin::Watch(_) => line(out, b"ERROR"),
+        Admin::LruCrawlerMetadump(_) | Admin::Watch(_) => send(out, Reply::Error),
     }
     Outcome::Continue
 }
@@ -100,7 +94,7 @@ fn meta_debug(sh: &Shared, key: &[u8], out: &mut Vec<u8>) {
         true
     });
     if !found {
-        line(out, b"EN");
+        send(out, Reply::Meta { code: MetaCode::En, flags: b"", data: None });
     }
 }
 
@@ -109,11 +103,11 @@ fn meta_debug(sh: &Shared, key: &[u8], out: &mut Vec<u8>) {
 /// drains), closing the asking connection without a reply.
 fn shutdown(sh: &Shared, mode: ShutdownMode, out: &mut Vec<u8>) -> Outcome {
     if !sh.cfg.shutdown_command {
-        line(out, b"ERROR: shutdown not enabled");
+        send(out, Reply::Status(b"ERROR: shutdown not enabled"));
         return Outcome::Continue;
     }
     if mode == ShutdownMode::Invalid {
-        line(out, b"CLIENT_ERROR invalid shutdown mode");
+        send(out, Reply::ClientError(b"invalid shutdown mode"));
         return Outcome::Continue;
     }
     tracing::info!(role = "server", graceful = mode == ShutdownMode::Graceful, "shutdown command received");
@@ -137,18 +131,18 @@ fn reassign(src: i32, dst: i32) -> &'static [u8] {
 
 /// `lru_crawler crawl <classes|all|hash>`: frees every expired or flushed
 /// item now (all classes: the sweep is not per class), as the crawler does.
-fn crawl(sh: &Shared, classes: &[u8]) -> &'static [u8] {
+fn crawl(sh: &Shared, classes: &[u8]) -> Reply<'static> {
     if !sh.settings.lru_crawler.load(Ordering::Relaxed) {
-        return b"CLIENT_ERROR lru crawler disabled";
+        return Reply::ClientError(b"lru crawler disabled");
     }
     if !valid_classes(classes) {
-        return b"BADCLASS invalid class id";
+        return Reply::Status(b"BADCLASS invalid class id");
     }
     if sh.store.is_empty() {
-        return b"NOTSTARTED no items to crawl";
+        return Reply::Status(b"NOTSTARTED no items to crawl");
     }
     sh.store.sweep(usize::MAX);
-    b"OK"
+    Reply::Ok
 }
 
 /// `all`, `hash`, or a comma-separated list of class ids (memcached accepts

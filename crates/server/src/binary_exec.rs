@@ -6,7 +6,7 @@
 
 use crate::Shared;
 use crate::detail::Event;
-use crate::exec::{Outcome, VERSION};
+use crate::reply::{Outcome, VERSION};
 use crate::stats::Counters;
 use memshard_proto::binary::{BinError, Command, Header, Request, Response, Status, StoreOp};
 use memshard_store::{ArithOutcome, ArithRequest, DeleteOutcome, ItemView, StoreMode, StoreOutcome, Vivify};

@@ -3,7 +3,8 @@
 
 use crate::Shared;
 use crate::conn_table::Peer;
-use crate::exec::{Exec, Outcome};
+use crate::exec::Exec;
+use crate::reply::Outcome;
 use crate::stats::Counters;
 use memshard_net::Shutdown;
 use memshard_proto::{Admin, AdminCmd, READ_CHUNK, Request, RequestBuf, Step, WatchFlags, binary};

@@ -2,28 +2,12 @@
 
 use crate::Shared;
 use crate::detail::Event;
+use crate::reply::{Outcome, VERSION, msg_line, send, send_unless};
 use crate::stats::Counters;
 use crate::watch;
-use memshard_proto::{Arith, Get, Reply, Request, Store as StoreReq, StoreCmd, WatchFlags};
+use memshard_proto::{Arith, Get, MetaCode, Reply, Request, Store as StoreReq, StoreCmd, WatchFlags};
 use memshard_store::{ArithOutcome, DeleteOutcome, ItemView, StoreMode, StoreOutcome, TouchOutcome};
 use std::sync::atomic::Ordering;
-
-/// What the connection does after a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// Keep reading.
-    Continue,
-    /// Close after flushing replies.
-    Close,
-}
-
-/// The version `version` and `stats` answer: the memcached release whose
-/// protocol memshard implements, as one token, because clients split that
-/// line (memshard's own version is `stats`' `memshard_version`).
-pub(crate) const VERSION: &str = "1.6.18";
-
-/// memshard's own version, for `stats`.
-pub(crate) const MEMSHARD_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Executes one request, appending its reply to `out`.
 pub(crate) struct Exec<'s> {
@@ -32,20 +16,9 @@ pub(crate) struct Exec<'s> {
     pub(crate) cfd: i32,
 }
 
-pub(crate) fn line(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(s);
-    out.extend_from_slice(b"\r\n");
-}
-
 /// The slab class memcached would keep an item in.
 pub(crate) fn class_of_view(it: &ItemView) -> usize {
     memshard_store::classes::class_of(memshard_store::memcached_item_size(it.key().len(), it.value_len(), it.flags()))
-}
-
-fn reply(out: &mut Vec<u8>, noreply: bool, s: &[u8]) {
-    if !noreply {
-        line(out, s);
-    }
 }
 
 impl<'s> Exec<'s> {
@@ -63,7 +36,7 @@ impl<'s> Exec<'s> {
                 for key in g.keys.iter() {
                     self.get_one(&g, key, out);
                 }
-                line(out, b"END");
+                send(out, Reply::End);
             }
             Request::Store(s) => {
                 Counters::bump(&self.stats().cmd_set);
@@ -95,21 +68,21 @@ impl<'s> Exec<'s> {
                     };
                     Counters::bump(c);
                 }
-                let text: &[u8] = match r.outcome {
-                    StoreOutcome::Stored => b"STORED",
-                    StoreOutcome::NotStored => b"NOT_STORED",
-                    StoreOutcome::Exists => b"EXISTS",
-                    StoreOutcome::NotFound => b"NOT_FOUND",
+                let answer = match r.outcome {
+                    StoreOutcome::Stored => Reply::Stored,
+                    StoreOutcome::NotStored => Reply::NotStored,
+                    StoreOutcome::Exists => Reply::Exists,
+                    StoreOutcome::NotFound => Reply::NotFound,
                     StoreOutcome::TooLarge => {
                         Counters::bump(&self.stats().store_too_large);
-                        b"SERVER_ERROR object too large for cache"
+                        Reply::ServerError(b"object too large for cache")
                     }
                     StoreOutcome::NoMemory => {
                         Counters::bump(&self.stats().store_no_memory);
-                        b"SERVER_ERROR out of memory storing object"
+                        Reply::ServerError(b"out of memory storing object")
                     }
                 };
-                reply(out, s.noreply, text);
+                send_unless(out, s.noreply, answer);
             }
             Request::Delete(d) => {
                 if let Some(delim) = self.sh.detail_delimiter() {
@@ -119,66 +92,63 @@ impl<'s> Exec<'s> {
                     let old = self.sh.store.peek(d.key);
                     self.log_get(d.key, old.as_ref());
                 }
-                let text: &[u8] = match self.sh.store.delete(d.key, None) {
+                let answer = match self.sh.store.delete(d.key, None) {
                     DeleteOutcome::Deleted => {
                         Counters::bump(&self.stats().delete_hits);
-                        b"DELETED"
+                        Reply::Deleted
                     }
                     _ => {
                         Counters::bump(&self.stats().delete_misses);
-                        b"NOT_FOUND"
+                        Reply::NotFound
                     }
                 };
-                reply(out, d.noreply, text);
+                send_unless(out, d.noreply, answer);
             }
             Request::Arith(a) => self.arith(&a, out),
             Request::Touch(t) => {
                 Counters::bump(&self.stats().cmd_touch);
-                let text: &[u8] = match self.sh.store.touch(t.key, t.exptime) {
+                let answer = match self.sh.store.touch(t.key, t.exptime) {
                     TouchOutcome::Touched => {
                         Counters::bump(&self.stats().touch_hits);
-                        b"TOUCHED"
+                        Reply::Touched
                     }
                     TouchOutcome::NotFound => {
                         Counters::bump(&self.stats().touch_misses);
-                        b"NOT_FOUND"
+                        Reply::NotFound
                     }
                 };
-                reply(out, t.noreply, text);
+                send_unless(out, t.noreply, answer);
             }
             Request::FlushAll(f) => {
                 Counters::bump(&self.stats().cmd_flush);
                 self.sh.store.flush_all(f.delay);
-                reply(out, f.noreply, b"OK");
+                send_unless(out, f.noreply, Reply::Ok);
             }
-            Request::Version => {
-                out.extend_from_slice(b"VERSION ");
-                line(out, VERSION.as_bytes());
-            }
+            Request::Version => send(out, Reply::Version(VERSION.as_bytes())),
             Request::Verbosity(v) => {
                 self.sh.verbosity.store(v.level.min(2), Ordering::Relaxed);
-                reply(out, v.noreply, b"OK");
+                send_unless(out, v.noreply, Reply::Ok);
             }
             Request::Stats(s) => crate::stats_report::write(self.sh, &s, self.cfd, out),
             Request::Quit => return Outcome::Close,
             Request::CacheMemlimit(m) => {
                 // memcached's checks and words (proto_text.c, process_memlimit_command).
-                let text: &[u8] = if m.megabytes < 8 {
-                    b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"
+                let answer = if m.megabytes < 8 {
+                    Reply::Status(b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m")
                 } else if m.megabytes > 1_000_000_000 {
-                    b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
+                    Reply::Status(b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes")
                 } else if self.sh.store.set_memory_limit(m.megabytes as usize * 1024 * 1024).is_ok() {
-                    b"OK"
+                    Reply::Ok
                 } else {
-                    b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust"
+                    Reply::Status(b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust")
                 };
-                reply(out, m.noreply, text);
+                send_unless(out, m.noreply, answer);
             }
             Request::MetaGet(m) => crate::meta_exec::meta_get(self.sh, &m, out),
             Request::MetaSet(m) => crate::meta_exec::meta_set(self.sh, &m, out),
             Request::MetaDelete(m) => crate::meta_exec::meta_delete(self.sh, &m, out),
             Request::MetaArith(m) => crate::meta_exec::meta_arith(self.sh, &m, out),
-            Request::MetaNoop => line(out, b"MN"),
+            Request::MetaNoop => send(out, Reply::Meta { code: MetaCode::Mn, flags: b"", data: None }),
             Request::Admin(a) => return crate::admin_exec::run(self.sh, &a, out),
         }
         Outcome::Continue
@@ -254,17 +224,14 @@ impl<'s> Exec<'s> {
         match r {
             ArithOutcome::Value { value, .. } => {
                 Counters::bump(hits);
-                if !a.noreply {
-                    memshard_proto::put_u64(out, value);
-                    out.extend_from_slice(b"\r\n");
-                }
+                send_unless(out, a.noreply, Reply::Number(value));
             }
             ArithOutcome::NotFound | ArithOutcome::Exists => {
                 Counters::bump(misses);
-                reply(out, a.noreply, b"NOT_FOUND");
+                send_unless(out, a.noreply, Reply::NotFound);
             }
-            ArithOutcome::NonNumeric => reply(out, a.noreply, memshard_proto::msg::NON_NUMERIC.as_bytes()),
-            ArithOutcome::NoMemory => reply(out, a.noreply, b"SERVER_ERROR out of memory"),
+            ArithOutcome::NonNumeric => send_unless(out, a.noreply, msg_line(memshard_proto::msg::NON_NUMERIC)),
+            ArithOutcome::NoMemory => send_unless(out, a.noreply, Reply::ServerError(b"out of memory")),
         }
     }
 }

@@ -21,6 +21,7 @@ mod connection;
 mod detail;
 mod exec;
 mod meta_exec;
+mod reply;
 mod settings;
 mod stats;
 mod stats_report;

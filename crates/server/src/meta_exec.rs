@@ -1,11 +1,15 @@
 //! Meta commands (mg, ms, md, ma) against the store, building replies in the
-//! order the request's flags appear, as memcached 1.6 does.
+//! order the request's flags appear, as memcached 1.6 does. The status line
+//! of a meta reply (`VA`/`HD`/… and its flags) is written here straight
+//! into the output as each flag is met — the flags are only known while the
+//! item is under its lock, and staging them for `Reply::Meta` would copy
+//! every reply once more; errors go through `Reply`.
 
 use crate::Shared;
-use crate::exec::line;
+use crate::reply::{data_block, msg_line, send};
 use crate::stats::Counters;
 use base64::Engine;
-use memshard_proto::{MetaArith, MetaArithMode, MetaDelete, MetaFlags, MetaGet, MetaSet, MetaSetMode, put_u64};
+use memshard_proto::{MetaArith, MetaArithMode, MetaDelete, MetaFlags, MetaGet, MetaSet, MetaSetMode, Reply, put_u64};
 use memshard_store::{
     ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, MetaGetOptions, MetaItem, StoreMode, StoreOutcome,
     StoreRequest, Vivify,
@@ -131,7 +135,7 @@ fn mg_hit(f: &MetaFlags<'_>, it: &mut MetaItem<'_>, out: &mut Vec<u8>, touched: 
     }
     out.extend_from_slice(b"\r\n");
     if let Some(v) = view {
-        line(out, v.value());
+        data_block(out, v.value());
     }
 }
 
@@ -167,11 +171,11 @@ pub(crate) fn meta_set(sh: &Shared, m: &MetaSet<'_>, out: &mut Vec<u8>) {
         StoreOutcome::NotFound => b"NF",
         StoreOutcome::TooLarge => {
             Counters::bump(&sh.stats.store_too_large);
-            return line(out, b"SERVER_ERROR object too large for cache");
+            return send(out, Reply::ServerError(b"object too large for cache"));
         }
         StoreOutcome::NoMemory => {
             Counters::bump(&sh.stats.store_no_memory);
-            return line(out, b"SERVER_ERROR out of memory storing object");
+            return send(out, Reply::ServerError(b"out of memory storing object"));
         }
     };
     if f.quiet && r.outcome == StoreOutcome::Stored {
@@ -285,7 +289,7 @@ pub(crate) fn meta_arith(sh: &Shared, m: &MetaArith<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&rendered.unwrap_or_default());
             out.extend_from_slice(b"\r\n");
             if f.value {
-                line(out, text);
+                data_block(out, text);
             }
         }
         ArithOutcome::NotFound => {
@@ -299,7 +303,7 @@ pub(crate) fn meta_arith(sh: &Shared, m: &MetaArith<'_>, out: &mut Vec<u8>) {
             put_echoes(out, f, &m.key);
             out.extend_from_slice(b"\r\n");
         }
-        ArithOutcome::NonNumeric => line(out, memshard_proto::msg::NON_NUMERIC.as_bytes()),
-        ArithOutcome::NoMemory => line(out, b"SERVER_ERROR out of memory"),
+        ArithOutcome::NonNumeric => send(out, msg_line(memshard_proto::msg::NON_NUMERIC)),
+        ArithOutcome::NoMemory => send(out, Reply::ServerError(b"out of memory")),
     }
 }

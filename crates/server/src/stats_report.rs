@@ -8,19 +8,17 @@
 //! `memshard_store::classes`). `memshard_version` is memshard's own version.
 
 use crate::Shared;
-use crate::exec::{MEMSHARD_VERSION, VERSION, line};
+use crate::reply::{MEMSHARD_VERSION, VERSION, send};
 use crate::stats::rusage;
-use memshard_proto::Stats;
 use memshard_proto::number::parse_u32;
+use memshard_proto::{Reply, Stats};
 use memshard_store::ClassStats;
 use memshard_store::classes::{SLAB_PAGE_SIZE, chunks_per_page, class_of};
 use std::fmt::Display;
 use std::sync::atomic::Ordering;
 
 fn stat(out: &mut Vec<u8>, name: &str, value: impl Display) {
-    use std::io::Write;
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "STAT {name} {value}\r\n");
+    send(out, Reply::Stat { name: name.as_bytes(), value: value.to_string().as_bytes() });
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -35,7 +33,7 @@ pub(crate) fn write(sh: &Shared, req: &Stats<'_>, cfd: i32, out: &mut Vec<u8>) {
             sh.stats.reset();
             sh.store.reset_class_stats();
             sh.detail.clear();
-            line(out, b"RESET");
+            send(out, Reply::Reset);
             return;
         }
         Some(b"settings") => settings(sh, out),
@@ -48,14 +46,14 @@ pub(crate) fn write(sh: &Shared, req: &Stats<'_>, cfd: i32, out: &mut Vec<u8>) {
             match arg {
                 Some(b"on") => {
                     sh.settings.detail_enabled.store(true, Ordering::Relaxed);
-                    line(out, b"OK");
+                    send(out, Reply::Ok);
                 }
                 Some(b"off") => {
                     sh.settings.detail_enabled.store(false, Ordering::Relaxed);
-                    line(out, b"OK");
+                    send(out, Reply::Ok);
                 }
                 Some(b"dump") => sh.detail.dump(out),
-                _ => line(out, b"CLIENT_ERROR usage: stats detail on|off|dump"),
+                _ => send(out, Reply::ClientError(b"usage: stats detail on|off|dump")),
             }
             return;
         }
@@ -64,11 +62,11 @@ pub(crate) fn write(sh: &Shared, req: &Stats<'_>, cfd: i32, out: &mut Vec<u8>) {
             return;
         }
         Some(_) => {
-            line(out, b"ERROR");
+            send(out, Reply::Error);
             return;
         }
     }
-    line(out, b"END");
+    send(out, Reply::End);
 }
 
 fn general(sh: &Shared, out: &mut Vec<u8>) {
@@ -342,15 +340,15 @@ fn slabs(sh: &Shared, out: &mut Vec<u8>) {
 fn cachedump(sh: &Shared, args: Option<(&[u8], &[u8])>, out: &mut Vec<u8>) {
     use std::io::Write;
     let Some((id, limit)) = args else {
-        line(out, b"CLIENT_ERROR bad command line");
+        send(out, Reply::ClientError(b"bad command line"));
         return;
     };
     let (Some(id), Some(limit)) = (parse_u32(id), parse_u32(limit)) else {
-        line(out, b"CLIENT_ERROR bad command line format");
+        send(out, Reply::ClientError(b"bad command line format"));
         return;
     };
     if id >= 64 {
-        line(out, b"CLIENT_ERROR Illegal slab id");
+        send(out, Reply::ClientError(b"Illegal slab id"));
         return;
     }
     let started = crate::unix_now().saturating_sub(sh.started.elapsed().as_secs());
@@ -367,5 +365,5 @@ fn cachedump(sh: &Shared, args: Option<(&[u8], &[u8])>, out: &mut Vec<u8>) {
         out.extend_from_slice(v.key());
         let _ = write!(out, " [{} b; {t} s]\r\n", v.value_len());
     });
-    line(out, b"END");
+    send(out, Reply::End);
 }

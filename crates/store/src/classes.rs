@@ -67,6 +67,19 @@ pub fn class_of(ntotal: usize) -> usize {
     CHUNK_SIZES.partition_point(|&c| c < ntotal).min(CHUNK_SIZES.len() - 1) + 1
 }
 
+/// The slab class id memcached 1.6.18 would put an item of `size` bytes
+/// ([`memcached_item_size`]) in, with default `-n 48 -f 1.25` and the given
+/// `-I` limit; `None` when memcached would refuse the item as too large.
+///
+/// Only needed for byte-exact `me` (meta debug) output.
+pub fn memcached_slab_class(size: usize, item_size_max: usize) -> Option<u32> {
+    if size == 0 || size > item_size_max {
+        return None;
+    }
+    // Everything bigger than the largest chunk lands in the largest class.
+    u32::try_from(class_of(size)).ok()
+}
+
 /// memcached's `ITEM_ntotal` of an encoded item buffer (CAS on).
 pub(crate) fn ntotal_of(data: &[u8]) -> usize {
     let l = layout(data);
@@ -255,6 +268,22 @@ mod tests {
         }
         assert_eq!(class_of(memcached_item_size(1, 1, 0)), 1);
         assert_eq!(class_of(2 << 20), 39);
+    }
+
+    #[test]
+    fn slab_classes_match_memcached() {
+        // `me` on memcached 1.6.18: 1-byte key, 1-byte value -> size=61 cls=1.
+        assert_eq!(memcached_item_size(1, 1, 0), 61);
+        assert_eq!(memcached_slab_class(61, 1 << 20), Some(1));
+        // 10-byte key + 100-byte value = 169 bytes -> the 192-byte class 4.
+        assert_eq!(memcached_slab_class(169, 1 << 20), Some(4));
+        assert_eq!(memcached_slab_class(96, 1 << 20), Some(1));
+        assert_eq!(memcached_slab_class(97, 1 << 20), Some(2));
+        assert_eq!(memcached_slab_class((1 << 20) + 1, 1 << 20), None);
+        // Boundaries of the last classes printed by `memcached -vv`.
+        assert_eq!(memcached_slab_class(394_840, 1 << 20), Some(38));
+        assert_eq!(memcached_slab_class(394_841, 1 << 20), Some(39));
+        assert_eq!(memcached_slab_class(1 << 20, 1 << 20), Some(39));
     }
 
     #[test]

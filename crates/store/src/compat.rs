@@ -2,8 +2,7 @@
 //!
 //! Our own memory accounting is different (see [`crate::item_footprint`]),
 //! but a few observable behaviours are defined by memcached's item layout:
-//! the `-I` "object too large" boundary, the `me` debug command's `size=` and
-//! `cls=` fields, and incr/decr refusing "chunked" (very large) items. These
+//! the `-I` "object too large" boundary, the `me` debug command's `size=` field, and incr/decr refusing "chunked" (very large) items. These
 //! helpers reproduce memcached's arithmetic so the server can match it.
 
 /// Longest key memcached accepts (`KEY_MAX_LENGTH`).
@@ -33,19 +32,6 @@ pub fn memcached_item_size(key_len: usize, value_len: usize, flags: u32) -> usiz
     MEMCACHED_ITEM_HEADER + key_len + 1 + suffix + value_len + 2 + 8
 }
 
-/// The slab class id memcached 1.6.18 would put an item of `size` bytes
-/// ([`memcached_item_size`]) in, with default `-n 48 -f 1.25` and the given
-/// `-I` limit; `None` when memcached would refuse the item as too large.
-///
-/// Only needed for byte-exact `me` (meta debug) output.
-pub fn memcached_slab_class(size: usize, item_size_max: usize) -> Option<u32> {
-    if size == 0 || size > item_size_max {
-        return None;
-    }
-    // Everything bigger than the largest chunk lands in the largest class.
-    u32::try_from(crate::classes::class_of(size)).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,21 +43,5 @@ mod tests {
         assert_eq!(memcached_item_size(1, 1_048_516, 0), limit);
         assert_eq!(memcached_item_size(1, 1_048_512, 1), limit);
         assert_eq!(memcached_item_size(10, 1_048_507, 0), limit);
-    }
-
-    #[test]
-    fn slab_classes_match_memcached() {
-        // `me` on memcached 1.6.18: 1-byte key, 1-byte value -> size=61 cls=1.
-        assert_eq!(memcached_item_size(1, 1, 0), 61);
-        assert_eq!(memcached_slab_class(61, 1 << 20), Some(1));
-        // 10-byte key + 100-byte value = 169 bytes -> the 192-byte class 4.
-        assert_eq!(memcached_slab_class(169, 1 << 20), Some(4));
-        assert_eq!(memcached_slab_class(96, 1 << 20), Some(1));
-        assert_eq!(memcached_slab_class(97, 1 << 20), Some(2));
-        assert_eq!(memcached_slab_class((1 << 20) + 1, 1 << 20), None);
-        // Boundaries of the last classes printed by `memcached -vv`.
-        assert_eq!(memcached_slab_class(394_840, 1 << 20), Some(38));
-        assert_eq!(memcached_slab_class(394_841, 1 << 20), Some(39));
-        assert_eq!(memcached_slab_class(1 << 20, 1 << 20), Some(39));
     }
 }

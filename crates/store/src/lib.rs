@@ -148,12 +148,10 @@ mod stats;
 mod store;
 
 pub use arith::{ArithOutcome, ArithRequest, Vivify, parse_counter};
+pub use classes::memcached_slab_class;
 pub use classes::{ClassCounters, ClassStats};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use compat::{
-    KEY_MAX_LENGTH, MEMCACHED_ITEM_HEADER, REALTIME_MAXDELTA, SLAB_CHUNK_SIZE_MAX, memcached_item_size,
-    memcached_slab_class,
-};
+pub use compat::{KEY_MAX_LENGTH, MEMCACHED_ITEM_HEADER, REALTIME_MAXDELTA, SLAB_CHUNK_SIZE_MAX, memcached_item_size};
 pub use config::{ConfigError, MAX_ITEM_SIZE_LIMIT, MIN_ITEM_SIZE_LIMIT, StoreConfig};
 pub use item::{
     ARC_COUNTS_BYTES, HEADER_BYTES, INDEX_BYTES, ItemRecord, ItemView, LiveItem, item_footprint, malloc_size,

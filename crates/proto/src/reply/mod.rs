@@ -67,6 +67,11 @@ pub enum Reply<'a> {
     ClientError(&'a [u8]),
     /// `SERVER_ERROR <message>`.
     ServerError(&'a [u8]),
+    /// Any other one-line status, written as given: what memcached's
+    /// operator commands answer (`NOSPARE source class has no spare pages`,
+    /// `MEMLIMIT_TOO_SMALL …`, `ERROR: shutdown not enabled`). Only
+    /// encoded: the decoder reads replies to data commands.
+    Status(&'a [u8]),
     /// A meta reply: `<code> <flags>*`, with a data block for `VA`.
     Meta {
         /// Status code.
@@ -180,6 +185,7 @@ impl<'a> Reply<'a> {
             Reply::Error => out.put_slice(b"ERROR"),
             Reply::ClientError(m) => prefixed(out, b"CLIENT_ERROR", m),
             Reply::ServerError(m) => prefixed(out, b"SERVER_ERROR", m),
+            Reply::Status(s) => out.put_slice(s),
             Reply::Meta { code, flags, data } => meta::encode(out, *code, flags, *data),
         }
         out.put_slice(b"\r\n");
