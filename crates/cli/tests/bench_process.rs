@@ -2,43 +2,14 @@
 //! closed and open loop, JSON and text output, exit codes for bad flags and
 //! unreachable targets.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use memshard_testkit::{RoleProcess, spawn_role};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
-/// A running `memshard server` on an ephemeral loopback port, killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn server() -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memshard"))
-        .args(["server", "-l", "127.0.0.1", "-p", "0", "-t", "1"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn memshard server");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "no `listening on` line");
-        let line = lines.next().expect("server exited before listening").expect("read stderr");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, addr }
+/// A `memshard server` on an ephemeral loopback port, killed on drop.
+fn server() -> RoleProcess {
+    let args = ["server", "-l", "127.0.0.1", "-p", "0", "-t", "1"];
+    spawn_role(Path::new(env!("CARGO_BIN_EXE_memshard")), &args, 1).expect("memshard server starts")
 }
 
 fn bench(args: &[&str]) -> Output {
@@ -59,7 +30,8 @@ fn json_of(out: &Output) -> serde_json::Value {
 #[test]
 fn closed_loop_json_has_every_figure() {
     let s = server();
-    let out = bench(&["-s", &s.addr, "-c", "4", "-P", "4", "-d", "1", "--warmup", "0.2", "-k", "1000", "--json"]);
+    let addr = s.addr().to_string();
+    let out = bench(&["-s", &addr, "-c", "4", "-P", "4", "-d", "1", "--warmup", "0.2", "-k", "1000", "--json"]);
     let j = json_of(&out);
     for field in
         ["ops_per_sec", "hit_ratio", "p50_us", "p90_us", "p99_us", "p999_us", "p9999_us", "max_us", "mean_us", "errors"]
@@ -80,9 +52,10 @@ fn closed_loop_json_has_every_figure() {
 #[test]
 fn open_loop_meta_zipf_with_request_count() {
     let s = server();
+    let addr = s.addr().to_string();
     let out = bench(&[
         "-s",
-        &s.addr,
+        &addr,
         "-c",
         "4",
         "--rate",
@@ -119,7 +92,8 @@ fn open_loop_meta_zipf_with_request_count() {
 #[test]
 fn text_report_names_the_percentiles() {
     let s = server();
-    let out = bench(&["-s", &s.addr, "-c", "2", "-d", "0.5", "--warmup", "0", "-k", "100", "--multiget", "3", "-q"]);
+    let addr = s.addr().to_string();
+    let out = bench(&["-s", &addr, "-c", "2", "-d", "0.5", "--warmup", "0", "-k", "100", "--multiget", "3", "-q"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     for word in ["closed loop", "throughput", "p99.9", "p99.99", "max", "hits", "3 keys per get"] {

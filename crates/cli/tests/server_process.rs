@@ -1,46 +1,18 @@
 //! `memshard server` as a user runs it: flags, the `listening on` line, exit
 //! codes, the connection limit, and memory bounded by `-m` under heavy writes.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use memshard_testkit::{RoleProcess, spawn_role};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-/// A running `memshard server`, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memshard"))
-        .args(["server", "-l", "127.0.0.1", "-p", "0"])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn memshard");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let port = loop {
-        assert!(Instant::now() < deadline, "no `listening on` line");
-        let line = lines.next().expect("server exited before listening").expect("read stderr");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let addr = rest.split_whitespace().next().expect("address");
-            break addr.rsplit(':').next().expect("port").parse().expect("numeric port");
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, port }
+/// `memshard server -l 127.0.0.1 -p 0 ARGS`, once it listens.
+fn start(args: &[&str]) -> RoleProcess {
+    let mut all = vec!["server", "-l", "127.0.0.1", "-p", "0"];
+    all.extend_from_slice(args);
+    spawn_role(Path::new(env!("CARGO_BIN_EXE_memshard")), &all, 1).expect("memshard server starts")
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -63,35 +35,13 @@ fn read_n(s: &mut TcpStream, want: usize) -> Vec<u8> {
     out
 }
 
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS");
-    kb * 1024
-}
-
 #[test]
 fn serves_and_exits_zero_on_sigterm() {
     let mut srv = start(&["-t", "2"]);
-    let mut c = connect(srv.port);
+    let mut c = connect(srv.addr().port());
     c.write_all(b"set k 0 0 2\r\nhi\r\nget k\r\n").expect("write");
     assert_eq!(read_n(&mut c, 8 + 24), b"STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n");
-    let pid = srv.child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let code = loop {
-        if let Some(st) = srv.child.try_wait().expect("wait") {
-            break st.code();
-        }
-        assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0));
+    assert_eq!(srv.stop().expect("exits after SIGTERM"), Some(0));
 }
 
 #[test]
@@ -108,8 +58,8 @@ fn bad_flags_exit_two() {
 #[test]
 fn connection_limit_refuses_with_memcached_reply() {
     let srv = start(&["-c", "2", "-t", "1"]);
-    let mut a = connect(srv.port);
-    let mut b = connect(srv.port);
+    let mut a = connect(srv.addr().port());
+    let mut b = connect(srv.addr().port());
     // Make sure both are accepted before the third arrives.
     for s in [&mut a, &mut b] {
         s.write_all(b"version\r\n").expect("write");
@@ -118,7 +68,7 @@ fn connection_limit_refuses_with_memcached_reply() {
         let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
         let _ = s.read(&mut rest);
     }
-    let mut c = connect(srv.port);
+    let mut c = connect(srv.addr().port());
     let mut all = Vec::new();
     let _ = c.read_to_end(&mut all);
     assert_eq!(all, b"ERROR Too many open connections\r\n");
@@ -129,7 +79,7 @@ fn connection_limit_refuses_with_memcached_reply() {
     // Once one leaves, a new client gets in.
     drop(b);
     std::thread::sleep(Duration::from_millis(300));
-    let mut d = connect(srv.port);
+    let mut d = connect(srv.addr().port());
     d.write_all(b"mn\r\n").expect("write");
     assert_eq!(read_n(&mut d, 4), b"MN\r\n");
 }
@@ -144,7 +94,7 @@ const LIMIT_MB: u64 = 64;
 fn rss_after_writing_three_times_the_limit(clients: u64) -> u64 {
     let srv = start(&["-m", "64", "-t", "2"]);
     let total = 3 * LIMIT_MB * 1024 * 1024;
-    let port = srv.port;
+    let port = srv.addr().port();
     let writers: Vec<_> = (0..clients)
         .map(|w| {
             std::thread::spawn(move || {
@@ -177,8 +127,8 @@ fn rss_after_writing_three_times_the_limit(clients: u64) -> u64 {
         .collect();
     let written: u64 = writers.into_iter().map(|w| w.join().expect("writer")).sum();
     assert!(written >= total);
-    let rss = rss_bytes(srv.child.id());
-    let mut s = connect(srv.port);
+    let rss = srv.rss_bytes().expect("rss");
+    let mut s = connect(srv.addr().port());
     s.write_all(b"stats\r\n").expect("write");
     let mut stats = Vec::new();
     let mut buf = [0u8; 4096];

@@ -4,65 +4,17 @@
 //! lines, the files' modes, a round trip, exit 0 on SIGTERM and the socket
 //! files removed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use memshard_testkit::{RoleProcess, spawn_role};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A running `memshard` role, killed on drop.
-struct Role {
-    child: Child,
-    /// The address of its `listening on` line.
-    addr: String,
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Role {
-    /// SIGTERM, then the exit code.
-    fn stop(&mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(st) = self.child.try_wait().expect("wait") {
-                return st.code();
-            }
-            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
+use std::process::Command;
+use std::time::Duration;
 
 /// Starts `memshard ARGS` and waits for its first `listening on` line.
-fn start(args: &[&str]) -> Role {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memshard"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn memshard");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "no `listening on` line");
-        let line = lines.next().expect("exited before listening").expect("read stderr");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_string();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Role { child, addr }
+fn start(args: &[&str]) -> RoleProcess {
+    spawn_role(Path::new(env!("CARGO_BIN_EXE_memshard")), args, 1).expect("memshard starts")
 }
 
 /// Sends `req` on a fresh connection to `path`, reads until the reply ends
@@ -101,7 +53,7 @@ fn server_and_proxy_on_unix_sockets_serve_and_clean_up() {
     drop(std::os::unix::net::UnixListener::bind(&server_sock).expect("stale socket"));
     let sock = server_sock.to_string_lossy().into_owned();
     let mut server = start(&["server", "-s", &sock, "-a", "0660", "-t", "1"]);
-    assert_eq!(server.addr, sock);
+    assert_eq!(server.unix_path(), Some(server_sock.as_path()));
     assert_eq!(mode(&server_sock), 0o660);
     assert_eq!(
         ask(&server_sock, b"set k 0 0 2\r\nhi\r\nget k\r\n", b"END\r\n"),
@@ -118,15 +70,15 @@ fn server_and_proxy_on_unix_sockets_serve_and_clean_up() {
     std::fs::write(&conf, yaml).expect("write config");
     let conf = conf.to_string_lossy().into_owned();
     let mut proxy = start(&["proxy", "-c", &conf, "-s", "0", "-a", "127.0.0.1", "--workers", "1"]);
-    assert_eq!(proxy.addr, proxy_sock.to_string_lossy());
+    assert_eq!(proxy.unix_path(), Some(proxy_sock.as_path()));
     assert_eq!(mode(&proxy_sock), 0o600);
     assert_eq!(ask(&proxy_sock, b"get k\r\n", b"END\r\n"), b"VALUE k 0 2\r\nhi\r\nEND\r\n");
     assert_eq!(ask(&proxy_sock, b"set via 0 0 1\r\nx\r\n", b"\r\n"), b"STORED\r\n");
     assert_eq!(ask(&server_sock, b"get via\r\n", b"END\r\n"), b"VALUE via 0 1\r\nx\r\nEND\r\n");
 
-    assert_eq!(proxy.stop(), Some(0));
+    assert_eq!(proxy.stop().expect("exits after SIGTERM"), Some(0));
     assert!(!proxy_sock.exists(), "the proxy left its socket file");
-    assert_eq!(server.stop(), Some(0));
+    assert_eq!(server.stop().expect("exits after SIGTERM"), Some(0));
     assert!(!server_sock.exists(), "the server left its socket file");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,17 +10,15 @@
 
 use memshard_config::Config;
 use memshard_net::ShutdownTrigger;
-use memshard_proto::{Decoder, Request};
 use memshard_proxy::{ProxyConfig, run};
-use memshard_testkit::{ChildGuard, free_port, peer_or_skip, wait_for_listen};
+use memshard_testkit::{BackendAddr, ChildGuard, KeyRecorders, free_port, peer_or_skip, wait_for_listen};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 const HASHES: [&str; 12] = [
     "one_at_a_time",
@@ -37,67 +35,6 @@ const HASHES: [&str; 12] = [
     "jenkins",
 ];
 const KEYS_PER_POOL: usize = 1000;
-
-type Seen = Arc<Mutex<HashMap<Vec<u8>, usize>>>;
-
-/// A backend that records every key it is asked for and answers `END`; on
-/// loopback TCP, or on a unix socket in `unix_dir`. Returns its address as a
-/// pool file writes it (`127.0.0.1:PORT` or `/path`).
-async fn recorder(index: usize, seen: Seen, unix_dir: Option<&Path>) -> String {
-    if let Some(dir) = unix_dir {
-        let path = dir.join(format!("recorder-{index}.sock"));
-        let _ = std::fs::remove_file(&path);
-        let l = UnixListener::bind(&path).expect("bind unix");
-        tokio::spawn(async move {
-            while let Ok((s, _)) = l.accept().await {
-                tokio::spawn(record(s, index, seen.clone()));
-            }
-        });
-        return path.display().to_string();
-    }
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            tokio::spawn(record(s, index, seen.clone()));
-        }
-    });
-    addr.to_string()
-}
-
-/// One recorder connection.
-async fn record<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, index: usize, seen: Seen) {
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 65536];
-    let dec = Decoder::default();
-    loop {
-        let n = match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        let mut out = Vec::new();
-        let mut used_total = 0;
-        while let Ok(Some((req, used))) = dec.decode(&buf[used_total..]) {
-            match req {
-                Request::Get(g) => {
-                    let mut m = seen.lock().expect("lock");
-                    for k in g.keys.iter() {
-                        m.insert(k.to_vec(), index);
-                    }
-                    out.extend_from_slice(b"END\r\n");
-                }
-                Request::Version => out.extend_from_slice(b"VERSION 1.6.18\r\n"),
-                _ => out.extend_from_slice(b"ERROR\r\n"),
-            }
-            used_total += used;
-        }
-        buf.drain(..used_total);
-        if s.write_all(&out).await.is_err() {
-            return;
-        }
-    }
-}
 
 /// A random key of printable and high bytes (no space or control bytes).
 fn random_key(rng: &mut rand::rngs::SmallRng, tag: bool) -> Vec<u8> {
@@ -203,13 +140,18 @@ async fn every_key_on_the_same_server_as_nutcracker() {
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let mut checked = 0usize;
     for sc in &scenarios {
-        let seen: Seen = Arc::default();
-        let mut backends = Vec::new();
         let unix_dir = dir.join(sc.name);
         std::fs::create_dir_all(&unix_dir).expect("recorder dir");
-        for i in 0..sc.servers {
-            backends.push(recorder(i, seen.clone(), sc.unix.then_some(unix_dir.as_path())).await);
-        }
+        let binds: Vec<BackendAddr> = (0..sc.servers)
+            .map(|i| match sc.unix {
+                true => BackendAddr::Unix(unix_dir.join(format!("recorder-{i}.sock"))),
+                false => BackendAddr::Tcp("127.0.0.1:0".parse().expect("addr")),
+            })
+            .collect();
+        let recorders = KeyRecorders::start(&binds).expect("key-recording backends");
+        let backends: Vec<String> = recorders.addrs().iter().map(BackendAddr::pool_text).collect();
+        // Which backend each key reached, since the last call.
+        let seen = || -> HashMap<Vec<u8>, usize> { recorders.drain().into_iter().collect() };
         let keys: Vec<Vec<u8>> = (0..KEYS_PER_POOL).map(|_| random_key(&mut rng, sc.hash_tag)).collect();
         // nutcracker first. Free ports can be taken by a parallel test between
         // picking and binding: retry with fresh ports if it does not come up.
@@ -257,9 +199,9 @@ async fn every_key_on_the_same_server_as_nutcracker() {
         let mut theirs: HashMap<String, HashMap<Vec<u8>, usize>> = HashMap::new();
         for (name, port) in &pools {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-            seen.lock().expect("lock").clear();
+            seen();
             send_keys(addr, &keys).await;
-            theirs.insert(name.clone(), std::mem::take(&mut *seen.lock().expect("lock")));
+            theirs.insert(name.clone(), seen());
         }
         drop(guard);
 
@@ -275,9 +217,9 @@ async fn every_key_on_the_same_server_as_nutcracker() {
         let (trigger, sd) = ShutdownTrigger::new();
         tokio::spawn(run(config, listeners, None, ProxyConfig { workers: 1, ..ProxyConfig::default() }, sd));
         for (name, _) in &pools {
-            seen.lock().expect("lock").clear();
+            seen();
             send_keys(addrs[name], &keys).await;
-            let ours = std::mem::take(&mut *seen.lock().expect("lock"));
+            let ours = seen();
             let theirs = &theirs[name];
             assert_eq!(ours.len(), theirs.len(), "{}/{name}: different key counts", sc.name);
             for (k, srv) in theirs {

@@ -17,6 +17,7 @@
 pub mod conformance;
 pub mod escape;
 pub mod http;
+pub mod key_recorder;
 pub mod peer;
 pub mod recorder;
 pub mod recordings;
@@ -25,9 +26,10 @@ pub mod runner;
 mod wire;
 
 pub use conformance::{Case, Expect, Target, table};
+pub use key_recorder::{BackendAddr, KeyRecorders};
 pub use peer::{
     ChildGuard, MemcachedProcess, find_peer, free_port, peer_or_skip, require_peers, spawn_memcached, wait_for_listen,
 };
-pub use role::{RoleProcess, rss_bytes, spawn_role};
+pub use role::{Endpoint, RoleProcess, rss_bytes, spawn_role};
 pub use runner::{Mismatch, Outcome, Report, RunError, run_case, run_table};
 pub use wire::Closed;

@@ -12,12 +12,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,117 +37,10 @@ pub(crate) fn find_nutcracker() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Where a fake backend listens.
-#[derive(Debug, Clone)]
-pub(crate) enum Addr {
-    /// TCP; must be a loopback address.
-    Tcp(SocketAddr),
-    /// A unix socket path.
-    Unix(PathBuf),
-}
-
-/// Which backend received which keys, filled by the backends' connection threads.
-type Log = Arc<Mutex<Vec<(Vec<u8>, usize)>>>;
-
-/// A set of fake backends; dropping it stops their accept loops.
-pub(crate) struct Backends {
-    log: Log,
-    stop: Arc<AtomicBool>,
-    addrs: Vec<Addr>,
-}
-
-impl Backends {
-    /// Binds one fake backend per address; backend `i` records its keys as `i`.
-    pub(crate) fn start(addrs: &[Addr]) -> io::Result<Backends> {
-        let log: Log = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        for (id, addr) in addrs.iter().enumerate() {
-            let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
-            match addr {
-                Addr::Tcp(sock) => {
-                    assert!(sock.ip().is_loopback(), "fake backends listen on loopback only");
-                    let listener = TcpListener::bind(sock)
-                        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind fake backend {sock}: {e}")))?;
-                    thread::spawn(move || {
-                        for conn in listener.incoming() {
-                            if stop.load(Ordering::SeqCst) {
-                                break;
-                            }
-                            if let Ok(conn) = conn {
-                                let log = Arc::clone(&log);
-                                thread::spawn(move || serve(conn, id, &log));
-                            }
-                        }
-                    });
-                }
-                Addr::Unix(path) => {
-                    let _ = std::fs::remove_file(path);
-                    let listener = UnixListener::bind(path)?;
-                    thread::spawn(move || {
-                        for conn in listener.incoming() {
-                            if stop.load(Ordering::SeqCst) {
-                                break;
-                            }
-                            if let Ok(conn) = conn {
-                                let log = Arc::clone(&log);
-                                thread::spawn(move || serve(conn, id, &log));
-                            }
-                        }
-                    });
-                }
-            }
-        }
-        Ok(Backends { log, stop, addrs: addrs.to_vec() })
-    }
-
-    /// Takes the records gathered so far.
-    fn drain(&self) -> Vec<(Vec<u8>, usize)> {
-        std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-impl Drop for Backends {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake each accept loop so it sees the flag and returns.
-        for addr in &self.addrs {
-            match addr {
-                Addr::Tcp(sock) => drop(TcpStream::connect_timeout(sock, Duration::from_millis(200))),
-                Addr::Unix(path) => {
-                    drop(UnixStream::connect(path));
-                    let _ = std::fs::remove_file(path);
-                }
-            }
-        }
-    }
-}
-
-/// One backend connection: answer every request line with `END`, recording `get` keys. Returns
-/// when nutcracker closes the connection (or on any error, including the read timeout).
-fn serve<S: Read + Write>(conn: S, id: usize, log: &Mutex<Vec<(Vec<u8>, usize)>>) {
-    let mut reader = BufReader::new(conn);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let request = line.strip_suffix(b"\r\n").unwrap_or(&line);
-        let mut words = request.split(|&b| b == b' ').filter(|w| !w.is_empty());
-        let reply: &[u8] = match words.next() {
-            Some(b"get" | b"gets") => {
-                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-                log.extend(words.map(|key| (key.to_vec(), id)));
-                b"END\r\n"
-            }
-            _ => b"ERROR\r\n",
-        };
-        if reader.get_mut().write_all(reply).is_err() {
-            return;
-        }
-    }
-}
+/// Where a fake backend listens (testkit's key-recording backends).
+pub(crate) use memshard_testkit::BackendAddr as Addr;
+/// The fake backends: each records the keys it is asked for.
+pub(crate) use memshard_testkit::KeyRecorders as Backends;
 
 /// A pool of a nutcracker configuration.
 #[derive(Debug, Clone)]
