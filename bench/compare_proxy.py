@@ -22,37 +22,27 @@ that window (their `cmd_get + cmd_set`).
 Installs nothing; needs memcached and nutcracker (and valgrind for
 `--callgrind`) in PATH. Loopback only; every process started is stopped.
 """
-import argparse, glob, json, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, glob, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_server import MEMSHARD, ROOT, free_port, start, stop, wait_listen  # noqa: E402
+from common import MEMSHARD, ROOT, cpu_seconds as cpu_secs, free_port, pool_file, start, stop, wait_listen  # noqa: E402
+import common  # noqa: E402
 
 # The load generator (`memshard bench`); --bench-bin replaces it.
 BENCH_BIN = MEMSHARD
-
-
-def pool_file(tmp, name, port, backends):
-    path = os.path.join(tmp, f"{name}.yml")
-    with open(path, "w") as f:
-        f.write(f"mc:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n"
-                "  timeout: 400\n  auto_eject_hosts: false\n  server_retry_timeout: 2000\n"
-                "  server_failure_limit: 1\n  servers:\n")
-        for i, (_, bport, _) in enumerate(backends):
-            f.write(f"   - 127.0.0.1:{bport}:1 mc{i + 1}\n")
-    return path
 
 
 def proxy_cmds(tmp, backends, workers, proxy_bin, all_workers=False):
     """(name, command, listen port) of nutcracker and one memshard proxy per worker count (and, with
     `all_workers`, one more per count above 1 that keeps every worker active)."""
     port = free_port()
-    out = [("nutcracker", ["nutcracker", "-c", pool_file(tmp, "nutcracker", port, backends), "-s", str(free_port()),
+    out = [("nutcracker", ["nutcracker", "-c", pool_file(tmp, "nutcracker", port, [b[1] for b in backends]), "-s", str(free_port()),
                            "-a", "127.0.0.1", "-o", os.path.join(tmp, "nutcracker.log")], port)]
     variants = [(w, False) for w in workers] + ([(w, True) for w in workers if w > 1] if all_workers else [])
     for w, every in variants:
         port = free_port()
         tag = f"w{w}{'_all' if every else ''}"
-        cmd = [proxy_bin, "proxy", "-c", pool_file(tmp, f"memshard_{tag}", port, backends), "-s", str(free_port()),
+        cmd = [proxy_bin, "proxy", "-c", pool_file(tmp, f"memshard_{tag}", port, [b[1] for b in backends]), "-s", str(free_port()),
                "-a", "127.0.0.1", "--workers", str(w)] + (["--all-workers"] if every else [])
         out.append((f"memshard proxy -w{w}{' --all-workers' if every else ''}", cmd, port))
     return out
@@ -129,19 +119,7 @@ def callgrind(a, backends, tmp):
 
 def bench(port, pipeline, duration, prefill=False, keys=100000, warmup=1):
     """One `memshard bench` run (the keys set beforehand unless `prefill`); its JSON report and command."""
-    cmd = [BENCH_BIN, "bench", "-s", f"127.0.0.1:{port}", "-c", "50", "-P", str(pipeline), "-d", str(duration),
-           "--warmup", str(warmup), "--get-ratio", "0.9", "-v", "100", "-k", str(keys), "--json", "-q"]
-    if not prefill:
-        cmd.append("--no-prefill")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out), cmd
-
-
-def cpu_secs(pid):
-    """CPU seconds (user + system, every thread) a process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return common.bench(port, pipeline, duration, keys=keys, warmup=warmup, prefill=prefill, binary=BENCH_BIN)
 
 
 def throughput(a, backends, direct, tmp):

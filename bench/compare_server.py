@@ -11,64 +11,10 @@ drift affects both alike), then measures bytes of process memory per stored
 Installs nothing: it uses `memcached` from PATH if present and says so.
 Only loopback addresses are used; every process started is stopped.
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, time
+import argparse, os, shutil, socket, statistics, sys, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MEMSHARD = os.path.join(ROOT, "target", "release", "memshard")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listen(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
-def start(kind, threads, mem_mb):
-    port = free_port()
-    if kind == "memcached":
-        cmd = ["memcached", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0",
-               "-t", str(threads), "-m", str(mem_mb), "-c", "4096"]
-    else:
-        cmd = [MEMSHARD, "server", "-l", "127.0.0.1", "-p", str(port),
-               "-t", str(threads), "-m", str(mem_mb), "-c", "4096"]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_listen(port)
-    return p, port, cmd
-
-
-def stop(p):
-    p.terminate()
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-
-
-def bench(port, pipeline, duration):
-    cmd = [MEMSHARD, "bench", "-s", f"127.0.0.1:{port}", "-c", "50", "-P", str(pipeline),
-           "-d", str(duration), "--get-ratio", "0.9", "-v", "100", "-k", "100000", "--json", "-q"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out), cmd
-
-
-def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import MEMSHARD, ROOT, bench, rss, start, stop  # noqa: E402,F401
 
 
 def bytes_per_item(kind, threads, items=1_000_000):

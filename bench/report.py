@@ -26,30 +26,19 @@ request of each proxy, and of memshard server and memcached, under callgrind
 (a fixed load; the count is the same run after run, whatever else the
 machine does). Loopback only; every process started is stopped.
 """
-import argparse, datetime, json, os, platform, re, resource, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, json, os, platform, re, resource, shutil, statistics, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_server import MEMSHARD, ROOT, bytes_per_item, free_port, start, stop, wait_listen  # noqa: E402
+from common import MEMSHARD, ROOT, bench, cpu_seconds, free_port, pool_file, start, stop, wait_listen  # noqa: E402
+from compare_server import bytes_per_item  # noqa: E402
 
 DOC = os.path.join(ROOT, "docs", "BENCHMARKS.md")
 CHARTS = os.path.join(ROOT, "docs", "bench")
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def run_bench(port, pipeline, duration, extra=()):
-    cmd = [MEMSHARD, "bench", "-s", f"127.0.0.1:{port}", "-c", "50", "-P", str(pipeline), "-d", str(duration),
-           "--warmup", "0", "--no-prefill", "--get-ratio", "0.9", "-v", "100", "-k", "100000", "--json", "-q",
-           *extra]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out), cmd
+    return bench(port, pipeline, duration, warmup=0, prefill=False, extra=extra)
 
 
 def prefill(port):
@@ -62,16 +51,6 @@ def spawn(cmd, port):
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listen(port)
     return p
-
-
-def pool_file(tmp, name, port, backends):
-    path = os.path.join(tmp, f"{name}.yml")
-    with open(path, "w") as f:
-        f.write(f"mc:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  timeout: 400\n"
-                "  auto_eject_hosts: false\n  server_retry_timeout: 2000\n  server_failure_limit: 1\n  servers:\n")
-        for i, bport in enumerate(backends):
-            f.write(f"   - 127.0.0.1:{bport}:1 mc{i + 1}\n")
-    return path
 
 
 def proxy_name(workers, all_active=False):

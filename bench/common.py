@@ -1,0 +1,93 @@
+"""What the benchmark scripts share: where the binary is, free loopback
+ports, starting and stopping servers, pool files, `memshard bench` runs, and
+reading a process's CPU time and memory from /proc.
+
+Used by report.py, compare_proxy.py and compare_server.py. Loopback only.
+"""
+import json, os, socket, subprocess, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MEMSHARD = os.path.join(ROOT, "target", "release", "memshard")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listen(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def start(kind, threads, mem_mb):
+    """A memcached or memshard server on a free port: (process, port, command)."""
+    port = free_port()
+    if kind == "memcached":
+        cmd = ["memcached", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0",
+               "-t", str(threads), "-m", str(mem_mb), "-c", "4096"]
+    else:
+        cmd = [MEMSHARD, "server", "-l", "127.0.0.1", "-p", str(port),
+               "-t", str(threads), "-m", str(mem_mb), "-c", "4096"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listen(port)
+    return p, port, cmd
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def pool_file(tmp, name, port, backend_ports):
+    """A twemproxy pool file: `listen` on `port`, the seed's settings (fnv1a_64,
+    ketama, 400 ms) without ejection, one named server per backend port."""
+    path = os.path.join(tmp, f"{name}.yml")
+    with open(path, "w") as f:
+        f.write(f"mc:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  timeout: 400\n"
+                "  auto_eject_hosts: false\n  server_retry_timeout: 2000\n  server_failure_limit: 1\n  servers:\n")
+        for i, bport in enumerate(backend_ports):
+            f.write(f"   - 127.0.0.1:{bport}:1 mc{i + 1}\n")
+    return path
+
+
+def bench(port, pipeline, duration, *, keys=100000, warmup=None, prefill=True, extra=(), binary=MEMSHARD):
+    """One `memshard bench` run against 127.0.0.1:`port` (50 connections, 90 %
+    gets, 100-byte values); its JSON report and the command."""
+    cmd = [binary, "bench", "-s", f"127.0.0.1:{port}", "-c", "50", "-P", str(pipeline), "-d", str(duration),
+           "--get-ratio", "0.9", "-v", "100", "-k", str(keys), "--json", "-q"]
+    if warmup is not None:
+        cmd += ["--warmup", str(warmup)]
+    if not prefill:
+        cmd.append("--no-prefill")
+    cmd += list(extra)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out), cmd
+
+
+def cpu_seconds(pid):
+    """CPU seconds (user + system, every thread) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss(pid):
+    """A process's resident set size, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
