@@ -45,7 +45,8 @@
 //! - [`listen`](Listen), [`server`](ServerEntry), [`pool`](PoolConfig):
 //!   one file per part of a pool;
 //! - [`Config`]: the checks across pools and the entry points;
-//! - [`fuzzing`]: an invariant checker for fuzz targets and property tests.
+//! - `fuzzing` (feature `fuzzing`): an invariant checker for fuzz targets
+//!   and property tests.
 //!
 //! # Where memshard differs from nutcracker on purpose
 //!
@@ -80,6 +81,9 @@
 mod config;
 mod directive;
 mod error;
+/// Invariant checkers for the fuzz targets and the regression and property
+/// tests; not part of the crate's API (feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod listen;
 mod number;

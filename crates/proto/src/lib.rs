@@ -12,6 +12,9 @@
 
 pub mod binary;
 mod error;
+/// Invariant checkers for the fuzz targets and the regression and property
+/// tests; not part of the crate's API (feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod line;
 pub mod number;
