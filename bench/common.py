@@ -63,10 +63,11 @@ def pool_file(tmp, name, port, backend_ports):
     return path
 
 
-def bench(port, pipeline, duration, *, keys=100000, warmup=None, prefill=True, extra=(), binary=MEMSHARD):
+def bench(port, pipeline, duration, *, keys=100000, warmup=None, prefill=True, extra=(), binary=MEMSHARD,
+          connections=50):
     """One `memshard bench` run against 127.0.0.1:`port` (50 connections, 90 %
     gets, 100-byte values); its JSON report and the command."""
-    cmd = [binary, "bench", "-s", f"127.0.0.1:{port}", "-c", "50", "-P", str(pipeline), "-d", str(duration),
+    cmd = [binary, "bench", "-s", f"127.0.0.1:{port}", "-c", str(connections), "-P", str(pipeline), "-d", str(duration),
            "--get-ratio", "0.9", "-v", "100", "-k", str(keys), "--json", "-q"]
     if warmup is not None:
         cmd += ["--warmup", str(warmup)]
@@ -91,3 +92,38 @@ def rss(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
+
+
+def memtier_bin():
+    """memtier_benchmark: $MEMTIER, or the one in PATH; None when there is none."""
+    import shutil
+    path = os.environ.get("MEMTIER") or shutil.which("memtier_benchmark")
+    return path if path and os.path.exists(path) else None
+
+
+def memtier(port, pipeline, duration, *, keys=100000, binary=None, prefill=False, threads=1, clients=50):
+    """One memtier_benchmark run against 127.0.0.1:`port` with the load of
+    `bench` (`clients` connections over `threads` threads, 90 % gets / 10 %
+    sets, 100-byte values, `keys` random keys, memcached text protocol), as a
+    report shaped like `memshard bench --json`'s (ops/s, p50/p99/p99.9 in µs),
+    and the command. With `prefill`, first sets every key once."""
+    import tempfile
+    binary = binary or memtier_bin()
+    common = [binary, "-s", "127.0.0.1", "-p", str(port), "-P", "memcache_text", "-d", "100",
+              "--key-minimum=1", f"--key-maximum={keys}", "--hide-histogram"]
+    if prefill:
+        fill = common + ["-t", "1", "-c", "10", "--ratio=1:0", "--key-pattern=P:P", "-n", "allkeys"]
+        subprocess.run(fill, check=True, capture_output=True)
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        cmd = common + ["-t", str(threads), "-c", str(clients // threads), f"--pipeline={pipeline}", "--ratio=1:9",
+                        "--key-pattern=R:R", f"--test-time={max(1, round(duration))}", "--distinct-client-seed",
+                        "--print-percentiles=50,99,99.9", f"--json-out-file={out.name}"]
+        subprocess.run(cmd, check=True, capture_output=True)
+        doc = json.load(open(out.name))
+    totals = doc["ALL STATS"]["Totals"]
+    pct = totals.get("Percentile Latencies", {})
+    ms = lambda name: float(pct.get(name, "nan")) * 1000.0
+    ops_sec = float(totals["Ops/sec"])
+    count = totals.get("Count") or ops_sec * max(1, round(duration))
+    return {"ops_per_sec": ops_sec, "p50_us": ms("p50.00"), "p99_us": ms("p99.00"), "p999_us": ms("p99.90"),
+            "ops": int(count), "errors": 0}, cmd

@@ -130,33 +130,50 @@ def throughput(a, backends, direct, tmp):
             procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_listen(port)
             targets[name], cmds[name], pids[name], servers[name] = port, cmd, procs[-1].pid, backends
-        # Every key set once per target, so that every get of the runs hits.
+        # Every key set once per target (each generator has its own key
+        # names), so that every get of the runs hits.
         for port in targets.values():
             bench(port, 16, 0.1, prefill=True)
-        results, cpu, load_cmd = {}, {}, None
+            if "memtier" in a.generators:
+                common.memtier(port, 1, 1, prefill=True)
+        results, cpu, load_cmds = {}, {}, {}
+        run = {"memshard": lambda port, p: bench(port, p, a.duration),
+               "memtier": lambda port, p: common.memtier(port, p, a.duration, threads=a.memtier_threads)}
         for pipeline in (1, 16):
             for r in range(a.rounds):
                 order = list(targets) if r % 2 == 0 else list(reversed(list(targets)))
+                gens = a.generators if r % 2 == 0 else list(reversed(a.generators))
                 for k in order:
-                    # CPU per request of each process, over the whole run (warm-up included).
-                    before = (served(servers[k]), pids[k] and cpu_secs(pids[k]),
-                              sum(cpu_secs(b[0].pid) for b in servers[k]), resource.getrusage(resource.RUSAGE_CHILDREN),
-                              pids[k] and switches(pids[k]))
-                    rep, load_cmd = bench(targets[k], pipeline, a.duration)
-                    after = (served(servers[k]), pids[k] and cpu_secs(pids[k]),
-                             sum(cpu_secs(b[0].pid) for b in servers[k]), resource.getrusage(resource.RUSAGE_CHILDREN),
-                             pids[k] and switches(pids[k]))
-                    n = after[0] - before[0]
-                    gen = lambda u: u.ru_utime + u.ru_stime
-                    cpu.setdefault((k, pipeline), []).append(
-                        ((after[1] - before[1]) * 1e6 / n if pids[k] else 0.0, (after[2] - before[2]) * 1e6 / n,
-                         (gen(after[3]) - gen(before[3])) * 1e6 / n, (after[4] - before[4]) / n if pids[k] else 0.0))
-                    results.setdefault((k, pipeline), []).append(rep)
-                    print(f"  {k} P{pipeline} round {r + 1}: {rep['ops_per_sec']:.0f} ops/s p99 {rep['p99_us']:.0f}us "
-                          f"errors {rep['errors']}", file=sys.stderr)
+                    for g in gens:
+                        # CPU per request of each process, over the whole run (warm-up included).
+                        before = (served(servers[k]), pids[k] and cpu_secs(pids[k]),
+                                  sum(cpu_secs(b[0].pid) for b in servers[k]),
+                                  resource.getrusage(resource.RUSAGE_CHILDREN), pids[k] and switches(pids[k]))
+                        rep, load_cmds[g] = run[g](targets[k], pipeline)
+                        after = (served(servers[k]), pids[k] and cpu_secs(pids[k]),
+                                 sum(cpu_secs(b[0].pid) for b in servers[k]),
+                                 resource.getrusage(resource.RUSAGE_CHILDREN), pids[k] and switches(pids[k]))
+                        n = after[0] - before[0]
+                        gen = lambda u: u.ru_utime + u.ru_stime
+                        cpu.setdefault((k, pipeline, g), []).append(
+                            ((after[1] - before[1]) * 1e6 / n if pids[k] else 0.0, (after[2] - before[2]) * 1e6 / n,
+                             (gen(after[3]) - gen(before[3])) * 1e6 / n,
+                             (after[4] - before[4]) / n if pids[k] else 0.0))
+                        results.setdefault((k, pipeline, g), []).append(rep)
+                        print(f"  {k} P{pipeline} {g} round {r + 1}: {rep['ops_per_sec']:.0f} ops/s "
+                              f"p99 {rep['p99_us']:.0f}us errors {rep['errors']}", file=sys.stderr)
     finally:
         for p in procs:
             stop(p)
+    for g in a.generators:
+        report(a, g, targets, pids, results, cpu, cmds, backends, load_cmds[g])
+
+
+def report(a, g, targets, pids, results, cpu, cmds, backends, load_cmd):
+    """The Markdown tables of the runs of generator `g`."""
+    results = {(k, p): v for (k, p, gg), v in results.items() if gg == g}
+    cpu = {(k, p): v for (k, p, gg), v in cpu.items() if gg == g}
+    print(f"## Load generator: {'memshard bench' if g == 'memshard' else 'memtier_benchmark'}\n")
     print(f"### Proxies in front of 3 × memcached (50 conns, 90% get / 10% set, 100-byte values, 100k keys all "
           f"hits, {a.rounds} alternating rounds of {a.duration:g} s, median)\n")
     print("| target | pipeline | ops/s (median) | rounds | p50 µs | p99 µs | p99.9 µs | vs nutcracker |")
@@ -183,7 +200,7 @@ def throughput(a, backends, direct, tmp):
     print(f"- backends and direct: `{' '.join(backends[0][2])}` (one port each)")
     for name, cmd in cmds.items():
         print(f"- {name}: `{' '.join(cmd).replace(ROOT + '/', '')}`")
-    print(f"- load: `{' '.join(load_cmd).replace(ROOT + '/', '')}` (port per target)")
+    print(f"- load: `{' '.join(load_cmd).replace(ROOT + '/', '')}` (port per target)\n")
 
 
 def main():
@@ -199,6 +216,9 @@ def main():
     ap.add_argument("--only", help="--callgrind: only the proxies whose name contains this")
     ap.add_argument("--pipelines", type=int, nargs="+", default=[1, 16], help="--callgrind: pipeline depths")
     ap.add_argument("--keys", type=int, default=10000, help="key space of --callgrind runs")
+    ap.add_argument("--generators", nargs="+", choices=["memshard", "memtier"], default=["memshard"],
+                    help="load generators, alternated in every round (memtier: $MEMTIER or memtier_benchmark in PATH)")
+    ap.add_argument("--memtier-threads", type=int, default=1, help="memtier's threads (its 50 connections split)")
     a = ap.parse_args()
     global BENCH_BIN
     BENCH_BIN = a.bench_bin
@@ -207,6 +227,8 @@ def main():
     for peer in ("memcached", "nutcracker"):
         if not shutil.which(peer):
             sys.exit(f"{peer} not found: apt-get install memcached nutcracker")
+    if "memtier" in a.generators and not common.memtier_bin():
+        sys.exit("memtier_benchmark not found: set MEMTIER=/path/to/memtier_benchmark")
     print("peers: memcached, nutcracker found", file=sys.stderr)
     procs = []
     try:

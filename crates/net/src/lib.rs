@@ -32,13 +32,16 @@ mod balance;
 mod limit;
 mod listener;
 mod load;
+mod memory;
+mod parking;
 mod read_buf;
 mod shutdown;
 mod workers;
 
 pub use limit::{ServeConfig, ServeStats, serve};
 pub use listener::{Accept, ListenAddr, Listener, UnixListener, bind_unix};
-pub use load::Seat;
+pub use load::{PARK_TICK, Seat};
+pub use memory::{TRIM_AFTER_CLOSES, trim, trim_after_closes};
 pub use read_buf::fill;
 pub use shutdown::{Shutdown, ShutdownTrigger, StopSignal, os_signal};
 pub use workers::{Spread, serve_balanced_local, serve_pinned, serve_pinned_local};

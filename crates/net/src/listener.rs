@@ -21,8 +21,8 @@ pub trait Accept: Send + Sync + 'static {
     /// An accepted connection.
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// An accepted connection detached from the accepting runtime, on its way
-    /// to a worker thread's runtime.
-    type Detached: Send + 'static;
+    /// to a worker thread's runtime (or parked while idle).
+    type Detached: Send + std::os::fd::AsRawFd + 'static;
 
     /// Waits for the next connection.
     fn accept_stream(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;

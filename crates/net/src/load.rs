@@ -4,7 +4,9 @@
 //! added to a worker's request path).
 
 use crate::balance::Window;
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -19,7 +21,13 @@ pub(crate) struct Slot {
     pub(crate) shed: AtomicUsize,
     /// `/proc/<pid>/task/<tid>/schedstat` of the worker thread.
     stat: OnceLock<PathBuf>,
+    /// Rung by the worker once per [`PARK_TICK`]: connections idle for
+    /// two rings in a row park (see `parking`).
+    pub(crate) park_tick: tokio::sync::Notify,
 }
+
+/// How often a worker asks its idle connections to park.
+pub const PARK_TICK: Duration = Duration::from_secs(1);
 
 impl Slot {
     /// Called on the worker thread once it runs: remembers where its CPU
@@ -44,11 +52,50 @@ impl Slot {
 pub struct Seat {
     slots: Arc<[Slot]>,
     worker: usize,
+    /// Set by [`Seat::park`]: the stream handed back is to be parked here,
+    /// not moved.
+    parking: Rc<Cell<bool>>,
+    /// The connection comes back from the parking lot (it was counted as
+    /// open when it first came).
+    resumed: bool,
 }
 
 impl Seat {
-    pub(crate) fn new(slots: Arc<[Slot]>, worker: usize) -> Seat {
-        Seat { slots, worker }
+    pub(crate) fn new(slots: Arc<[Slot]>, worker: usize, resumed: bool) -> Seat {
+        Seat { slots, worker, parking: Rc::default(), resumed }
+    }
+
+    /// Whether the client comes back from the parking lot rather than
+    /// connecting (or moving) now: a handler that counts open connections
+    /// counted it already, and does not count it out when it parks.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Completes at the worker's next park tick (every [`PARK_TICK`]). A
+    /// handler waiting for its client's next request waits for this too;
+    /// after two ticks with nothing read it may [`park`](Seat::park).
+    pub fn park_tick(&self) -> impl std::future::Future<Output = ()> + '_ {
+        let slot = self.slots.get(self.worker);
+        async move {
+            match slot {
+                Some(s) => s.park_tick.notified().await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Says the stream the handler is about to hand back is idle: the worker
+    /// parks it (a bare socket, off the runtime) and serves it with a new
+    /// handler when the client sends again. Call it only between requests,
+    /// as [`should_move`](Seat::should_move), and return the stream at once.
+    pub fn park(&self) {
+        self.parking.set(true);
+    }
+
+    /// Whether [`park`](Seat::park) was called.
+    pub(crate) fn parked(&self) -> bool {
+        self.parking.get()
     }
 
     /// Whether this connection should leave its worker now (a `true` is
@@ -138,7 +185,7 @@ mod tests {
     #[test]
     fn a_seat_hands_back_exactly_what_was_asked() {
         let slots: Arc<[Slot]> = (0..2).map(|_| Slot::default()).collect();
-        let (a, b) = (Seat::new(slots.clone(), 0), Seat::new(slots.clone(), 1));
+        let (a, b) = (Seat::new(slots.clone(), 0, false), Seat::new(slots.clone(), 1, false));
         assert!(!a.should_move());
         slots[0].shed.store(2, Ordering::Relaxed);
         assert!(a.should_move());

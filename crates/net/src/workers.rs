@@ -13,12 +13,16 @@
 
 use crate::balance::Policy;
 use crate::limit::{Open, ServeConfig, ServeStats, admit};
-use crate::load::{Meter, Seat, Slot};
+use crate::load::{Meter, PARK_TICK, Seat, Slot};
 use crate::{Accept, Shutdown};
 use std::future::Future;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -148,8 +152,16 @@ where
         joins.push(join);
     }
     drop(moves_tx);
-    let set = WorkerSet::new(senders, slots, spread, stats.clone());
+    let set = WorkerSet::new(senders, slots.clone(), spread, stats.clone());
+    // After a crowd of clients leaves, the memory their connections held
+    // goes back to the kernel (see `memory`).
+    let active = {
+        let slots = slots.clone();
+        move || slots.iter().map(|s| s.conns.load(Ordering::Relaxed) as u64).sum::<u64>()
+    };
+    let trimmer = tokio::spawn(crate::memory::trim_after_closes(active, shutdown.clone()));
     accept_loop(listener, cfg, stats, shutdown, set, moves_rx).await;
+    trimmer.abort();
     let waited = tokio::task::spawn_blocking(move || {
         for j in joins {
             let _ = j.join();
@@ -160,6 +172,31 @@ where
         tracing::warn!("a worker thread panicked");
     }
     Ok(())
+}
+
+/// A worker's parking lot, watched by the worker's reactor.
+type Parking<D> = Rc<AsyncFd<crate::parking::ParkingLot<Job<D>>>>;
+
+/// A parking lot registered with this thread's reactor.
+#[allow(unsafe_code)]
+fn parking<D>() -> std::io::Result<Parking<D>> {
+    let lot = crate::parking::ParkingLot::new()?;
+    // SAFETY: the descriptor is the lot's own epoll descriptor, opened by
+    // `ParkingLot::new` and closed only when the lot drops; the `AsyncFd`
+    // owns the lot, so it stays open and the same for the AsyncFd's life.
+    let watch = unsafe { AsyncFd::register_with_interest(lot, Interest::READABLE) };
+    watch.map(Rc::new).map_err(std::io::Error::from)
+}
+
+/// Completes when some parked connection may be readable (never without a
+/// parking lot).
+async fn parked_ready<D>(parking: Option<&Parking<D>>) {
+    let Some(p) = parking else { return std::future::pending().await };
+    // Cleared before the lot is drained: an event after the drain raises
+    // the descriptor again.
+    if let Ok(mut guard) = p.readable().await {
+        guard.clear_ready();
+    }
 }
 
 /// The workers as the accept loop drives them: where each connection goes,
@@ -334,7 +371,7 @@ struct Worker<F, D> {
     handler: Arc<F>,
 }
 
-impl<F, D: Send + 'static> Worker<F, D> {
+impl<F, D: Send + AsRawFd + 'static> Worker<F, D> {
     /// Every connection is a local task; one that hands its stream back
     /// goes to the accept loop to move. On shutdown (the job channel
     /// closes) waits up to `drain` for the connections, then closes the
@@ -346,36 +383,84 @@ impl<F, D: Send + 'static> Worker<F, D> {
         Fut: Future<Output = Option<L::Stream>> + 'static,
     {
         let mut tasks = JoinSet::new();
+        // Idle connections handed back to park (see `parking`); a worker
+        // whose epoll set cannot be made serves without parking.
+        let lot = parking::<D>().map_err(|e| tracing::warn!(error = %e, "idle connections will not be parked")).ok();
+        let mut tick = tokio::time::interval(PARK_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 job = rx.recv() => {
                     let Some(job) = job else { break };
-                    let Ok(stream) = L::attach(job.stream) else {
-                        self.slots[self.idx].conns.fetch_sub(1, Ordering::Relaxed);
-                        continue;
-                    };
-                    let seat = Seat::new(self.slots.clone(), self.idx);
-                    let fut = (self.handler)(stream, shutdown.clone(), seat);
-                    let (permit, open) = (job.permit, job.open);
-                    let (slots, idx, moves, sd) = (self.slots.clone(), self.idx, self.moves.clone(), shutdown.clone());
-                    tasks.spawn_local(async move {
-                        let kept = fut.await;
-                        slots[idx].conns.fetch_sub(1, Ordering::Relaxed);
-                        let Some(stream) = kept.filter(|_| !sd.is_triggered()) else { return };
-                        // Off this thread's reactor, to the accept loop, to its next worker.
-                        if let Ok(stream) = L::detach(stream) {
-                            let _ = moves.send((Job { stream, permit, open }, idx));
-                        }
-                    });
+                    self.spawn::<L, Fut>(&mut tasks, job, &shutdown, lot.as_ref(), false);
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = tick.tick(), if lot.is_some() => {
+                    self.slots[self.idx].park_tick.notify_waiters();
+                }
+                () = parked_ready(lot.as_ref()) => {
+                    let Some(parking) = &lot else { continue };
+                    let woken = parking.get_ref().ready();
+                    for job in woken {
+                        self.slots[self.idx].conns.fetch_add(1, Ordering::Relaxed);
+                        self.spawn::<L, Fut>(&mut tasks, job, &shutdown, Some(parking), true);
+                    }
+                }
             }
+        }
+        // Parked connections are idle: they close at once.
+        if let Some(parking) = &lot {
+            drop(parking.get_ref().drain());
         }
         let drained = tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!(remaining = tasks.len(), "drain timed out; closing remaining connections");
             tasks.shutdown().await;
         }
+    }
+
+    /// Serves `job` with a new handler task: until it ends, moves (its
+    /// stream goes to the accept loop) or parks (into `lot`).
+    fn spawn<L, Fut>(
+        &self,
+        tasks: &mut JoinSet<()>,
+        job: Job<D>,
+        shutdown: &Shutdown,
+        lot: Option<&Parking<D>>,
+        resumed: bool,
+    ) where
+        L: Accept<Detached = D>,
+        F: Fn(L::Stream, Shutdown, Seat) -> Fut,
+        Fut: Future<Output = Option<L::Stream>> + 'static,
+    {
+        let Ok(stream) = L::attach(job.stream) else {
+            self.slots[self.idx].conns.fetch_sub(1, Ordering::Relaxed);
+            return;
+        };
+        let seat = Seat::new(self.slots.clone(), self.idx, resumed);
+        let fut = (self.handler)(stream, shutdown.clone(), seat.clone());
+        let (permit, open) = (job.permit, job.open);
+        let (slots, idx, moves, sd) = (self.slots.clone(), self.idx, self.moves.clone(), shutdown.clone());
+        let lot = lot.cloned();
+        tasks.spawn_local(async move {
+            let kept = fut.await;
+            slots[idx].conns.fetch_sub(1, Ordering::Relaxed);
+            let Some(stream) = kept.filter(|_| !sd.is_triggered()) else { return };
+            // Off this thread's reactor: to the parking lot, or to the
+            // accept loop and its next worker.
+            let Ok(stream) = L::detach(stream) else { return };
+            let job = Job { stream, permit, open };
+            match lot {
+                Some(lot) if seat.parked() => {
+                    let fd = job.stream.as_raw_fd();
+                    // A socket the epoll set refuses is closed (dropped).
+                    let _ = lot.get_ref().park(fd, job);
+                }
+                _ => {
+                    let _ = moves.send((job, idx));
+                }
+            }
+        });
     }
 }
 

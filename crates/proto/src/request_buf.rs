@@ -5,15 +5,17 @@
 //! a rejected storage command is discarded as it arrives (memcached's
 //! `conn_swallow`), and the connection closes when the error says so.
 //!
-//! The buffer grows only to hold one complete request and shrinks back after
-//! a large one. Reading into it is the caller's (this crate does no I/O):
-//! [`RequestBuf::read_space`] is where the next read goes.
+//! The buffer holds only what is not yet decoded: bytes are appended as they
+//! are read (into a scratch buffer the reader shares between connections),
+//! and once every byte is taken it gives its memory back, so an idle
+//! connection costs no buffer at all. Reading is the caller's (this crate
+//! does no I/O): [`RequestBuf::append`].
 //!
 //! ```
 //! use memshard_proto::{Decoder, Request, RequestBuf, Step};
 //!
 //! let mut rb = RequestBuf::new();
-//! rb.read_space().extend_from_slice(b"get a\r\nbogus\r\n");
+//! rb.append(b"get a\r\nbogus\r\n");
 //! let decoder = Decoder::default();
 //! assert!(matches!(rb.next(&decoder), Step::Request { req: Request::Get(_), .. }));
 //! match rb.next(&decoder) {
@@ -63,7 +65,7 @@ pub struct RequestBuf {
 
 impl Default for RequestBuf {
     fn default() -> Self {
-        RequestBuf { buf: BytesMut::with_capacity(READ_CHUNK), swallow: 0, used: 0 }
+        RequestBuf { buf: BytesMut::new(), swallow: 0, used: 0 }
     }
 }
 
@@ -74,7 +76,7 @@ impl RequestBuf {
     }
 
     /// Consumes what the last step used and discards what is owed of a
-    /// rejected data block.
+    /// rejected data block; an emptied buffer gives its memory back.
     fn settle(&mut self) {
         let used = std::mem::take(&mut self.used).min(self.buf.len());
         self.buf.advance(used);
@@ -83,6 +85,26 @@ impl RequestBuf {
             self.buf.advance(n);
             self.swallow -= n as u64;
         }
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Adds bytes read from the client (what a rejected data block still
+    /// owes is discarded on the way in).
+    pub fn append(&mut self, mut data: &[u8]) {
+        self.settle();
+        if self.swallow > 0 {
+            let n = self.swallow.min(data.len() as u64) as usize;
+            data = &data[n..];
+            self.swallow -= n as u64;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes held now (what is not yet decoded), for tests and diagnostics.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// The next request in the buffer: the text protocol's decode step.
@@ -134,17 +156,6 @@ impl RequestBuf {
     pub fn mid_request(&self) -> bool {
         self.buf.len() > self.used || self.swallow > 0
     }
-
-    /// Where the next read goes: room for [`READ_CHUNK`] more bytes, after
-    /// giving back a buffer that grew for one large value.
-    pub fn read_space(&mut self) -> &mut BytesMut {
-        self.settle();
-        if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
-            self.buf = BytesMut::with_capacity(READ_CHUNK);
-        }
-        self.buf.reserve(READ_CHUNK);
-        &mut self.buf
-    }
 }
 
 #[cfg(test)]
@@ -156,7 +167,7 @@ mod tests {
         let d = Decoder::default();
         let mut rb = RequestBuf::new();
         // Declared too large: refused at the line, its 2,000,002-byte block owed.
-        rb.read_space().extend_from_slice(b"set k 0 0 2000000\r\nabc");
+        rb.append(b"set k 0 0 2000000\r\nabc");
         match rb.next(&d) {
             Step::Refused(e) => assert_eq!(e.reply_line(), Some(crate::msg::TOO_LARGE)),
             other => panic!("{other:?}"),
@@ -164,24 +175,26 @@ mod tests {
         assert!(matches!(rb.next(&d), Step::NeedMore));
         assert!(rb.mid_request(), "the rest of the block is owed");
         let rest = 2_000_002 - 3;
-        rb.read_space().extend_from_slice(&vec![b'x'; rest]);
-        rb.read_space().extend_from_slice(b"mn\r\n");
+        rb.append(&vec![b'x'; rest]);
+        assert_eq!(rb.capacity(), 0, "a swallowed block is never buffered");
+        rb.append(b"mn\r\n");
         assert!(matches!(rb.next(&d), Step::Request { req: Request::MetaNoop, raw: b"mn\r\n" }));
         assert!(matches!(rb.next(&d), Step::NeedMore));
         assert!(!rb.mid_request());
+        assert_eq!(rb.capacity(), 0, "an idle connection holds no buffer");
     }
 
     #[test]
     fn advance_serves_another_decoder() {
         let mut rb = RequestBuf::new();
-        rb.read_space().extend_from_slice(b"0123456789");
+        rb.append(b"0123456789");
         assert_eq!(rb.bytes(), b"0123456789");
         rb.advance(4, 3);
         assert_eq!(rb.bytes(), b"789");
         rb.advance(1, 5);
         assert_eq!(rb.bytes(), b"");
         assert!(rb.mid_request(), "3 more bytes are owed");
-        rb.read_space().extend_from_slice(b"abcdef");
+        rb.append(b"abcdef");
         assert_eq!(rb.bytes(), b"def");
     }
 }

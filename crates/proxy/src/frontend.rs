@@ -45,11 +45,17 @@ enum Batch {
     Close,
 }
 
-/// Keeps the pool's `client_connections` gauge right however the task ends.
-struct ClientGauge(std::sync::Arc<Pool>);
+/// Keeps the pool's `client_connections` gauge right however the task ends
+/// (a client that parks stays counted).
+struct ClientGauge {
+    pool: std::sync::Arc<Pool>,
+    counted: bool,
+}
 impl Drop for ClientGauge {
     fn drop(&mut self) {
-        stats::gauge(&self.0.stats.client_connections, -1);
+        if self.counted {
+            stats::gauge(&self.pool.stats.client_connections, -1);
+        }
     }
 }
 
@@ -61,13 +67,17 @@ pub(crate) async fn handle<S>(mut stream: S, r: Route, decoder: Decoder, shutdow
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    stats::gauge(&r.pool.stats.client_connections, 1);
-    let _gauge = ClientGauge(r.pool.clone());
+    if !seat.resumed() {
+        stats::gauge(&r.pool.stats.client_connections, 1);
+    }
+    let mut gauge = ClientGauge { pool: r.pool.clone(), counted: true };
     let client = Client::new(backend::conns(r.pool_id, &r.pool));
     let mut rbuf = RequestBuf::new();
     let mut wbuf = Vec::new();
     // One shutdown watch for the connection's life, cheap to poll per read.
     let mut stopped = shutdown.signal();
+    // Park ticks in a row with nothing read (see `idle` below).
+    let mut idle_ticks = 0u8;
     loop {
         let batch = decode_batch(&client, &r, decoder, &mut rbuf);
         // Answer everything routed so far, in order: one write per batch
@@ -116,11 +126,23 @@ where
                     stats::add(&r.pool.stats.client_err, 1);
                     return None;
                 }
-                Ok(_) => {}
+                Ok(_) => idle_ticks = 0,
             },
             () = &mut stopped, if !rbuf.mid_request() => {
                 let _ = stream.shutdown().await;
                 return None;
+            }
+            // Idle for a whole park tick (two rings with nothing read): the
+            // connection parks as a bare socket until the client sends
+            // again, and this task and its queues go (see memshard_net's
+            // parking). Nothing is buffered or owed, so nothing is lost.
+            () = seat.park_tick(), if !rbuf.mid_request() => {
+                idle_ticks = idle_ticks.saturating_add(1);
+                if idle_ticks >= 2 && client.queue.pending() == 0 && client.settled() {
+                    seat.park();
+                    gauge.counted = false;
+                    return Some(stream);
+                }
             }
         }
     }
