@@ -78,11 +78,16 @@ def bench(port, pipeline, duration, *, keys=100000, warmup=None, prefill=True, e
     return json.loads(out), cmd
 
 
-def cpu_seconds(pid):
-    """CPU seconds (user + system, every thread) a process has used so far."""
+def user_system(pid):
+    """(user, system) CPU seconds, every thread, a process has used so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def cpu_seconds(pid):
+    """CPU seconds (user + system, every thread) a process has used so far."""
+    return sum(user_system(pid))
 
 
 def rss(pid):

@@ -4,7 +4,9 @@ both in front of the same 3 memcached backends, plus direct memcached.
 
     cargo build --release -p memshard
     python3 bench/compare_proxy.py [--rounds 3] [--duration 8] [--workers 1 2] [--all-workers]
+    python3 bench/compare_proxy.py --generators memshard memtier   # both load generators, same run
     python3 bench/compare_proxy.py --callgrind [--duration 10]
+    python3 bench/compare_proxy.py --syscalls --generators memshard memtier --workers 1
 
 Throughput mode sets every key once per target, then alternates the targets
 in rounds so machine drift hits all alike (one memshard proxy per
@@ -20,7 +22,10 @@ the proxy (every thread) are divided by the requests the backends served in
 that window (their `cmd_get + cmd_set`).
 
 Installs nothing; needs memcached and nutcracker (and valgrind for
-`--callgrind`) in PATH. Loopback only; every process started is stopped.
+`--callgrind`, perf for `--syscalls`, memtier_benchmark in PATH or $MEMTIER
+for `--generators memtier`) in PATH. `--syscalls` counts the proxies' system
+calls per request with `perf stat` and splits their CPU into user and kernel
+time. Loopback only; every process started is stopped.
 """
 import argparse, glob, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile, time
 
@@ -203,6 +208,64 @@ def report(a, g, targets, pids, results, cpu, cmds, backends, load_cmd):
     print(f"- load: `{' '.join(load_cmd).replace(ROOT + '/', '')}` (port per target)\n")
 
 
+CALLS = ["recvfrom", "sendto", "read", "writev", "epoll_wait", "epoll_ctl", "getpeername"]
+
+
+def syscalls(a, backends, tmp):
+    """System calls and CPU per request of each proxy under each generator,
+    counted by `perf stat` on the kernel's system-call tracepoints (counting
+    a tracepoint does not stop the process, unlike strace, so the batching
+    the counts depend on is the unperturbed one), with the user/kernel split
+    of the proxy's CPU from /proc."""
+    if not shutil.which("perf"):
+        sys.exit("perf not found: apt-get install linux-perf")
+    events = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{c}" for c in CALLS]
+    rows, procs = [], []
+    try:
+        for name, cmd, port in proxy_cmds(tmp, backends, a.workers, a.proxy_bin):
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(p)
+            wait_listen(port)
+            bench(port, 16, 0.1, prefill=True)
+            if "memtier" in a.generators:
+                common.memtier(port, 1, 1, prefill=True)
+            for g in a.generators:
+                for pipeline in a.pipelines:
+                    out = os.path.join(tmp, f"perf.{p.pid}.{g}.{pipeline}")
+                    tracer = subprocess.Popen(["perf", "stat", "-x", ",", "-o", out, "-e", ",".join(events), "-p", str(p.pid)],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(0.5)
+                    before, cpu0 = served(backends), common.user_system(p.pid)
+                    if g == "memtier":
+                        common.memtier(port, pipeline, a.duration, threads=a.memtier_threads)
+                    else:
+                        bench(port, pipeline, a.duration, warmup=0)
+                    after, cpu1 = served(backends), common.user_system(p.pid)
+                    tracer.send_signal(2)
+                    tracer.wait(30)
+                    calls = {}
+                    with open(out) as f:
+                        for line in f:
+                            parts = line.strip().split(",")
+                            if len(parts) >= 3 and parts[0].isdigit():
+                                calls[parts[2].split(":")[-1].removeprefix("sys_enter_")] = int(parts[0])
+                    # Requests as the clients count them (a multi-key fragment is one).
+                    n = max(after - before, 1)
+                    user, system = (cpu1[0] - cpu0[0]) / n * 1e6, (cpu1[1] - cpu0[1]) / n * 1e6
+                    rows.append((name, g, pipeline, n, calls, user, system))
+                    print(f"  {name} {g} P{pipeline}: {n} requests, {calls.get('sys_enter', 0)} calls", file=sys.stderr)
+    finally:
+        for p in procs:
+            stop(p)
+    print(f"### System calls and CPU per request of the proxy ({a.duration:g} s of load, `perf stat` on the system-call tracepoints)\n")
+    print("| proxy | generator | pipeline | " + " | ".join(f"`{c}`" for c in CALLS) + " | all calls | user µs | kernel µs | kernel share |")
+    print("|---|---|---|" + "---|" * (len(CALLS) + 4))
+    for name, g, pipeline, n, calls, user, system in rows:
+        cells = " | ".join(f"{calls.get(c, 0) / n:.2f}" for c in CALLS)
+        share = system / (user + system) if user + system else 0
+        print(f"| {name} | {g} | {pipeline} | {cells} | {calls.get('sys_enter', 0) / n:.2f} | {user:.2f} | {system:.2f} | {share:.0%} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -213,6 +276,7 @@ def main():
     ap.add_argument("--proxy-bin", default=MEMSHARD, help="memshard binary that runs the proxy")
     ap.add_argument("--bench-bin", default=MEMSHARD, help="memshard binary that runs the load")
     ap.add_argument("--callgrind", action="store_true", help="count instructions per request instead")
+    ap.add_argument("--syscalls", action="store_true", help="count system calls and CPU per request (perf stat) instead")
     ap.add_argument("--only", help="--callgrind: only the proxies whose name contains this")
     ap.add_argument("--pipelines", type=int, nargs="+", default=[1, 16], help="--callgrind: pipeline depths")
     ap.add_argument("--keys", type=int, default=10000, help="key space of --callgrind runs")
@@ -238,6 +302,8 @@ def main():
         print(f"files (pool files, callgrind dumps) in {tmp}", file=sys.stderr)
         if a.callgrind:
             callgrind(a, backends, tmp)
+        elif a.syscalls:
+            syscalls(a, backends, tmp)
         else:
             direct = start("memcached", 1, 1024)
             procs.append(direct[0])

@@ -6,9 +6,9 @@ same 3 memcached, in the same run.
     cargo build --release -p memshard
     python3 bench/connections.py [--idle 9000] [--active 1000] [--duration 10] [--rounds 3]
 
-For each proxy, in alternating rounds:
+For each proxy, in alternating rounds, each round with a freshly started proxy:
 
-  1. the proxy's RSS at rest (after one request), the baseline;
+  1. the proxy's RSS at rest (after a short pre-fill), the baseline;
   2. 1,000 active connections alone (`memshard bench -c 1000 -P 1`, 90 % gets,
      100-byte values): ops/s and p99;
   3. 9,000 more connections opened and held idle (each sends one `version`
@@ -114,26 +114,30 @@ def main():
         backends = [start("memcached", 1, 256) for _ in range(3)]
         procs += [b[0] for b in backends]
         ports = [b[1] for b in backends]
-        targets, cmds = {}, {}
+        cmds = {}
         nport = free_port()
         cmds["nutcracker"] = ["nutcracker", "-c", pool_file(tmp, "nutcracker", nport, ports), "-s",
                               str(free_port()), "-a", "127.0.0.1", "-o", os.path.join(tmp, "nutcracker.log")]
         mport = free_port()
         cmds["memshard proxy"] = [MEMSHARD, "proxy", "-c", pool_file(tmp, "memshard", mport, ports), "-s",
                                   str(free_port()), "-a", "127.0.0.1"]
-        for name, port in (("nutcracker", nport), ("memshard proxy", mport)):
-            p = subprocess.Popen(cmds[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(p)
-            wait_listen(port)
-            targets[name] = (p.pid, port)
-            # Every key set once, so the gets of the runs hit.
-            bench(port, 16, 0.2, warmup=0)
+        ports = {"nutcracker": nport, "memshard proxy": mport}
         results, load = {}, None
         for r in range(a.rounds):
-            order = list(targets) if r % 2 == 0 else list(reversed(list(targets)))
+            order = list(ports) if r % 2 == 0 else list(reversed(list(ports)))
             for name in order:
-                pid, port = targets[name]
-                res, load = measure(name, pid, port, a)
+                # A fresh process each round: its rest RSS is the baseline,
+                # untouched by an earlier round's crowd.
+                p = subprocess.Popen(cmds[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                procs.append(p)
+                try:
+                    wait_listen(ports[name])
+                    # Every key set (again), so the gets of the runs hit.
+                    bench(ports[name], 16, 0.2, warmup=0)
+                    res, load = measure(name, p.pid, ports[name], a)
+                finally:
+                    stop(p)
+                    procs.remove(p)
                 results.setdefault(name, []).append(res)
     finally:
         for p in procs:

@@ -155,11 +155,14 @@ where
     let set = WorkerSet::new(senders, slots.clone(), spread, stats.clone());
     // After a crowd of clients leaves, the memory their connections held
     // goes back to the kernel (see `memory`).
-    let active = {
-        let slots = slots.clone();
-        move || slots.iter().map(|s| s.conns.load(Ordering::Relaxed) as u64).sum::<u64>()
+    let counts = {
+        let (slots, stats) = (slots.clone(), stats.clone());
+        move || {
+            let served = slots.iter().map(|s| s.conns.load(Ordering::Relaxed) as u64).sum::<u64>();
+            [stats.curr_connections.load(Ordering::Relaxed), served]
+        }
     };
-    let trimmer = tokio::spawn(crate::memory::trim_after_closes(active, shutdown.clone()));
+    let trimmer = tokio::spawn(crate::memory::trim_after_closes(counts, shutdown.clone()));
     accept_loop(listener, cfg, stats, shutdown, set, moves_rx).await;
     trimmer.abort();
     let waited = tokio::task::spawn_blocking(move || {
