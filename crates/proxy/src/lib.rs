@@ -58,28 +58,24 @@
 //!             the old address's connections (per-server generation)
 //! ```
 //!
+//! The crate is in two planes: `data` (the request path: client side,
+//! answer slots, backend connections) reads `control` (pools, name
+//! resolution, health, the ring publisher, the prober, stats), which never
+//! imports it.
+//!
 //! It is not a cache and holds no items.
 
-mod answer;
-mod backend;
 #[cfg(test)]
 mod consistency;
-mod forward;
-mod frontend;
-mod link;
-mod merge;
-mod order;
-mod pool;
-mod prober;
-mod resolve;
-mod stats;
-mod stats_server;
-mod upstream;
+mod control;
+mod data;
 
-pub use pool::{Placement, PoolError, placement};
-pub use stats::describe_stats;
+pub use control::publish::{Placement, PoolError, placement};
+pub use control::stats::describe_stats;
 
-use frontend::Route;
+use control::pool::Pool;
+use control::{prober, refresh, resolve, stats_server};
+use data::client::frontend::{self, Route};
 use memshard_config::Config;
 use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, Spread, serve_balanced_local};
 use memshard_proto::Decoder;
@@ -153,14 +149,14 @@ pub async fn run(
 }
 
 /// Every pool of `config`, ready to serve.
-fn pools(config: &Config, proxy: &ProxyConfig) -> Result<Vec<Arc<pool::Pool>>, PoolError> {
+fn pools(config: &Config, proxy: &ProxyConfig) -> Result<Vec<Arc<Pool>>, PoolError> {
     let resolver = Arc::new(resolve::Resolver::new(&proxy.dns_servers));
-    config.pools.iter().map(|(name, cfg)| Ok(Arc::new(pool::Pool::new(name, cfg, resolver.clone())?))).collect()
+    config.pools.iter().map(|(name, cfg)| Ok(Arc::new(Pool::new(name, cfg, resolver.clone())?))).collect()
 }
 
 /// [`run`] with the pools made: serves each on its listener (same order).
 async fn serve(
-    pools: Vec<Arc<pool::Pool>>,
+    pools: Vec<Arc<Pool>>,
     listeners: Vec<impl Into<Listener>>,
     stats: Option<TcpListener>,
     proxy: ProxyConfig,
@@ -201,7 +197,7 @@ async fn serve(
                 }
             });
         }
-        serving.spawn(resolve::run(pool.clone(), shutdown.clone()));
+        serving.spawn(refresh::run(pool.clone(), shutdown.clone()));
     }
     if let Some(l) = stats {
         let addr = l.local_addr()?;

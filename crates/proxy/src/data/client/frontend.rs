@@ -12,10 +12,10 @@
 //! move to another worker thread (see `memshard_net::Seat`): the handler
 //! then returns its stream and the client goes on there, unaware.
 
-use crate::backend;
-use crate::forward::{Client, route};
-use crate::pool::Pool;
-use crate::stats;
+use crate::control::pool::Pool;
+use crate::control::stats;
+use crate::data::backend::conns;
+use crate::data::client::forward::{Client, route};
 use memshard_net::{Seat, Shutdown};
 use memshard_proto::{Decoder, Request, RequestBuf, Step};
 use std::future::poll_fn;
@@ -71,7 +71,7 @@ where
         stats::gauge(&r.pool.stats.client_connections, 1);
     }
     let mut gauge = ClientGauge { pool: r.pool.clone(), counted: true };
-    let client = Client::new(backend::conns(r.pool_id, &r.pool));
+    let client = Client::new(conns::for_pool(r.pool_id, &r.pool));
     let mut rbuf = RequestBuf::new();
     let mut wbuf = Vec::new();
     // One shutdown watch for the connection's life, cheap to poll per read.

@@ -11,12 +11,12 @@
 //! without `q`, see `answer`), and single-key gets, written in the one form
 //! that lets the next get join their line (see `upstream`).
 
-use crate::answer::Sink;
-use crate::backend::Conns;
-use crate::merge::{Kind, Merge};
-use crate::order::{ClientQueue, Queue};
-use crate::stats;
-use crate::upstream::Upstream;
+use crate::control::stats;
+use crate::data::backend::answer::Sink;
+use crate::data::backend::conns::Conns;
+use crate::data::backend::upstream::Upstream;
+use crate::data::slots::merge::{Kind, Merge};
+use crate::data::slots::order::{ClientQueue, Queue};
 use base64::Engine;
 use memshard_proto::{Admin, AdminCmd, Get, MetaFlags, Request};
 use memshard_ring::Ring;
@@ -228,8 +228,8 @@ fn fan_out(c: &Client, raw: &[u8], want_reply: bool, now: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::Pool;
-    use crate::resolve::Resolver;
+    use crate::control::pool::Pool;
+    use crate::control::resolve::Resolver;
     use memshard_config::Config;
     use memshard_proto::Decoder;
     use std::future::poll_fn;
@@ -266,7 +266,7 @@ mod tests {
         let decoder = Decoder::new(1 << 20);
         tokio::task::LocalSet::new()
             .run_until(async move {
-                let c = Client::new(crate::backend::conns(0, &pool));
+                let c = Client::new(crate::data::backend::conns::for_pool(0, &pool));
                 let ring = pool.ring();
                 let send = |raw: &[u8]| {
                     let (req, used) = decoder.decode(raw).expect("valid").expect("whole");

@@ -12,10 +12,12 @@
 //! connections remember the generation they were made at and are dropped
 //! (not interrupted: requests already on them finish) once it is stale.
 //!
-//! Lookups happen in three places, all through [`refresh`] so they agree:
+//! This file is the lookup and what a target remembers of it; when lookups
+//! happen is `refresh`'s. They happen in three places, all through
+//! `refresh::refresh` so they agree:
 //!
-//! - [`run`]: per pool, every `dns_refresh_interval`, each name (IP literals
-//!   are never looked up);
+//! - `refresh::run`: per pool, every `dns_refresh_interval`, each name (IP
+//!   literals are never looked up);
 //! - connecting, when no address is known yet, when the refresh is off
 //!   (twemproxy's behaviour: resolve on each new connection), and on a
 //!   reconnect after a failure — unless the name's last lookup failed, when
@@ -28,13 +30,11 @@
 //! (getaddrinfo: `/etc/hosts`, then `/etc/resolv.conf`) unless the proxy was
 //! given DNS servers (`--dns-server`), which are then asked directly.
 
-use crate::pool::Pool;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
 use memshard_client::{Client, ClientConfig, ClientError};
-use memshard_net::Shutdown;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -204,92 +204,58 @@ impl Target {
         self.generation.store(cur.1, Ordering::Release);
         Some((old, new))
     }
-}
-
-/// Looks server `i`'s name up now and records the outcome: a change of
-/// address bumps the generation (and brings an ejected server up for a
-/// probe at once); a failure keeps the last good addresses.
-pub(crate) async fn refresh(pool: &Pool, i: usize) {
-    let t = &pool.targets[i];
-    if t.literal {
-        return;
+    /// An IP literal or a unix socket path: never looked up.
+    pub(crate) fn is_literal(&self) -> bool {
+        self.literal
     }
-    match pool.resolver.lookup(&t.host, t.port).await {
-        Ok(found) => {
-            if t.failing.swap(false, Ordering::Relaxed) {
-                tracing::info!(pool = %pool.name, server = %pool.addrs[i], "name resolves again");
-            }
-            if let Some((old, new)) = t.adopt(&found) {
-                if old.is_empty() {
-                    tracing::debug!(pool = %pool.name, server = %pool.addrs[i], addrs = ?new, "server resolved");
-                } else {
-                    tracing::info!(pool = %pool.name, server = %pool.addrs[i], ?old, ?new, "server address changed");
+
+    /// Did the last lookup fail?
+    pub(crate) fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// The name as configured (a unix socket's path).
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The socket path of a unix-socket server.
+    pub(crate) fn unix_path(&self) -> Option<&Arc<Path>> {
+        self.path.as_ref()
+    }
+
+    /// Looks the name up now through `resolver` and records the outcome: a
+    /// different set of addresses bumps the generation; a failure keeps the
+    /// last good addresses.
+    pub(crate) async fn look_up(&self, resolver: &Resolver) -> Lookup {
+        if self.literal {
+            return Lookup::Fixed;
+        }
+        match resolver.lookup(&self.host, self.port).await {
+            Ok(found) => {
+                let recovered = self.failing.swap(false, Ordering::Relaxed);
+                match self.adopt(&found) {
+                    Some((old, new)) => Lookup::Changed { old, new, recovered },
+                    None => Lookup::Same { recovered },
                 }
-                // An ejected server may have been dead only at its old address.
-                pool.retry_soon(i);
             }
-        }
-        Err(e) => {
-            let last = t.current().map(|(a, _)| a);
-            if t.failing.swap(true, Ordering::Relaxed) {
-                tracing::debug!(pool = %pool.name, server = %pool.addrs[i], error = %e, "lookup still failing");
-            } else {
-                tracing::warn!(
-                    pool = %pool.name, server = %pool.addrs[i], error = %e, last_good = ?last,
-                    "lookup failed; keeping the last good address"
-                );
+            Err(error) => {
+                let first = !self.failing.swap(true, Ordering::Relaxed);
+                Lookup::Failed { error, first, last: self.current().map(|(a, _)| a) }
             }
         }
     }
 }
 
-/// Where to connect server `i` (addresses to try in order, or its unix
-/// socket path), and the generation of that answer. Looks a name up first
-/// when no address is known, when the periodic refresh is off, or on a
-/// `reconnect` (a connection broke or requests failed) while the name's
-/// lookups are not failing.
-pub(crate) async fn destination(pool: &Pool, i: usize, reconnect: bool) -> io::Result<(Dest, u64)> {
-    let t = &pool.targets[i];
-    if let Some(path) = &t.path {
-        return Ok((Dest::Unix(path.clone()), t.generation()));
-    }
-    let stale = pool.cfg.extensions.dns_refresh_interval.is_none() || (reconnect && !t.failing.load(Ordering::Relaxed));
-    if !t.literal && (stale || t.current().is_none()) {
-        refresh(pool, i).await;
-    }
-    t.current()
-        .map(|(addrs, generation)| (Dest::Tcp(addrs), generation))
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {}", t.host)))
-}
-
-/// Re-resolves every named server of `pool` each `dns_refresh_interval`
-/// (starting now) until shutdown; returns at once when the refresh is off.
-pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> io::Result<()> {
-    let Some(every) = pool.cfg.extensions.dns_refresh_interval else { return Ok(()) };
-    let named: Vec<usize> = (0..pool.targets.len()).filter(|&i| !pool.targets[i].literal).collect();
-    if named.is_empty() {
-        return Ok(());
-    }
-    let mut tick = tokio::time::interval(every);
-    // A slow round (resolver down) is followed by a full interval, not a burst.
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => return Ok(()),
-            _ = tick.tick() => {}
-        }
-        // In parallel: one name timing out must not delay the others.
-        let mut round = tokio::task::JoinSet::new();
-        for &i in &named {
-            let pool = pool.clone();
-            round.spawn(async move { refresh(&pool, i).await });
-        }
-        tokio::select! {
-            _ = shutdown.wait() => {
-                round.abort_all();
-                return Ok(());
-            }
-            _ = async { while round.join_next().await.is_some() {} } => {}
-        }
-    }
+/// What one lookup of a target's name came to.
+pub(crate) enum Lookup {
+    /// An IP literal or a unix socket: nothing was looked up.
+    Fixed,
+    /// The same addresses as before (`recovered`: the previous lookup failed).
+    Same { recovered: bool },
+    /// Other addresses than before (`old` is empty on the first good lookup).
+    Changed { old: Addrs, new: Addrs, recovered: bool },
+    /// The lookup failed (`first`: the previous one had not); `last` are the
+    /// addresses kept.
+    Failed { error: io::Error, first: bool, last: Option<Addrs> },
 }

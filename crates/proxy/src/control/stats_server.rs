@@ -1,8 +1,8 @@
 //! The stats port: like twemproxy, every accepted connection immediately gets
 //! the JSON document and is closed; no request is read.
 
-use crate::pool::Pool;
-use crate::stats::{PoolView, document};
+use crate::control::pool::Pool;
+use crate::control::stats::{PoolView, document};
 use memshard_net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -3,10 +3,11 @@
 //! `upstream`), and watches the oldest request's deadline, until the
 //! connection is retired or breaks.
 
-use crate::answer::Failure;
-use crate::resolve::{self, Dest};
-use crate::stats;
-use crate::upstream::Upstream;
+use crate::control::refresh;
+use crate::control::resolve::Dest;
+use crate::control::stats;
+use crate::data::backend::answer::Failure;
+use crate::data::backend::upstream::Upstream;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -70,7 +71,7 @@ fn bounded<S>(r: Result<std::io::Result<S>, tokio::time::error::Elapsed>) -> Res
 /// reconnect), or to its unix socket, within `timeout`.
 async fn connect(up: &Upstream, reconnect: bool) -> Result<Stream, Failure> {
     let pool = &up.pool;
-    let (dest, _) = resolve::destination(pool, up.server, reconnect || pool.is_failing(up.server))
+    let (dest, _) = refresh::destination(pool, up.server, reconnect || pool.is_failing(up.server))
         .await
         .map_err(|e| Failure::io(&e))?;
     match dest {

@@ -12,8 +12,8 @@
 //! no value older than one the proxy acknowledged, and emptying it would
 //! throw a warm cache away (nutcracker never flushes).
 
-use crate::pool::Pool;
-use crate::resolve;
+use crate::control::pool::Pool;
+use crate::control::refresh;
 use memshard_client::{Client, ClientConfig};
 use memshard_net::Shutdown;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub(crate) async fn reachable(pool: &Pool, i: usize) -> bool {
 async fn check(pool: &Pool, i: usize) -> Option<Client> {
     let t = pool.timeout().min(Duration::from_secs(2));
     let cfg = ClientConfig { timeout: t, connect_timeout: t, max_in_flight: 1 };
-    let (dest, _) = resolve::destination(pool, i, true).await.ok()?;
+    let (dest, _) = refresh::destination(pool, i, true).await.ok()?;
     let c = dest.connect(cfg).await.ok()?;
     c.version().await.ok()?;
     Some(c)

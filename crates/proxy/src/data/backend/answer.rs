@@ -14,10 +14,10 @@
 //! first get still waiting whose key it names, and the gets skipped on the
 //! way missed.
 
-use crate::merge::Merge;
-use crate::order::Queue;
-use crate::pool::Pool;
-use crate::stats;
+use crate::control::pool::Pool;
+use crate::control::stats;
+use crate::data::slots::merge::Merge;
+use crate::data::slots::order::Queue;
 use memshard_proto::{MetaCode, Reply, ReplyError};
 use std::ops::Range;
 use std::rc::Rc;
@@ -335,7 +335,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::ClientQueue;
+    use crate::data::slots::order::ClientQueue;
 
     fn out(q: &Queue) -> String {
         let mut b = Vec::new();

@@ -28,13 +28,12 @@
 //! because a late answer is still owed and would be taken for the next
 //! request's. Any I/O error, EOF or undecodable reply breaks it the same
 //! way; a broken connection is never repaired, the next request opens a new
-//! one (see `backend`).
+//! one (see `conns`).
 
-use crate::answer::{Batch, Expect, Failure, Fault, Sink, Tally, UnitKind, unit};
-use crate::link;
-use crate::order::Queue;
-use crate::pool::Pool;
-use crate::stats;
+use crate::control::pool::Pool;
+use crate::control::stats;
+use crate::data::backend::answer::{Batch, Expect, Failure, Fault, Sink, Tally, UnitKind, unit};
+use crate::data::slots::order::Queue;
 use memshard_proto::GetCmd;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -110,12 +109,10 @@ fn len32(n: usize) -> u32 {
 }
 
 impl Upstream {
-    /// A connection to `server` of `pool`, connecting in its own task; requests
-    /// may be queued at once. `reconnect` looks the server's name up again.
-    pub(crate) fn start(pool: &Arc<Pool>, server: usize, reconnect: bool) -> Rc<Upstream> {
-        let up = Rc::new(Upstream { st: RefCell::default(), pool: pool.clone(), server, timeout: pool.timeout() });
-        tokio::task::spawn_local(link::run(up.clone(), reconnect));
-        up
+    /// The queue of a new connection to `server` of `pool`; requests may be
+    /// queued at once, before its socket task (`link::run`) has connected.
+    pub(crate) fn new(pool: &Arc<Pool>, server: usize) -> Rc<Upstream> {
+        Rc::new(Upstream { st: RefCell::default(), pool: pool.clone(), server, timeout: pool.timeout() })
     }
 
     /// Whether the connection failed; a broken connection takes no requests.

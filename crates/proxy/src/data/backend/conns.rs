@@ -14,8 +14,9 @@
 //! request: they take no new requests, answer the ones they hold, and
 //! close.
 
-use crate::pool::Pool;
-use crate::upstream::Upstream;
+use crate::control::pool::Pool;
+use crate::data::backend::link;
+use crate::data::backend::upstream::Upstream;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -44,7 +45,7 @@ thread_local! {
 }
 
 /// This thread's table for pool `pool_id`.
-pub(crate) fn conns(pool_id: usize, pool: &Arc<Pool>) -> Rc<Conns> {
+pub(crate) fn for_pool(pool_id: usize, pool: &Arc<Pool>) -> Rc<Conns> {
     TABLES.with(|t| {
         let mut t = t.borrow_mut();
         if t.len() <= pool_id {
@@ -80,7 +81,10 @@ impl Conns {
             slot.lost = true;
         }
         if slot.ups.len() < want {
-            let up = Upstream::start(pool, server, slot.lost);
+            // The connection's socket task; requests queue on `up` while it
+            // connects. After a lost connection it looks the name up again.
+            let up = Upstream::new(pool, server);
+            tokio::task::spawn_local(link::run(up.clone(), slot.lost));
             slot.lost = false;
             slot.ups.push(up.clone());
             return up;

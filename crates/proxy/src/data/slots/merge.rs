@@ -7,9 +7,9 @@
 //! its slot. This is the uncommon path, so it favours plainness over
 //! avoiding copies.
 
-use crate::order::Queue;
-use crate::pool::Pool;
-use crate::stats;
+use crate::control::pool::Pool;
+use crate::control::stats;
+use crate::data::slots::order::Queue;
 use memshard_proto::Reply;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};

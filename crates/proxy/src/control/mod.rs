@@ -1,0 +1,18 @@
+//! The control plane: where each pool's servers are and whether they may be
+//! used. Where a server's name resolves to (`resolve`: the lookup;
+//! `refresh`: when names are looked up, and what a change does), which
+//! servers are healthy (`health`: failures and ejection; `prober`: ejected
+//! servers probed back in), the ring built from the healthy ones and swapped
+//! in (`publish`), and the counters and JSON of the stats port (`stats`,
+//! `stats_server`). It writes
+//! what the data path reads per request (a pool's ring, a server's address
+//! generation, its health) and imports nothing from the data path.
+
+pub(crate) mod health;
+pub(crate) mod pool;
+pub(crate) mod prober;
+pub(crate) mod publish;
+pub(crate) mod refresh;
+pub(crate) mod resolve;
+pub(crate) mod stats;
+pub(crate) mod stats_server;

@@ -1,0 +1,102 @@
+//! When server names are looked up, and what a pool does with the answer.
+//!
+//! Every lookup goes through [`refresh`], so the three places that look a
+//! name up agree: the per-pool loop ([`run`], every `dns_refresh_interval`),
+//! connecting ([`destination`]: when no address is known yet, when the
+//! refresh is off, and on a reconnect after a failure unless the name's
+//! lookups are failing, when the loop is the one retrying and the request
+//! path does not wait on a resolver known to be down), and the prober. A
+//! changed address brings an ejected server up for a probe at once: it may
+//! have been dead only at its old address.
+
+use crate::control::pool::Pool;
+use crate::control::resolve::{Dest, Lookup};
+use memshard_net::Shutdown;
+use std::io;
+use std::sync::Arc;
+
+/// Looks server `i`'s name up now and records the outcome (see the module
+/// docs); a failure keeps the last good addresses and is logged once.
+pub(crate) async fn refresh(pool: &Pool, i: usize) {
+    let server = &pool.addrs[i];
+    match pool.targets[i].look_up(&pool.resolver).await {
+        Lookup::Fixed => {}
+        Lookup::Same { recovered } => {
+            if recovered {
+                tracing::info!(pool = %pool.name, %server, "name resolves again");
+            }
+        }
+        Lookup::Changed { old, new, recovered } => {
+            if recovered {
+                tracing::info!(pool = %pool.name, %server, "name resolves again");
+            }
+            if old.is_empty() {
+                tracing::debug!(pool = %pool.name, %server, addrs = ?new, "server resolved");
+            } else {
+                tracing::info!(pool = %pool.name, %server, ?old, ?new, "server address changed");
+            }
+            pool.retry_soon(i);
+        }
+        Lookup::Failed { error, first, last } => {
+            if first {
+                tracing::warn!(
+                    pool = %pool.name, %server, error = %error, last_good = ?last,
+                    "lookup failed; keeping the last good address"
+                );
+            } else {
+                tracing::debug!(pool = %pool.name, %server, error = %error, "lookup still failing");
+            }
+        }
+    }
+}
+
+/// Where to connect server `i` (addresses to try in order, or its unix
+/// socket path), and the generation of that answer. Looks a name up first
+/// when no address is known, when the periodic refresh is off, or on a
+/// `reconnect` (a connection broke or requests failed) while the name's
+/// lookups are not failing.
+pub(crate) async fn destination(pool: &Pool, i: usize, reconnect: bool) -> io::Result<(Dest, u64)> {
+    let t = &pool.targets[i];
+    if let Some(path) = t.unix_path() {
+        return Ok((Dest::Unix(path.clone()), t.generation()));
+    }
+    let stale = pool.cfg.extensions.dns_refresh_interval.is_none() || (reconnect && !t.is_failing());
+    if !t.is_literal() && (stale || t.current().is_none()) {
+        refresh(pool, i).await;
+    }
+    t.current()
+        .map(|(addrs, generation)| (Dest::Tcp(addrs), generation))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {}", t.host())))
+}
+
+/// Re-resolves every named server of `pool` each `dns_refresh_interval`
+/// (starting now) until shutdown; returns at once when the refresh is off.
+pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> io::Result<()> {
+    let Some(every) = pool.cfg.extensions.dns_refresh_interval else { return Ok(()) };
+    let named: Vec<usize> = (0..pool.targets.len()).filter(|&i| !pool.targets[i].is_literal()).collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let mut tick = tokio::time::interval(every);
+    // A slow round (resolver down) is followed by a full interval, not a burst.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        // In parallel: one name timing out must not delay the others.
+        let mut round = tokio::task::JoinSet::new();
+        for &i in &named {
+            let pool = pool.clone();
+            round.spawn(async move { refresh(&pool, i).await });
+        }
+        tokio::select! {
+            _ = shutdown.wait() => {
+                round.abort_all();
+                return Ok(());
+            }
+            _ = async { while round.join_next().await.is_some() {} } => {}
+        }
+    }
+}
