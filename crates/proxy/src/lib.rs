@@ -168,11 +168,12 @@ async fn serve(
         let listener: Listener = listener.into();
         let addr = listener.local_addr()?;
         tracing::info!(role = "proxy", pool = %pool.name, "listening on {addr}");
+        let set = pool.servers();
         let serve_cfg = ServeConfig {
-            max_connections: pool.cfg.client_connection_limit().map_or(1 << 20, |n| n as usize),
+            max_connections: set.cfg.client_connection_limit().map_or(1 << 20, |n| n as usize),
             reject_reply: b"SERVER_ERROR too many open connections\r\n",
             // twemproxy sets SO_KEEPALIVE on accepted client sockets only.
-            keepalive: pool.cfg.tcpkeepalive,
+            keepalive: set.cfg.tcpkeepalive,
             ..ServeConfig::default()
         };
         let route = Route { pool_id, pool: pool.clone() };
@@ -183,16 +184,16 @@ async fn serve(
             Listener::Unix(l) => serving.spawn(serve_pool(l, serve_cfg, conns, sd, workers, route, decoder)),
         };
         serving.spawn(prober::run(pool.clone(), shutdown.clone()));
-        if pool.cfg.preconnect {
+        if set.cfg.preconnect {
             // twemproxy's preconnect connects at start and only logs failures.
             // Backend connections here belong to worker threads and open on
             // first use; at start we check every server is reachable and log.
             // The check only asks `version`: it never flushes a server.
-            let p = pool.clone();
+            let (p, set) = (pool.clone(), set.clone());
             tokio::spawn(async move {
-                for i in 0..p.addrs.len() {
-                    if !prober::reachable(&p, i).await {
-                        tracing::warn!(pool = %p.name, server = %p.addrs[i], "preconnect: server not reachable");
+                for s in &set.servers {
+                    if !prober::reachable(&p, s).await {
+                        tracing::warn!(pool = %p.name, server = %s.addr, "preconnect: server not reachable");
                     }
                 }
             });

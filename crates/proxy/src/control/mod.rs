@@ -14,5 +14,6 @@ pub(crate) mod prober;
 pub(crate) mod publish;
 pub(crate) mod refresh;
 pub(crate) mod resolve;
+pub(crate) mod servers;
 pub(crate) mod stats;
 pub(crate) mod stats_server;

@@ -14,7 +14,9 @@
 
 use crate::control::pool::Pool;
 use crate::control::refresh;
+use crate::control::servers::Server;
 use memshard_client::{Client, ClientConfig};
+use memshard_config::PoolConfig;
 use memshard_net::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,29 +30,30 @@ pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> std::io::Res
             _ = shutdown.wait() => return Ok(()),
             _ = tick.tick() => {}
         }
-        for i in pool.due_for_retry() {
-            if !pool.cfg.extensions.server_probe || readmit(&pool, i).await {
-                pool.restore(i);
+        let set = pool.servers();
+        for s in set.servers.iter().filter(|s| s.health.due_for_retry()) {
+            if !set.cfg.extensions.server_probe || readmit(&pool, s, &set.cfg).await {
+                pool.restore(s);
             } else {
-                tracing::debug!(pool = %pool.name, server = %pool.addrs[i], "probe failed; staying ejected");
-                pool.postpone(i);
+                tracing::debug!(pool = %pool.name, server = %s.addr, "probe failed; staying ejected");
+                pool.postpone(s);
             }
         }
     }
 }
 
-/// Is server `i` reachable? Connects to its name as it resolves now (a
+/// Is server `s` reachable? Connects to its name as it resolves now (a
 /// probe is a reconnect: the server may be back at another address), or to
 /// its unix socket, and asks `version`. Changes nothing on the server.
-pub(crate) async fn reachable(pool: &Pool, i: usize) -> bool {
-    check(pool, i).await.is_some()
+pub(crate) async fn reachable(pool: &Pool, s: &Server) -> bool {
+    check(pool, s).await.is_some()
 }
 
 /// The connection of a successful check, for a command to follow it.
-async fn check(pool: &Pool, i: usize) -> Option<Client> {
-    let t = pool.timeout().min(Duration::from_secs(2));
+async fn check(pool: &Pool, s: &Server) -> Option<Client> {
+    let t = pool.servers().timeout().min(Duration::from_secs(2));
     let cfg = ClientConfig { timeout: t, connect_timeout: t, max_in_flight: 1 };
-    let (dest, _) = refresh::destination(pool, i, true).await.ok()?;
+    let (dest, _) = refresh::destination(pool, s, true).await.ok()?;
     let c = dest.connect(cfg).await.ok()?;
     c.version().await.ok()?;
     Some(c)
@@ -61,18 +64,18 @@ async fn check(pool: &Pool, i: usize) -> Option<Client> {
 /// flush comes after the `version` answer so that requests the server had
 /// buffered before it stopped answering (a hung process resuming) are
 /// processed first and flushed too.
-async fn readmit(pool: &Pool, i: usize) -> bool {
-    let Some(c) = check(pool, i).await else { return false };
-    if !pool.cfg.extensions.flush_on_return || !pool.is_ejected(i) {
+async fn readmit(pool: &Pool, s: &Server, cfg: &PoolConfig) -> bool {
+    let Some(c) = check(pool, s).await else { return false };
+    if !cfg.extensions.flush_on_return || !s.health.is_ejected() {
         return true;
     }
     match c.flush_all().await {
         Ok(()) => {
-            tracing::info!(pool = %pool.name, server = %pool.addrs[i], "flushed before returning to the ring");
+            tracing::info!(pool = %pool.name, server = %s.addr, "flushed before returning to the ring");
             true
         }
         Err(e) => {
-            tracing::warn!(pool = %pool.name, server = %pool.addrs[i], error = %e, "flush before return failed");
+            tracing::warn!(pool = %pool.name, server = %s.addr, error = %e, "flush before return failed");
             false
         }
     }

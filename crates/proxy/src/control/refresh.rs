@@ -11,15 +11,17 @@
 
 use crate::control::pool::Pool;
 use crate::control::resolve::{Dest, Lookup};
+use crate::control::servers::Server;
 use memshard_net::Shutdown;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Looks server `i`'s name up now and records the outcome (see the module
-/// docs); a failure keeps the last good addresses and is logged once.
-pub(crate) async fn refresh(pool: &Pool, i: usize) {
-    let server = &pool.addrs[i];
-    match pool.targets[i].look_up(&pool.resolver).await {
+/// Looks `s`'s name up now and records the outcome (see the module docs);
+/// a failure keeps the last good addresses and is logged once.
+pub(crate) async fn refresh(pool: &Pool, s: &Server) {
+    let server = &s.addr;
+    match s.target.look_up(&pool.resolver).await {
         Lookup::Fixed => {}
         Lookup::Same { recovered } => {
             if recovered {
@@ -35,7 +37,7 @@ pub(crate) async fn refresh(pool: &Pool, i: usize) {
             } else {
                 tracing::info!(pool = %pool.name, %server, ?old, ?new, "server address changed");
             }
-            pool.retry_soon(i);
+            s.health.retry_soon();
         }
         Lookup::Failed { error, first, last } => {
             if first {
@@ -50,19 +52,20 @@ pub(crate) async fn refresh(pool: &Pool, i: usize) {
     }
 }
 
-/// Where to connect server `i` (addresses to try in order, or its unix
+/// Where to connect server `s` (addresses to try in order, or its unix
 /// socket path), and the generation of that answer. Looks a name up first
 /// when no address is known, when the periodic refresh is off, or on a
 /// `reconnect` (a connection broke or requests failed) while the name's
 /// lookups are not failing.
-pub(crate) async fn destination(pool: &Pool, i: usize, reconnect: bool) -> io::Result<(Dest, u64)> {
-    let t = &pool.targets[i];
+pub(crate) async fn destination(pool: &Pool, s: &Server, reconnect: bool) -> io::Result<(Dest, u64)> {
+    let t = &s.target;
     if let Some(path) = t.unix_path() {
         return Ok((Dest::Unix(path.clone()), t.generation()));
     }
-    let stale = pool.cfg.extensions.dns_refresh_interval.is_none() || (reconnect && !t.is_failing());
+    let refreshing = pool.servers().cfg.extensions.dns_refresh_interval.is_some();
+    let stale = !refreshing || (reconnect && !t.is_failing());
     if !t.is_literal() && (stale || t.current().is_none()) {
-        refresh(pool, i).await;
+        refresh(pool, s).await;
     }
     t.current()
         .map(|(addrs, generation)| (Dest::Tcp(addrs), generation))
@@ -70,33 +73,34 @@ pub(crate) async fn destination(pool: &Pool, i: usize, reconnect: bool) -> io::R
 }
 
 /// Re-resolves every named server of `pool` each `dns_refresh_interval`
-/// (starting now) until shutdown; returns at once when the refresh is off.
+/// (starting now) until shutdown: the servers of the set in force at each
+/// round, at the interval it sets (off: looked at again each second, in
+/// case a reload turns the refresh on).
 pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> io::Result<()> {
-    let Some(every) = pool.cfg.extensions.dns_refresh_interval else { return Ok(()) };
-    let named: Vec<usize> = (0..pool.targets.len()).filter(|&i| !pool.targets[i].is_literal()).collect();
-    if named.is_empty() {
-        return Ok(());
-    }
-    let mut tick = tokio::time::interval(every);
-    // A slow round (resolver down) is followed by a full interval, not a burst.
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = shutdown.wait() => return Ok(()),
-            _ = tick.tick() => {}
-        }
+        let set = pool.servers();
+        let every = set.cfg.extensions.dns_refresh_interval;
         // In parallel: one name timing out must not delay the others.
         let mut round = tokio::task::JoinSet::new();
-        for &i in &named {
-            let pool = pool.clone();
-            round.spawn(async move { refresh(&pool, i).await });
+        if every.is_some() {
+            for s in set.servers.iter().filter(|s| !s.target.is_literal()) {
+                let (pool, s) = (pool.clone(), s.clone());
+                round.spawn(async move { refresh(&pool, &s).await });
+            }
         }
+        drop(set);
+        // A slow round (resolver down) is followed by a full interval, not a burst.
+        let next = tokio::time::sleep(every.unwrap_or(Duration::from_secs(1)));
         tokio::select! {
             _ = shutdown.wait() => {
                 round.abort_all();
                 return Ok(());
             }
             _ = async { while round.join_next().await.is_some() {} } => {}
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return Ok(()),
+            () = next => {}
         }
     }
 }

@@ -27,12 +27,18 @@ pub(crate) async fn run(listener: TcpListener, pools: Vec<Arc<Pool>>, mut shutdo
                 }
             },
         };
+        let sets: Vec<_> = pools.iter().map(|p| p.servers()).collect();
         let views: Vec<PoolView<'_>> = pools
             .iter()
-            .map(|p| PoolView {
+            .zip(&sets)
+            .map(|(p, set)| PoolView {
                 name: &p.name,
                 stats: &p.stats,
-                servers: p.stats_order.iter().map(|&i| (p.stats_names[i].as_str(), &p.server_stats[i])).collect(),
+                servers: set
+                    .stats_order
+                    .iter()
+                    .map(|&i| (set.servers[i].name.as_str(), &set.servers[i].stats))
+                    .collect(),
             })
             .collect();
         let total: u64 = pools.iter().map(|p| p.conns.total_connections.load(Ordering::Relaxed)).sum();

@@ -8,6 +8,10 @@
 //! server's name resolves to. A client connection looks its pool's table up
 //! once; after that, finding a request's connection is an index.
 //!
+//! Slots are keyed by server id, so a server that stays across a reload
+//! keeps its connections; when a new server set is published, the slots of
+//! servers it dropped are retired on the worker's next request.
+//!
 //! A slot remembers the address generation its connections were made at
 //! (see `resolve`). When the server's name moves to a new address the
 //! generation changes and the slot's connections are retired on the next
@@ -15,16 +19,21 @@
 //! close.
 
 use crate::control::pool::Pool;
+use crate::control::servers::{Server, ServerSet};
 use crate::data::backend::link;
 use crate::data::backend::upstream::Upstream;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 /// One worker's connections to the servers of one pool.
 pub(crate) struct Conns {
     pool: Arc<Pool>,
-    servers: RefCell<Vec<Slot>>,
+    /// By server id: a server kept across a reload keeps its connections.
+    servers: RefCell<HashMap<u64, Slot>>,
+    /// The generation of the server set the table was last pruned for.
+    pruned: Cell<u64>,
 }
 
 /// The connections of one server.
@@ -53,24 +62,34 @@ pub(crate) fn for_pool(pool_id: usize, pool: &Arc<Pool>) -> Rc<Conns> {
         }
         t[pool_id]
             .get_or_insert_with(|| {
-                let servers = (0..pool.addrs.len()).map(|_| Slot::default()).collect();
-                Rc::new(Conns { pool: pool.clone(), servers: RefCell::new(servers) })
+                Rc::new(Conns { pool: pool.clone(), servers: RefCell::default(), pruned: Cell::new(0) })
             })
             .clone()
     })
 }
 
 impl Conns {
-    /// A connection to `server` that takes requests: an existing one, or a
-    /// new one (connecting in the background, requests queue meanwhile) when
-    /// fewer than `server_connections` usable ones to its current address
-    /// exist.
-    pub(crate) fn pick(&self, server: usize) -> Rc<Upstream> {
-        let pool = &self.pool;
-        let want = pool.cfg.server_connections.max(1) as usize;
+    /// A connection to `server` of `set` that takes requests: an existing
+    /// one, or a new one (connecting in the background, requests queue
+    /// meanwhile) when fewer than `server_connections` usable ones to its
+    /// current address exist.
+    pub(crate) fn pick(&self, set: &ServerSet, server: &Arc<Server>) -> Rc<Upstream> {
         let mut servers = self.servers.borrow_mut();
-        let slot = &mut servers[server];
-        let generation = pool.targets[server].generation();
+        if self.pruned.get() != set.generation {
+            // A new server set: connections to servers it no longer has
+            // take no new requests, answer the ones they hold, and close.
+            servers.retain(|id, slot| {
+                let kept = set.servers.iter().any(|s| s.id == *id);
+                if !kept {
+                    slot.ups.drain(..).for_each(|up| up.retire());
+                }
+                kept
+            });
+            self.pruned.set(set.generation);
+        }
+        let want = set.cfg.server_connections.max(1) as usize;
+        let slot = servers.entry(server.id).or_default();
+        let generation = server.target.generation();
         if slot.generation != generation {
             for up in slot.ups.drain(..) {
                 up.retire();
@@ -83,7 +102,7 @@ impl Conns {
         if slot.ups.len() < want {
             // The connection's socket task; requests queue on `up` while it
             // connects. After a lost connection it looks the name up again.
-            let up = Upstream::new(pool, server);
+            let up = Upstream::new(&self.pool, server, set.timeout());
             tokio::task::spawn_local(link::run(up.clone(), slot.lost));
             slot.lost = false;
             slot.ups.push(up.clone());

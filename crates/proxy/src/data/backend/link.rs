@@ -27,7 +27,7 @@ const MAX_YIELDS: u32 = 4;
 struct Connected<'a>(&'a Upstream);
 impl Drop for Connected<'_> {
     fn drop(&mut self) {
-        stats::gauge(&self.0.pool.server_stats[self.0.server].server_connections, -1);
+        stats::gauge(&self.0.server.stats.server_connections, -1);
     }
 }
 
@@ -37,7 +37,7 @@ pub(crate) async fn run(up: Rc<Upstream>, reconnect: bool) {
     let failure = match connect(&up, reconnect).await {
         Err(f) => f,
         Ok(stream) => {
-            stats::gauge(&up.pool.server_stats[up.server].server_connections, 1);
+            stats::gauge(&up.server.stats.server_connections, 1);
             let _gauge = Connected(&up);
             up.restamp();
             let res = match stream {
@@ -70,8 +70,7 @@ fn bounded<S>(r: Result<std::io::Result<S>, tokio::time::error::Elapsed>) -> Res
 /// Connects to where the server's name resolves now (looked up again on a
 /// reconnect), or to its unix socket, within `timeout`.
 async fn connect(up: &Upstream, reconnect: bool) -> Result<Stream, Failure> {
-    let pool = &up.pool;
-    let (dest, _) = refresh::destination(pool, up.server, reconnect || pool.is_failing(up.server))
+    let (dest, _) = refresh::destination(&up.pool, &up.server, reconnect || up.server.health.is_failing())
         .await
         .map_err(|e| Failure::io(&e))?;
     match dest {

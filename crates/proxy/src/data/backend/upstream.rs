@@ -31,6 +31,7 @@
 //! one (see `conns`).
 
 use crate::control::pool::Pool;
+use crate::control::servers::Server;
 use crate::control::stats;
 use crate::data::backend::answer::{Batch, Expect, Failure, Fault, Sink, Tally, UnitKind, unit};
 use crate::data::slots::order::Queue;
@@ -52,7 +53,7 @@ const MAX_BATCH_LINE: usize = 4096;
 pub(crate) struct Upstream {
     st: RefCell<State>,
     pub(crate) pool: Arc<Pool>,
-    pub(crate) server: usize,
+    pub(crate) server: Arc<Server>,
     /// The pool's `timeout`: per request, and for connecting.
     pub(crate) timeout: Duration,
 }
@@ -111,8 +112,8 @@ fn len32(n: usize) -> u32 {
 impl Upstream {
     /// The queue of a new connection to `server` of `pool`; requests may be
     /// queued at once, before its socket task (`link::run`) has connected.
-    pub(crate) fn new(pool: &Arc<Pool>, server: usize) -> Rc<Upstream> {
-        Rc::new(Upstream { st: RefCell::default(), pool: pool.clone(), server, timeout: pool.timeout() })
+    pub(crate) fn new(pool: &Arc<Pool>, server: &Arc<Server>, timeout: Duration) -> Rc<Upstream> {
+        Rc::new(Upstream { st: RefCell::default(), pool: pool.clone(), server: server.clone(), timeout })
     }
 
     /// Whether the connection failed; a broken connection takes no requests.
@@ -266,7 +267,7 @@ impl Upstream {
         };
         drop(guard);
         if answered {
-            self.pool.record_success(self.server);
+            self.pool.record_success(&self.server);
         }
         res.map(|()| pos)
     }
@@ -280,7 +281,7 @@ impl Upstream {
             st.out = Vec::new();
             std::mem::take(&mut st.fifo)
         };
-        tracing::debug!(pool = %self.pool.name, server = %self.pool.addrs[self.server], waiters = fifo.len(),
+        tracing::debug!(pool = %self.pool.name, server = %self.server.addr, waiters = fifo.len(),
             reason = %String::from_utf8_lossy(&f.line).trim_end(), "backend connection broken");
         self.fail_all(fifo.into(), f);
     }
@@ -304,7 +305,7 @@ impl Upstream {
                 }
             }
         }
-        let st = &self.pool.server_stats[self.server];
+        let st = &self.server.stats;
         tally.flush(st);
         let counter = match f.kind {
             Fault::Timeout => &st.server_timedout,
@@ -313,7 +314,7 @@ impl Upstream {
         };
         stats::add(counter, failed);
         for _ in 0..failed {
-            self.pool.record_failure(self.server);
+            self.pool.record_failure(&self.server);
         }
     }
 
@@ -372,7 +373,7 @@ impl Upstream {
 
     /// Adds the counts gathered since the last call to the shared stats.
     pub(crate) fn flush_tally(&self) {
-        self.st.borrow_mut().tally.flush(&self.pool.server_stats[self.server]);
+        self.st.borrow_mut().tally.flush(&self.server.stats);
     }
 }
 

@@ -11,6 +11,7 @@
 //! without `q`, see `answer`), and single-key gets, written in the one form
 //! that lets the next get join their line (see `upstream`).
 
+use crate::control::servers::ServerSet;
 use crate::control::stats;
 use crate::data::backend::answer::Sink;
 use crate::data::backend::conns::Conns;
@@ -60,29 +61,30 @@ impl Client {
     }
 }
 
-/// Routes one decoded request; `raw` is its bytes as the client sent them,
+/// Routes one decoded request to a server of `set` (by `ring`, the set's
+/// ring as the batch found it); `raw` is its bytes as the client sent them,
 /// `now` the time the batch it came in was read.
-pub(crate) fn route(c: &Client, ring: &Ring, req: &Request<'_>, raw: &[u8], now: Instant) {
+pub(crate) fn route(c: &Client, set: &ServerSet, ring: &Ring, req: &Request<'_>, raw: &[u8], now: Instant) {
     let q = &c.queue;
     match req {
-        Request::Get(g) => get(c, ring, g, raw, now),
-        Request::Store(s) => forward(c, ring.server_for(s.key), raw, !s.noreply, now),
-        Request::Delete(d) => forward(c, ring.server_for(d.key), raw, !d.noreply, now),
-        Request::Arith(a) => forward(c, ring.server_for(a.key), raw, !a.noreply, now),
-        Request::Touch(t) => forward(c, ring.server_for(t.key), raw, !t.noreply, now),
-        Request::MetaGet(m) => meta(c, ring.server_for(&m.key), b"mg", &m.key, None, &m.flags, raw, now),
+        Request::Get(g) => get(c, set, ring, g, raw, now),
+        Request::Store(s) => forward(c, set, ring.server_for(s.key), raw, !s.noreply, now),
+        Request::Delete(d) => forward(c, set, ring.server_for(d.key), raw, !d.noreply, now),
+        Request::Arith(a) => forward(c, set, ring.server_for(a.key), raw, !a.noreply, now),
+        Request::Touch(t) => forward(c, set, ring.server_for(t.key), raw, !t.noreply, now),
+        Request::MetaGet(m) => meta(c, set, ring.server_for(&m.key), b"mg", &m.key, None, &m.flags, raw, now),
         Request::MetaSet(m) => {
-            meta(c, ring.server_for(&m.key), b"ms", &m.key, Some(m.value), &m.flags, raw, now);
+            meta(c, set, ring.server_for(&m.key), b"ms", &m.key, Some(m.value), &m.flags, raw, now);
         }
-        Request::MetaDelete(m) => meta(c, ring.server_for(&m.key), b"md", &m.key, None, &m.flags, raw, now),
-        Request::MetaArith(m) => meta(c, ring.server_for(&m.key), b"ma", &m.key, None, &m.flags, raw, now),
+        Request::MetaDelete(m) => meta(c, set, ring.server_for(&m.key), b"md", &m.key, None, &m.flags, raw, now),
+        Request::MetaArith(m) => meta(c, set, ring.server_for(&m.key), b"ma", &m.key, None, &m.flags, raw, now),
         Request::MetaNoop => q.ready(b"MN\r\n"),
         // The version the proxy answers itself.
         Request::Version => {
             q.ready(concat!("VERSION 1.6.18 memshard-proxy-", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes())
         }
-        Request::FlushAll(f) => fan_out(c, raw, !f.noreply, now),
-        Request::Verbosity(v) => fan_out(c, raw, !v.noreply, now),
+        Request::FlushAll(f) => fan_out(c, set, raw, !f.noreply, now),
+        Request::Verbosity(v) => fan_out(c, set, raw, !v.noreply, now),
         Request::Stats(_) => q.ready(
             b"CLIENT_ERROR stats are not forwarded by the proxy; read the proxy's stats port or each server\r\n",
         ),
@@ -91,7 +93,7 @@ pub(crate) fn route(c: &Client, ring: &Ring, req: &Request<'_>, raw: &[u8], now:
         }
         // `me` reads one item: it goes where the key lives.
         Request::Admin(AdminCmd { op: Admin::MetaDebug { key }, .. }) => {
-            forward(c, ring.server_for(key), raw, true, now);
+            forward(c, set, ring.server_for(key), raw, true, now);
         }
         // Operator commands act on one server's process: they are refused
         // with the reason, as `stats` is.
@@ -110,8 +112,8 @@ fn len32(n: usize) -> u32 {
 
 /// Forwards `raw` to `server`; its answer (when `reply`) goes to the
 /// client's next slot.
-fn forward(c: &Client, server: usize, raw: &[u8], reply: bool, now: Instant) {
-    let up = c.conns.pick(server);
+fn forward(c: &Client, set: &ServerSet, server: usize, raw: &[u8], reply: bool, now: Instant) {
+    let up = c.conns.pick(set, &set.servers[server]);
     let sink = reply.then(|| Sink::Client(c.queue.clone(), c.queue.reserve()));
     let seq = up.send(&c.queue, |out| out.extend_from_slice(raw), sink, now);
     if !reply {
@@ -121,7 +123,7 @@ fn forward(c: &Client, server: usize, raw: &[u8], reply: bool, now: Instant) {
 
 /// get/gets/gat/gats: to the one server holding every key, or one fragment
 /// per server holding some, merged back into the client's key order.
-fn get(c: &Client, ring: &Ring, g: &Get<'_>, raw: &[u8], now: Instant) {
+fn get(c: &Client, set: &ServerSet, ring: &Ring, g: &Get<'_>, raw: &[u8], now: Instant) {
     let mut keys = g.keys.iter();
     let Some(first) = keys.next() else {
         // `gat 10` with no key at all: memcached answers END.
@@ -131,10 +133,10 @@ fn get(c: &Client, ring: &Ring, g: &Get<'_>, raw: &[u8], now: Instant) {
     let server = ring.server_for(first);
     if keys.next().is_none() {
         if g.cmd.touches() {
-            forward(c, server, raw, true, now);
+            forward(c, set, server, raw, true, now);
         } else {
             let seq = c.queue.reserve();
-            c.conns.pick(server).get(g.cmd, first, &c.queue, seq, len32(raw.len()), now);
+            c.conns.pick(set, &set.servers[server]).get(g.cmd, first, &c.queue, seq, len32(raw.len()), now);
         }
         return;
     }
@@ -147,7 +149,7 @@ fn get(c: &Client, ring: &Ring, g: &Get<'_>, raw: &[u8], now: Instant) {
         }
     }
     if per_server.len() == 1 {
-        forward(c, server, raw, true, now);
+        forward(c, set, server, raw, true, now);
         return;
     }
     let pool = c.conns.pool();
@@ -157,7 +159,12 @@ fn get(c: &Client, ring: &Ring, g: &Get<'_>, raw: &[u8], now: Instant) {
     for (i, (server, keys)) in per_server.iter().enumerate() {
         let joined = keys.join(&b' ');
         let part = Get { cmd: g.cmd, exptime: g.exptime, keys: memshard_proto::Keys::from_raw(&joined) };
-        c.conns.pick(*server).send(&c.queue, |out| part.encode(out), Some(Sink::Part(merge.clone(), i)), now);
+        c.conns.pick(set, &set.servers[*server]).send(
+            &c.queue,
+            |out| part.encode(out),
+            Some(Sink::Part(merge.clone(), i)),
+            now,
+        );
     }
 }
 
@@ -167,6 +174,7 @@ fn get(c: &Client, ring: &Ring, g: &Get<'_>, raw: &[u8], now: Instant) {
 #[allow(clippy::too_many_arguments)]
 fn meta(
     c: &Client,
+    set: &ServerSet,
     server: usize,
     cmd: &'static [u8],
     key: &[u8],
@@ -175,7 +183,7 @@ fn meta(
     raw: &[u8],
     now: Instant,
 ) {
-    let up = c.conns.pick(server);
+    let up = c.conns.pick(set, &set.servers[server]);
     let seq = c.queue.reserve();
     if !flags.quiet {
         up.send(&c.queue, |out| out.extend_from_slice(raw), Some(Sink::Client(c.queue.clone(), seq)), now);
@@ -211,13 +219,13 @@ fn meta(
 /// flush_all / verbosity: sent to every server of the pool (ejected ones
 /// included: a flush must not miss a server that comes back). `OK` when every
 /// server said so, otherwise the first failure.
-fn fan_out(c: &Client, raw: &[u8], want_reply: bool, now: Instant) {
+fn fan_out(c: &Client, set: &ServerSet, raw: &[u8], want_reply: bool, now: Instant) {
     let pool = c.conns.pool();
-    let servers = pool.addrs.len();
+    let servers = set.servers.len();
     let merge = want_reply.then(|| Merge::new(c.queue.clone(), c.queue.reserve(), pool.clone(), Kind::All, servers));
-    for server in 0..servers {
-        let sink = merge.as_ref().map(|m| Sink::Part(m.clone(), server));
-        let up = c.conns.pick(server);
+    for (i, server) in set.servers.iter().enumerate() {
+        let sink = merge.as_ref().map(|m| Sink::Part(m.clone(), i));
+        let up = c.conns.pick(set, server);
         let seq = up.send(&c.queue, |out| out.extend_from_slice(raw), sink, now);
         if !want_reply {
             c.sent_noreply(&up, seq);
@@ -267,11 +275,12 @@ mod tests {
         tokio::task::LocalSet::new()
             .run_until(async move {
                 let c = Client::new(crate::data::backend::conns::for_pool(0, &pool));
-                let ring = pool.ring();
+                let set = pool.servers();
+                let ring = set.ring();
                 let send = |raw: &[u8]| {
                     let (req, used) = decoder.decode(raw).expect("valid").expect("whole");
                     assert_eq!(used, raw.len());
-                    route(&c, &ring, &req, raw, Instant::now());
+                    route(&c, &set, &ring, &req, raw, Instant::now());
                 };
                 assert!(c.settled(), "a new client has nothing outstanding");
                 send(b"set k 0 0 1 noreply\r\nx\r\n");

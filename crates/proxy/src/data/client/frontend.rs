@@ -151,9 +151,10 @@ where
 /// Routes every complete request in `rbuf` (up to [`MAX_PENDING`] awaiting
 /// answers).
 fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut RequestBuf) -> Batch {
-    // One ring and one clock read per batch: an ejection takes effect from
-    // the next batch, deadlines are stamped with the time the batch came.
-    let ring = r.pool.ring();
+    // One server set, one ring and one clock read per batch: a reload or
+    // an ejection takes effect from the next batch, deadlines are stamped with the time the batch came.
+    let set = r.pool.servers();
+    let ring = set.ring();
     let now = Instant::now();
     loop {
         if rbuf.mid_request() && (client.queue.pending() >= MAX_PENDING || !client.queue.has_room()) {
@@ -162,7 +163,7 @@ fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut Request
         match rbuf.next(&decoder) {
             Step::NeedMore => return Batch::Read,
             Step::Request { req: Request::Quit, .. } => return Batch::Close,
-            Step::Request { req, raw } => route(client, &ring, &req, raw, now),
+            Step::Request { req, raw } => route(client, &set, &ring, &req, raw, now),
             Step::Refused(e) => {
                 if let Some(l) = e.reply_line() {
                     let mut line = Vec::with_capacity(l.len() + 2);

@@ -1,0 +1,131 @@
+//! A pool's servers, one generation at a time.
+//!
+//! A [`Server`] is one backend as the proxy knows it: its configured
+//! address, its ring name, where its name resolves to, its health and its
+//! counters. A [`ServerSet`] is one generation of a pool: its config, its
+//! servers in config order and the ring over them. The data path loads the
+//! current set once per batch of requests; a reload publishes a new set.
+//! A server that stays across a reload (same address, same ring name) is
+//! the same `Server` in the new set, so its health, its counters and every
+//! worker's connections to it carry over; only new servers start fresh.
+
+use crate::control::health::Health;
+use crate::control::publish::{PoolError, Publisher, placement};
+use crate::control::resolve::Target;
+use crate::control::stats::ServerStats;
+use memshard_config::{PoolConfig, ServerAddr};
+use memshard_ring::server::name_order;
+use memshard_ring::{Ring, RingError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// One backend server.
+pub(crate) struct Server {
+    /// Unique in the process: each worker's connection table is keyed by it.
+    pub(crate) id: u64,
+    /// `host:port` as configured (the name, not an address), or the unix
+    /// socket path; for logs.
+    pub(crate) addr: String,
+    /// twemproxy's name for it: its ring identity and stats name.
+    pub(crate) name: String,
+    /// Where its name resolves to now (or its unix socket path).
+    pub(crate) target: Target,
+    pub(crate) health: Health,
+    pub(crate) stats: ServerStats,
+}
+
+/// Server ids, never reused.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl Server {
+    fn new(addr: &ServerAddr, name: String) -> Server {
+        let target = match addr {
+            ServerAddr::Tcp { host, port } => Target::new(host, *port),
+            ServerAddr::Unix { path } => Target::unix(path),
+        };
+        Server {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            addr: display(addr),
+            name,
+            target,
+            health: Health::default(),
+            stats: ServerStats::default(),
+        }
+    }
+}
+
+/// `host:port`, or the socket path.
+fn display(addr: &ServerAddr) -> String {
+    match addr {
+        ServerAddr::Tcp { host, port } => format!("{host}:{port}"),
+        ServerAddr::Unix { path } => path.display().to_string(),
+    }
+}
+
+/// One generation of a pool: its config, its servers, the ring over them.
+pub(crate) struct ServerSet {
+    /// Counts the sets a pool has published, from 1.
+    pub(crate) generation: u64,
+    pub(crate) cfg: PoolConfig,
+    /// In config order: the ring's server indices index this.
+    pub(crate) servers: Vec<Arc<Server>>,
+    /// Server indices in twemproxy's stats order (name length, then bytes).
+    pub(crate) stats_order: Vec<usize>,
+    ring: Publisher,
+}
+
+impl ServerSet {
+    /// The set `cfg` describes, generation `generation`. Servers of
+    /// `previous` with the same address and ring name are carried over.
+    pub(crate) fn build(
+        name: &str,
+        cfg: &PoolConfig,
+        previous: Option<&ServerSet>,
+        generation: u64,
+    ) -> Result<ServerSet, PoolError> {
+        let placed = placement(name, cfg)?;
+        let servers: Vec<Arc<Server>> = cfg
+            .servers
+            .iter()
+            .zip(&placed.specs)
+            .map(|(s, spec)| {
+                let (addr, name) = (display(s.addr()), spec.ring_name());
+                previous
+                    .and_then(|p| p.servers.iter().find(|old| old.addr == addr && old.name == name))
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Server::new(s.addr(), name)))
+            })
+            .collect();
+        let mut stats_order: Vec<usize> = (0..servers.len()).collect();
+        stats_order.sort_by(|&a, &b| name_order(servers[a].name.as_bytes(), servers[b].name.as_bytes()));
+        let set = ServerSet {
+            generation,
+            cfg: cfg.clone(),
+            servers,
+            stats_order,
+            ring: Publisher::new(placed, cfg.hash_tag),
+        };
+        // A carried-over server that is out of the ring stays out.
+        if set.servers.iter().any(|s| s.health.is_ejected()) {
+            let _ = set.rebuild();
+        }
+        Ok(set)
+    }
+
+    /// The ring in force now.
+    pub(crate) fn ring(&self) -> Arc<Ring> {
+        self.ring.current()
+    }
+
+    /// Rebuilds the ring from the servers in it that are not ejected.
+    pub(crate) fn rebuild(&self) -> Result<(), RingError> {
+        self.ring.rebuild(|i| self.servers[i].health.is_live())
+    }
+
+    /// Per-request backend timeout (`timeout`; none = wait "forever", bounded
+    /// here at a day so nothing waits unboundedly).
+    pub(crate) fn timeout(&self) -> Duration {
+        self.cfg.timeout.unwrap_or(Duration::from_secs(86_400))
+    }
+}
