@@ -3,7 +3,7 @@
 use crate::{Failure, logging, output};
 use anyhow::{Context, anyhow};
 use clap::Args;
-use memshard_config::{Config, Listen};
+use memshard_config::Config;
 use memshard_net::{ShutdownTrigger, os_signal};
 use memshard_proxy::ProxyConfig;
 use std::net::{IpAddr, SocketAddr};
@@ -45,6 +45,11 @@ pub(crate) struct ProxyArgs {
     /// then not read. memshard extension.
     #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server)]
     dns_server: Vec<SocketAddr>,
+    /// How often the configuration file is read for a change, in ms (0: only
+    /// on SIGHUP). A changed file that passes `-t`'s check is applied pool by
+    /// pool without a restart; a bad one changes nothing. memshard extension.
+    #[arg(long = "watch-interval", value_name = "MS", default_value_t = 2000)]
+    watch_interval: u64,
     /// Log level 0..11 as nutcracker (≥ 6 is debug, ≥ 7 trace).
     #[arg(short = 'v', long = "verbose", default_value_t = 5)]
     verbose: u8,
@@ -106,6 +111,8 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
         proxy.spread = memshard_net::Spread::All;
     }
     proxy.dns_servers = args.dns_server;
+    proxy.config_file = Some(args.conf_file.clone());
+    proxy.watch_interval = (args.watch_interval > 0).then(|| std::time::Duration::from_millis(args.watch_interval));
     // Before any thread exists: daemonizing forks.
     let pid_path = args.pid_file.as_deref().map(crate::daemon::PidFile::absolute).transpose()?;
     if args.daemonize {
@@ -116,20 +123,19 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
     rt.block_on(async move {
         let mut listeners: Vec<memshard_net::Listener> = Vec::new();
         for (_, pool) in &config.pools {
-            let bound = match &pool.listen {
-                Listen::Tcp { host, port } => {
-                    let addr = format!("{host}:{port}");
-                    // twemproxy's `backlog` and `reuseport` pool keys.
-                    let opts = memshard_net::BindOptions { backlog: pool.backlog, reuseport: pool.reuseport };
-                    memshard_net::bind_with(&addr, opts).await.map(memshard_net::Listener::from)
-                }
-                // A stale socket file is replaced and the new one chmod-ed, as twemproxy does.
-                Listen::Unix { path, perm } => {
-                    memshard_net::bind_unix(path, *perm, pool.backlog).await.map(memshard_net::Listener::from)
-                }
-            };
-            listeners.push(bound.map_err(|e| Failure::Runtime(e.into()))?);
+            // twemproxy's `backlog` and `reuseport` pool keys; a stale unix
+            // socket file is replaced and the new one chmod-ed.
+            listeners.push(memshard_proxy::bind(pool).await.map_err(|e| Failure::Runtime(e.into()))?);
         }
+        // SIGHUP reloads the file (which is also watched for changes).
+        let reload = proxy.reload.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the configuration");
+                reload.notify_one();
+            }
+        });
         let stats_addr = format!("{}:{}", args.stats_addr, args.stats_port);
         let stats = memshard_net::bind(&stats_addr).await.map_err(|e| Failure::Runtime(e.into()))?;
         let (trigger, shutdown) = ShutdownTrigger::new();

@@ -39,7 +39,16 @@ impl Config {
         let bytes = std::fs::read(path).map_err(|e| {
             ConfigError::new(ErrorKind::Io, 0, format!("failed to open configuration: {e}")).with_file(path)
         })?;
-        let text = decode(&bytes).map_err(|e| e.with_file(path))?;
+        Config::from_bytes(&bytes, path)
+    }
+
+    /// Parses the bytes of the file at `path` as [`load`](Config::load)
+    /// does (same checks, errors naming `path`), for a caller that has read
+    /// them already: a proxy reloading its file hashes the very bytes it
+    /// checks.
+    pub fn from_bytes(bytes: &[u8], path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = decode(bytes).map_err(|e| e.with_file(path))?;
         Config::from_yaml(&text).map_err(|e| e.with_file(path))
     }
 

@@ -69,20 +69,24 @@
 mod consistency;
 mod control;
 mod data;
+mod pools;
 
 pub use control::publish::{Placement, PoolError, placement};
 pub use control::stats::describe_stats;
+pub use pools::bind;
 
 use control::pool::Pool;
-use control::{prober, refresh, resolve, stats_server};
-use data::client::frontend::{self, Route};
+use control::reload::{self, ConfigInfo};
+use control::{resolve, stats_server};
 use memshard_config::Config;
-use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, Spread, serve_balanced_local};
-use memshard_proto::Decoder;
-use std::future::Future;
+use memshard_net::{Listener, Shutdown, Spread};
+use pools::{Pools, Tasks};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 /// Proxy-wide settings beyond the pool file.
 #[derive(Debug, Clone)]
@@ -97,6 +101,15 @@ pub struct ProxyConfig {
     /// DNS servers to resolve server names with, asked directly. Empty (the
     /// default) means the system resolver: `/etc/hosts`, `/etc/resolv.conf`.
     pub dns_servers: Vec<SocketAddr>,
+    /// The file the configuration came from. When set, the proxy reloads it
+    /// on each [`reload`](ProxyConfig::reload) notification (SIGHUP in
+    /// `memshard proxy`) and when its content changes (see `control::reload`).
+    pub config_file: Option<PathBuf>,
+    /// How often the file is looked at for a change (default 2 s; `None`:
+    /// only on request).
+    pub watch_interval: Option<Duration>,
+    /// Notified to reload the file now.
+    pub reload: Arc<Notify>,
 }
 
 impl Default for ProxyConfig {
@@ -106,9 +119,15 @@ impl Default for ProxyConfig {
             spread: Spread::Adaptive,
             max_item_size: memshard_proto::DEFAULT_MAX_ITEM_SIZE,
             dns_servers: Vec::new(),
+            config_file: None,
+            watch_interval: Some(DEFAULT_WATCH_INTERVAL),
+            reload: Arc::new(Notify::new()),
         }
     }
 }
+
+/// How often the configuration file is looked at for a change, by default.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Errors that stop the proxy.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +173,8 @@ fn pools(config: &Config, proxy: &ProxyConfig) -> Result<Vec<Arc<Pool>>, PoolErr
     config.pools.iter().map(|(name, cfg)| Ok(Arc::new(Pool::new(name, cfg, resolver.clone())?))).collect()
 }
 
-/// [`run`] with the pools made: serves each on its listener (same order).
+/// [`run`] with the pools made: serves each on its listener (same order),
+/// and applies the reloads of the configuration file.
 async fn serve(
     pools: Vec<Arc<Pool>>,
     listeners: Vec<impl Into<Listener>>,
@@ -162,52 +182,55 @@ async fn serve(
     proxy: ProxyConfig,
     shutdown: Shutdown,
 ) -> Result<(), ProxyError> {
-    let decoder = Decoder::new(proxy.max_item_size);
-    let mut serving = tokio::task::JoinSet::new();
-    for (pool_id, (pool, listener)) in pools.iter().zip(listeners).enumerate() {
-        let listener: Listener = listener.into();
-        let addr = listener.local_addr()?;
-        tracing::info!(role = "proxy", pool = %pool.name, "listening on {addr}");
-        let set = pool.servers();
-        let serve_cfg = ServeConfig {
-            max_connections: set.cfg.client_connection_limit().map_or(1 << 20, |n| n as usize),
-            reject_reply: b"SERVER_ERROR too many open connections\r\n",
-            // twemproxy sets SO_KEEPALIVE on accepted client sockets only.
-            keepalive: set.cfg.tcpkeepalive,
-            ..ServeConfig::default()
-        };
-        let route = Route { pool_id, pool: pool.clone() };
-        let (sd, conns) = (shutdown.clone(), pool.conns.clone());
-        let workers = Workers { threads: proxy.workers.max(1), spread: proxy.spread };
-        match listener {
-            Listener::Tcp(l) => serving.spawn(serve_pool(l, serve_cfg, conns, sd, workers, route, decoder)),
-            Listener::Unix(l) => serving.spawn(serve_pool(l, serve_cfg, conns, sd, workers, route, decoder)),
-        };
-        serving.spawn(prober::run(pool.clone(), shutdown.clone()));
-        if set.cfg.preconnect {
-            // twemproxy's preconnect connects at start and only logs failures.
-            // Backend connections here belong to worker threads and open on
-            // first use; at start we check every server is reachable and log.
-            // The check only asks `version`: it never flushes a server.
-            let (p, set) = (pool.clone(), set.clone());
-            tokio::spawn(async move {
-                for s in &set.servers {
-                    if !prober::reachable(&p, s).await {
-                        tracing::warn!(pool = %p.name, server = %s.addr, "preconnect: server not reachable");
-                    }
-                }
-            });
-        }
-        serving.spawn(refresh::run(pool.clone(), shutdown.clone()));
+    let resolver =
+        pools.first().map_or_else(|| Arc::new(resolve::Resolver::new(&proxy.dns_servers)), |p| p.resolver.clone());
+    let mut running = Pools::new(proxy.clone(), resolver, shutdown.clone());
+    let mut tasks = Tasks::new();
+    for (pool, listener) in pools.into_iter().zip(listeners) {
+        running.start(pool, listener.into(), &mut tasks);
+    }
+    running.publish();
+    // The configuration in force: the file's hash as it is now.
+    let file = proxy.config_file.clone();
+    let sha = file.as_ref().and_then(|f| std::fs::read(f).ok()).map(|b| reload::sha256(&b)).unwrap_or_default();
+    let info = ConfigInfo::started(sha.clone());
+    let (apply, mut reloads) = tokio::sync::mpsc::channel(1);
+    if let Some(file) = file {
+        tokio::spawn(reload::watch(
+            file,
+            proxy.watch_interval,
+            proxy.reload.clone(),
+            sha,
+            info.clone(),
+            apply,
+            shutdown.clone(),
+        ));
     }
     if let Some(l) = stats {
         let addr = l.local_addr()?;
         tracing::info!(role = "proxy-stats", "listening on {addr}");
-        serving.spawn(stats_server::run(l, pools.clone(), shutdown.clone()));
+        tasks.spawn(stats_server::run(l, running.registry.clone(), info.clone(), shutdown.clone()));
     }
-    while let Some(res) = serving.join_next().await {
-        if let Ok(Err(e)) = res {
-            return Err(e.into());
+    loop {
+        tokio::select! {
+            res = tasks.join_next() => match res {
+                None => break,
+                Some(Ok(Err(e))) => return Err(e.into()),
+                Some(_) => {}
+            },
+            Some(checked) = reloads.recv() => {
+                let checked: reload::Checked = checked;
+                match running.apply(&checked.config, &mut tasks).await {
+                    Ok(()) => {
+                        tracing::info!(sha256 = %checked.sha256, "reload applied");
+                        ConfigInfo::record(&info, Ok(&checked.sha256));
+                    }
+                    Err(why) => {
+                        tracing::error!("reload refused, keeping the running configuration: {why}");
+                        ConfigInfo::record(&info, Err(&why));
+                    }
+                }
+            }
         }
     }
     tracing::info!(role = "proxy", "stopped");
@@ -219,21 +242,4 @@ async fn serve(
 struct Workers {
     threads: usize,
     spread: Spread,
-}
-
-/// One pool's accept loop and client connections, on the same frontend for
-/// every kind of listener (one monomorphic copy per kind, so a TCP client's
-/// reads and writes are direct calls on its `TcpStream`).
-fn serve_pool<L: Accept>(
-    listener: L,
-    cfg: ServeConfig,
-    conns: Arc<ServeStats>,
-    shutdown: Shutdown,
-    workers: Workers,
-    route: Route,
-    decoder: Decoder,
-) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
-    serve_balanced_local(listener, cfg, conns, shutdown, workers.threads, workers.spread, move |stream, sd, seat| {
-        frontend::handle(stream, route.clone(), decoder, sd, seat)
-    })
 }

@@ -13,6 +13,7 @@ pub(crate) mod pool;
 pub(crate) mod prober;
 pub(crate) mod publish;
 pub(crate) mod refresh;
+pub(crate) mod reload;
 pub(crate) mod resolve;
 pub(crate) mod servers;
 pub(crate) mod stats;

@@ -40,6 +40,29 @@ impl Pool {
         })
     }
 
+    /// The server set `cfg` describes, as the next generation after the one
+    /// in force (its servers that stay carried over); nothing changes until
+    /// it is [published](Pool::publish).
+    pub(crate) fn prepare(&self, cfg: &PoolConfig) -> Result<ServerSet, PoolError> {
+        let now = self.set.load();
+        ServerSet::build(&self.name, cfg, Some(&now), now.generation + 1)
+    }
+
+    /// Puts `set` in force: requests routed from the next batch on use it.
+    pub(crate) fn publish(&self, set: ServerSet) {
+        let old = self.set.swap(Arc::new(set));
+        let new = self.set.load();
+        // A carried-over server ejected while the set was prepared stays out.
+        if new.servers.iter().any(|s| s.health.is_ejected()) {
+            self.rebuild(&new);
+        }
+        let kept = new.servers.iter().filter(|s| old.servers.iter().any(|o| o.id == s.id)).count();
+        tracing::info!(
+            pool = %self.name, generation = new.generation, servers = new.servers.len(), kept,
+            added = new.servers.len() - kept, removed = old.servers.len() - kept, "server set published"
+        );
+    }
+
     /// The server set in force now.
     pub(crate) fn servers(&self) -> Arc<ServerSet> {
         self.set.load_full()

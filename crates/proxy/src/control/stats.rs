@@ -5,6 +5,7 @@
 //! built from their live values on every stats connection (twemproxy may lag
 //! by one `-i` interval; we never do).
 
+use crate::control::reload::ConfigInfo;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -126,7 +127,13 @@ fn quote(s: &str) -> String {
 }
 
 /// The stats document, one line ending in `}\n`.
-pub(crate) fn document(started: Instant, total_conns: u64, curr_conns: i64, pools: &[PoolView<'_>]) -> String {
+pub(crate) fn document(
+    started: Instant,
+    total_conns: u64,
+    curr_conns: i64,
+    config: &ConfigInfo,
+    pools: &[PoolView<'_>],
+) -> String {
     let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let g = |c: &AtomicI64| c.load(Ordering::Relaxed).max(0);
     let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -140,6 +147,17 @@ pub(crate) fn document(started: Instant, total_conns: u64, curr_conns: i64, pool
         ts,
         total_conns,
         curr_conns.max(0),
+    );
+    // memshard's own: the configuration in force and the reloads.
+    let _ = write!(
+        s,
+        ", \"config_generation\":{}, \"config_sha256\":{}, \"config_loaded_at\":{}, \"reloads\":{}, \"reloads_failed\":{}, \"last_reload\":{}",
+        config.generation,
+        quote(&config.sha256),
+        config.loaded_at,
+        config.reloads,
+        config.reloads_failed,
+        quote(&config.last_reload),
     );
     for p in pools {
         let st = p.stats;
@@ -185,8 +203,13 @@ mod tests {
     #[test]
     fn the_description_names_every_field_of_the_document() {
         let (stats, server) = (PoolStats::default(), ServerStats::default());
-        let doc =
-            document(Instant::now(), 0, 0, &[PoolView { name: "p", stats: &stats, servers: vec![("s", &server)] }]);
+        let doc = document(
+            Instant::now(),
+            0,
+            0,
+            &ConfigInfo::default(),
+            &[PoolView { name: "p", stats: &stats, servers: vec![("s", &server)] }],
+        );
         let fields: Vec<&str> = doc.split('"').skip(1).step_by(2).collect();
         let described: Vec<&str> = POOL_FIELDS.iter().chain(&SERVER_FIELDS).map(|f| f.0).collect();
         for f in POOL_FIELDS.iter().chain(&SERVER_FIELDS) {

@@ -2,7 +2,9 @@
 //! the JSON document and is closed; no request is read.
 
 use crate::control::pool::Pool;
+use crate::control::reload::{ConfigInfo, SharedInfo};
 use crate::control::stats::{PoolView, document};
+use arc_swap::ArcSwap;
 use memshard_net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,11 +12,15 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-pub(crate) async fn run(listener: TcpListener, pools: Vec<Arc<Pool>>, mut shutdown: Shutdown) -> std::io::Result<()> {
+/// Serves the document of the pools in `registry` (as a reload leaves
+/// them) and of the configuration in force (`info`) until `shutdown`.
+pub(crate) async fn run(
+    listener: TcpListener,
+    registry: Arc<ArcSwap<Vec<Arc<Pool>>>>,
+    info: SharedInfo,
+    mut shutdown: Shutdown,
+) -> std::io::Result<()> {
     let started = Instant::now();
-    // twemproxy lists pools sorted by name.
-    let mut pools = pools;
-    pools.sort_by(|a, b| a.name.cmp(&b.name));
     loop {
         let (mut sock, _) = tokio::select! {
             _ = shutdown.wait() => return Ok(()),
@@ -27,6 +33,9 @@ pub(crate) async fn run(listener: TcpListener, pools: Vec<Arc<Pool>>, mut shutdo
                 }
             },
         };
+        // twemproxy lists pools sorted by name.
+        let mut pools: Vec<Arc<Pool>> = registry.load().to_vec();
+        pools.sort_by(|a, b| a.name.cmp(&b.name));
         let sets: Vec<_> = pools.iter().map(|p| p.servers()).collect();
         let views: Vec<PoolView<'_>> = pools
             .iter()
@@ -43,7 +52,7 @@ pub(crate) async fn run(listener: TcpListener, pools: Vec<Arc<Pool>>, mut shutdo
             .collect();
         let total: u64 = pools.iter().map(|p| p.conns.total_connections.load(Ordering::Relaxed)).sum();
         let curr: u64 = pools.iter().map(|p| p.conns.curr_connections.load(Ordering::Relaxed)).sum();
-        let doc = document(started, total, curr as i64, &views);
+        let doc = document(started, total, curr as i64, &ConfigInfo::read(&info), &views);
         tokio::spawn(async move {
             // Bounded: a stats client that never reads must not pin a task.
             let _ = tokio::time::timeout(Duration::from_secs(2), sock.write_all(doc.as_bytes())).await;

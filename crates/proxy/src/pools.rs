@@ -1,0 +1,235 @@
+//! The pools as they run: each one's listener, its serving tasks (the data
+//! path, on its worker threads) and its control tasks (prober, name
+//! refresh), under a shutdown of its own. A reload is applied here, pool by
+//! pool, in two steps: first everything that can fail — every new server
+//! set is built, every new listen address bound — with no effect on what
+//! runs; then, only if all of it succeeded, the new sets are published, new
+//! pools start, pools whose `listen` changed start on the new address and
+//! drain the old one, and removed pools stop accepting and drain.
+
+use crate::control::pool::Pool;
+use crate::control::publish::PoolError;
+use crate::control::resolve::Resolver;
+use crate::control::servers::ServerSet;
+use crate::control::{prober, refresh};
+use crate::data::client::frontend::{self, Route};
+use crate::{ProxyConfig, Workers};
+use arc_swap::ArcSwap;
+use memshard_config::{Config, Listen, PoolConfig};
+use memshard_net::{Accept, Listener, ServeConfig, ServeStats, Shutdown, ShutdownTrigger, serve_balanced_local};
+use memshard_proto::Decoder;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+/// The tasks of every pool: a serving task's error stops the proxy.
+pub(crate) type Tasks = JoinSet<std::io::Result<()>>;
+
+/// The pools the stats port shows, in config order.
+pub(crate) type Registry = Arc<ArcSwap<Vec<Arc<Pool>>>>;
+
+/// One pool serving on one listener.
+struct Served {
+    pool: Arc<Pool>,
+    listen: Listen,
+    /// The listener-level settings it was started with.
+    cfg: PoolConfig,
+    stop: ShutdownTrigger,
+}
+
+/// Every running pool.
+pub(crate) struct Pools {
+    running: Vec<Served>,
+    /// The key of each worker's connection table (see `conns`): a new one
+    /// per listener ever started.
+    next_id: usize,
+    pub(crate) registry: Registry,
+    resolver: Arc<Resolver>,
+    proxy: ProxyConfig,
+    shutdown: Shutdown,
+}
+
+/// Binds a pool's `listen` address as twemproxy does: TCP with the pool's
+/// `backlog` and `reuseport`, or a unix socket (a stale socket file is
+/// replaced, the new one chmod-ed).
+pub async fn bind(cfg: &PoolConfig) -> Result<Listener, memshard_net::NetError> {
+    match &cfg.listen {
+        Listen::Tcp { host, port } => {
+            let opts = memshard_net::BindOptions { backlog: cfg.backlog, reuseport: cfg.reuseport };
+            memshard_net::bind_with(&format!("{host}:{port}"), opts).await.map(Listener::from)
+        }
+        Listen::Unix { path, perm } => memshard_net::bind_unix(path, *perm, cfg.backlog).await.map(Listener::from),
+    }
+}
+
+/// What a reload does to one pool, prepared.
+enum Step {
+    /// A running pool (by index) takes `set`, and moves to `listener` when
+    /// its `listen` changed.
+    Keep { i: usize, set: Box<ServerSet>, cfg: Box<PoolConfig>, listener: Option<Listener> },
+    /// A new pool on its listener.
+    Start { pool: Arc<Pool>, listener: Listener },
+}
+
+impl Pools {
+    pub(crate) fn new(proxy: ProxyConfig, resolver: Arc<Resolver>, shutdown: Shutdown) -> Pools {
+        Pools {
+            running: Vec::new(),
+            next_id: 0,
+            registry: Arc::new(ArcSwap::from_pointee(Vec::new())),
+            resolver,
+            proxy,
+            shutdown,
+        }
+    }
+
+    /// Starts `pool` on `listener`: its accept loop and clients, its prober,
+    /// its name refresh (and, with `preconnect`, a reachability check).
+    pub(crate) fn start(&mut self, pool: Arc<Pool>, listener: Listener, tasks: &mut Tasks) {
+        let set = pool.servers();
+        match listener.local_addr() {
+            Ok(addr) => tracing::info!(role = "proxy", pool = %pool.name, "listening on {addr}"),
+            Err(e) => tracing::warn!(role = "proxy", pool = %pool.name, error = %e, "listening; address unknown"),
+        }
+        // The pool's own shutdown: the proxy's, or its removal.
+        let (stop, sd) = ShutdownTrigger::new();
+        let (mut global, mut own, t) = (self.shutdown.clone(), sd.clone(), stop.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = global.wait() => t.trigger(),
+                _ = own.wait() => {}
+            }
+            Ok(())
+        });
+        let serve_cfg = ServeConfig {
+            max_connections: set.cfg.client_connection_limit().map_or(1 << 20, |n| n as usize),
+            reject_reply: b"SERVER_ERROR too many open connections\r\n",
+            // twemproxy sets SO_KEEPALIVE on accepted client sockets only.
+            keepalive: set.cfg.tcpkeepalive,
+            ..ServeConfig::default()
+        };
+        let route = Route { pool_id: self.next_id, pool: pool.clone() };
+        self.next_id += 1;
+        let conns = pool.conns.clone();
+        let workers = Workers { threads: self.proxy.workers.max(1), spread: self.proxy.spread };
+        let decoder = Decoder::new(self.proxy.max_item_size);
+        match listener {
+            Listener::Tcp(l) => tasks.spawn(serve_pool(l, serve_cfg, conns, sd.clone(), workers, route, decoder)),
+            Listener::Unix(l) => tasks.spawn(serve_pool(l, serve_cfg, conns, sd.clone(), workers, route, decoder)),
+        };
+        tasks.spawn(prober::run(pool.clone(), sd.clone()));
+        tasks.spawn(refresh::run(pool.clone(), sd.clone()));
+        if set.cfg.preconnect {
+            // twemproxy's preconnect connects at start and only logs failures.
+            // Backend connections here belong to worker threads and open on
+            // first use; at start we check every server is reachable and log.
+            // The check only asks `version`: it never flushes a server.
+            let (p, set) = (pool.clone(), set.clone());
+            tokio::spawn(async move {
+                for s in &set.servers {
+                    if !prober::reachable(&p, s).await {
+                        tracing::warn!(pool = %p.name, server = %s.addr, "preconnect: server not reachable");
+                    }
+                }
+            });
+        }
+        let cfg = set.cfg.clone();
+        self.running.push(Served { pool, listen: cfg.listen.clone(), cfg, stop });
+    }
+
+    /// Publishes the pools for the stats port.
+    pub(crate) fn publish(&self) {
+        self.registry.store(Arc::new(self.running.iter().map(|s| s.pool.clone()).collect()));
+    }
+
+    /// Applies `config` (see the module docs); on an error nothing changed.
+    pub(crate) async fn apply(&mut self, config: &Config, tasks: &mut Tasks) -> Result<(), String> {
+        let mut steps = Vec::with_capacity(config.pools.len());
+        for (name, cfg) in &config.pools {
+            let bind = |cfg: &PoolConfig| {
+                let cfg = cfg.clone();
+                async move { bind(&cfg).await.map_err(|e| format!("pool {name}: {e}")) }
+            };
+            match self.running.iter().position(|s| s.pool.name == *name) {
+                Some(i) => {
+                    let set = self.running[i].pool.prepare(cfg).map_err(|e: PoolError| e.to_string())?;
+                    let listener = match self.running[i].listen == cfg.listen {
+                        true => None,
+                        false => Some(bind(cfg).await?),
+                    };
+                    steps.push(Step::Keep { i, set: Box::new(set), cfg: Box::new(cfg.clone()), listener });
+                }
+                None => {
+                    let pool = Pool::new(name, cfg, self.resolver.clone()).map_err(|e| e.to_string())?;
+                    steps.push(Step::Start { pool: Arc::new(pool), listener: bind(cfg).await? });
+                }
+            }
+        }
+        // Everything prepared: now it takes effect.
+        let old = std::mem::take(&mut self.running);
+        let mut kept = vec![false; old.len()];
+        let mut moved = Vec::new();
+        for step in steps {
+            match step {
+                Step::Keep { i, set, cfg, listener } => {
+                    kept[i] = true;
+                    let served = &old[i];
+                    served.pool.publish(*set);
+                    match listener {
+                        Some(l) => {
+                            tracing::info!(pool = %served.pool.name, from = %served.listen, to = %cfg.listen,
+                                "listen changed: draining the old address");
+                            self.start(served.pool.clone(), l, tasks);
+                            moved.push(i);
+                        }
+                        None => {
+                            if listener_settings(&served.cfg) != listener_settings(&cfg) {
+                                tracing::warn!(pool = %served.pool.name,
+                                    "backlog, reuseport, client_connections and tcpkeepalive change with the listen address or a restart");
+                            }
+                            self.running.push(Served {
+                                pool: served.pool.clone(),
+                                listen: served.listen.clone(),
+                                cfg: served.cfg.clone(),
+                                stop: served.stop.clone(),
+                            });
+                        }
+                    }
+                }
+                Step::Start { pool, listener } => self.start(pool, listener, tasks),
+            }
+        }
+        for (i, served) in old.iter().enumerate() {
+            if !kept[i] {
+                tracing::info!(pool = %served.pool.name, "pool removed: draining its clients");
+                served.stop.trigger();
+            } else if moved.contains(&i) {
+                served.stop.trigger();
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+}
+
+/// A pool's settings that belong to its running listener.
+fn listener_settings(cfg: &PoolConfig) -> (u32, bool, Option<u32>, bool) {
+    (cfg.backlog, cfg.reuseport, cfg.client_connection_limit(), cfg.tcpkeepalive)
+}
+
+/// One pool's accept loop and client connections, on the same frontend for
+/// every kind of listener (one monomorphic copy per kind, so a TCP client's
+/// reads and writes are direct calls on its `TcpStream`).
+fn serve_pool<L: Accept>(
+    listener: L,
+    cfg: ServeConfig,
+    conns: Arc<ServeStats>,
+    shutdown: Shutdown,
+    workers: Workers,
+    route: Route,
+    decoder: Decoder,
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+    serve_balanced_local(listener, cfg, conns, shutdown, workers.threads, workers.spread, move |stream, sd, seat| {
+        frontend::handle(stream, route.clone(), decoder, sd, seat)
+    })
+}
