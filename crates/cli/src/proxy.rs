@@ -111,7 +111,8 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
         proxy.spread = memshard_net::Spread::All;
     }
     proxy.dns_servers = args.dns_server;
-    proxy.config_file = Some(args.conf_file.clone());
+    // Absolute: -d moves the working directory to `/` before any reload.
+    proxy.config_file = Some(std::path::absolute(&args.conf_file).unwrap_or_else(|_| args.conf_file.clone()));
     proxy.watch_interval = (args.watch_interval > 0).then(|| std::time::Duration::from_millis(args.watch_interval));
     // Before any thread exists: daemonizing forks.
     let pid_path = args.pid_file.as_deref().map(crate::daemon::PidFile::absolute).transpose()?;

@@ -1,5 +1,6 @@
-//! `memshard proxy -t -c FILE` as a user runs it: a good file passes, a bad
-//! one is rejected with its line and reason and exit code 2.
+//! `memshard proxy` as a user runs it: `-t -c FILE` passes a good file and
+//! rejects a bad one with its line and reason and exit code 2; nutcracker's
+//! flags; as a daemon, SIGHUP reloads the file and SIGTERM stops it cleanly.
 
 use std::process::Command;
 
@@ -110,6 +111,24 @@ fn daemonizes_writes_its_pid_file_and_removes_it_on_sigterm() {
     let mut buf = [0u8; 128];
     let n = s.read(&mut buf).expect("read");
     assert!(buf[..n].starts_with(b"VERSION "), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    // SIGHUP reloads the file: a bad one is refused with its line and the
+    // pool goes on; a good one is applied (the file is also watched, so
+    // either may be seen before the signal; the log says which it took).
+    let log_has = |what: &str| std::fs::read_to_string(&log).is_ok_and(|l| l.contains(what));
+    std::fs::write(&conf, "pool:\n  listen: 127.0.0.1:0\n  timeout: soon\n  servers:\n   - 127.0.0.1:1:1\n")
+        .expect("write bad conf");
+    let hup = || assert!(Command::new("kill").arg("-HUP").arg(pid.to_string()).status().expect("kill").success());
+    hup();
+    wait("the bad file is refused", &|| log_has("reload refused") && log_has("nutcracker.yml:3:"));
+    s.write_all(b"version\r\n").expect("write after a refused reload");
+    let n = s.read(&mut buf).expect("read");
+    assert!(buf[..n].starts_with(b"VERSION "), "the client goes on: {:?}", String::from_utf8_lossy(&buf[..n]));
+    std::fs::write(&conf, "pool:\n  listen: 127.0.0.1:0\n  servers:\n   - 127.0.0.1:2:1\n").expect("write conf");
+    hup();
+    wait("the good file is applied", &|| log_has("reload applied"));
+    s.write_all(b"version\r\n").expect("write after the reload");
+    let n = s.read(&mut buf).expect("read");
+    assert!(buf[..n].starts_with(b"VERSION "), "the client goes on: {:?}", String::from_utf8_lossy(&buf[..n]));
     // SIGTERM: a clean exit removes the pid file.
     let killed = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
     assert!(killed.success());

@@ -6,10 +6,11 @@
 //! at each read, so the kubelet's way of updating a mounted ConfigMap — the
 //! file is a symlink to `..data/FILE`, and `..data` a symlink swapped
 //! atomically to a new folder — is seen like any other change, where an
-//! inotify watch on the file alone would miss it. A change is taken only
-//! once two reads `SETTLE` apart agree, so a file caught half-written by a
-//! slow `cp` is never applied: it is either invalid (and so refused), or
-//! read again until it stops changing.
+//! inotify watch on the file alone would miss it. A change noticed this way
+//! is taken only once two reads `SETTLE` apart agree, so a file caught
+//! half-written by a slow `cp` is never applied: it is either invalid (and
+//! so refused), or read again until it stops changing. A requested reload
+//! (SIGHUP) reads the file once, at once: whoever asked has written it.
 //!
 //! The bytes are checked exactly as `memshard proxy -t` checks them
 //! (`Config::from_bytes`). A file that fails is reported (`FILE:LINE:
@@ -122,7 +123,15 @@ pub(crate) async fn watch(
         if first.as_ref().is_ok_and(|b| !asked && sha256(b) == seen) {
             continue;
         }
-        let Some(bytes) = settled(&file, first, &mut shutdown).await else { return };
+        // Asked: the file is taken as it is (whoever asked has written it);
+        // noticed: only once it stops changing.
+        let bytes = match asked {
+            true => first,
+            false => match settled(&file, first, &mut shutdown).await {
+                Some(b) => b,
+                None => return,
+            },
+        };
         let bytes = match bytes {
             Ok(b) => b,
             Err(e) => {
