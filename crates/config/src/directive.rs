@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::discovery::Discovery;
 use crate::error::{ConfigError, ErrorKind, Quoted, directive as directive_error};
 use crate::listen::{self, Listen};
 use crate::number;
@@ -42,6 +43,7 @@ enum Key {
     DnsRefreshInterval,
     ServerProbe,
     FlushOnReturn,
+    Discovery,
 }
 
 /// The directives a pool may use and their names. The first block is
@@ -70,6 +72,7 @@ const KEYS: &[(&str, Key)] = &[
     ("dns_refresh_interval", Key::DnsRefreshInterval),
     ("server_probe", Key::ServerProbe),
     ("flush_on_return", Key::FlushOnReturn),
+    ("discovery", Key::Discovery),
 ];
 
 /// A value and the line it was written on.
@@ -107,6 +110,7 @@ pub(crate) struct PoolBuilder {
     dns_refresh_interval: Option<u32>,
     server_probe: Option<bool>,
     flush_on_return: Option<bool>,
+    discovery: Option<At<Discovery>>,
 }
 
 impl PoolBuilder {
@@ -159,6 +163,7 @@ impl PoolBuilder {
             dns_refresh_interval: None,
             server_probe: None,
             flush_on_return: None,
+            discovery: None,
         }
     }
 
@@ -224,6 +229,7 @@ impl PoolBuilder {
             Key::ServerRetryTimeout => self.server_retry_timeout = Some(number(text).map_err(err)?),
             Key::ServerFailureLimit => self.server_failure_limit = Some(number(text).map_err(err)?),
             Key::DnsRefreshInterval => self.dns_refresh_interval = Some(number(text).map_err(err)?),
+            Key::Discovery => self.discovery = Some(At { value: Discovery::parse(text).map_err(err)?, line }),
         }
         Ok(())
     }
@@ -259,7 +265,16 @@ impl PoolBuilder {
                 format!("directive \"redis_db:\" is only valid for a redis pool, and {NO_REDIS}"),
             ));
         }
-        let servers = check_servers(&self.name, self.line, self.servers)?;
+        let servers = match &self.discovery {
+            // The servers come from DNS: a list as well would say two things.
+            Some(d) if !self.servers.is_empty() => {
+                let why =
+                    format!("pool {} has both \"servers:\" and \"discovery:\"; use one of them", Quoted(&self.name));
+                return invalid(d.line, why);
+            }
+            Some(_) => Vec::new(),
+            None => check_servers(&self.name, self.line, self.servers)?,
+        };
 
         let mut pool = PoolConfig::with_defaults(listen.value);
         pool.line = self.line;
@@ -283,6 +298,7 @@ impl PoolBuilder {
         }
         pool.extensions.server_probe = self.server_probe.unwrap_or(pool.extensions.server_probe);
         pool.extensions.flush_on_return = self.flush_on_return.unwrap_or(pool.extensions.flush_on_return);
+        pool.extensions.discovery = self.discovery.map(|d| d.value);
         Ok((self.name, pool))
     }
 }
@@ -293,7 +309,11 @@ fn millis(ms: u32) -> Duration {
 
 /// `conf_validate_server`: at least one server, no two with the same ring
 /// name; returns them in twemproxy's sorted order.
-fn check_servers(pool: &str, line: usize, mut servers: Vec<ServerEntry>) -> Result<Vec<ServerEntry>, ConfigError> {
+pub(crate) fn check_servers(
+    pool: &str,
+    line: usize,
+    mut servers: Vec<ServerEntry>,
+) -> Result<Vec<ServerEntry>, ConfigError> {
     if servers.is_empty() {
         return Err(ConfigError::new(ErrorKind::Validation, line, format!("pool {} has no servers", Quoted(pool))));
     }

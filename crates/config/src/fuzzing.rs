@@ -88,7 +88,7 @@ fn check_config(text: &str, config: &Config) {
 
 fn check_pool(name: &str, pool: &PoolConfig, next_pool_line: usize) {
     let max_ms = u128::from(i32::MAX.unsigned_abs());
-    assert!(!pool.servers.is_empty(), "pool {name} has no servers");
+    assert_ne!(pool.servers.is_empty(), pool.extensions.discovery.is_none(), "pool {name}: servers xor discovery");
     assert!(pool.server_connections >= 1);
     assert!(pool.effective_server_failure_limit() >= 1);
     assert_eq!(pool.client_connection_limit().is_some(), pool.client_connections != 0);
@@ -213,6 +213,10 @@ fn render(config: &Config) -> String {
         let _ = writeln!(out, "  dns_refresh_interval: {dns}");
         let _ = writeln!(out, "  server_probe: {}", pool.extensions.server_probe);
         let _ = writeln!(out, "  flush_on_return: {}", pool.extensions.flush_on_return);
+        if let Some(d) = &pool.extensions.discovery {
+            let _ = writeln!(out, "  discovery: {d}");
+            continue;
+        }
         out.push_str("  servers:\n");
         for s in &pool.servers {
             let _ = writeln!(out, "   - {}", quote(s.as_written()));

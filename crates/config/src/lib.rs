@@ -80,6 +80,7 @@
 
 mod config;
 mod directive;
+mod discovery;
 mod error;
 /// Invariant checkers for the fuzz targets and the regression and property
 /// tests; not part of the crate's API (feature `fuzzing`).
@@ -93,6 +94,7 @@ mod tabs;
 mod yaml;
 
 pub use config::Config;
+pub use discovery::{Discovery, checked_servers, discovered_server, is_dns_name};
 pub use error::{ConfigError, ErrorKind};
 pub use listen::{Listen, MAX_UNIX_PATH};
 pub use memshard_ring::{Distribution, HashKind};

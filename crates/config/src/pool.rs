@@ -151,6 +151,10 @@ pub struct Extensions {
     /// return would serve them again. `false` keeps twemproxy's behaviour
     /// (the server returns with whatever it holds). Needs `server_probe`.
     pub flush_on_return: bool,
+    /// `discovery:` (instead of `servers:`): where the pool's servers are
+    /// found (`dnssrv+NAME`: DNS SRV records, looked up every
+    /// `dns_refresh_interval`). `None`: the `servers:` list.
+    pub discovery: Option<crate::Discovery>,
 }
 
 impl Default for Extensions {
@@ -159,6 +163,7 @@ impl Default for Extensions {
             dns_refresh_interval: Some(DEFAULT_DNS_REFRESH_INTERVAL),
             server_probe: true,
             flush_on_return: true,
+            discovery: None,
         }
     }
 }

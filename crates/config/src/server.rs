@@ -72,6 +72,19 @@ impl ServerEntry {
         parse(text, 1)
     }
 
+    /// A server found by discovery rather than written: `host:port`,
+    /// weight 1, named `name` on the ring (line 0: it is in no file).
+    pub(crate) fn discovered(host: &str, port: u16, name: String) -> ServerEntry {
+        ServerEntry {
+            addr: ServerAddr::Tcp { host: host.to_string(), port },
+            weight: 1,
+            text: format!("{host}:{port}:1 {name}"),
+            ring_name: name.clone(),
+            name: Some(name),
+            line: 0,
+        }
+    }
+
     /// Where the server is reached.
     pub fn addr(&self) -> &ServerAddr {
         &self.addr

@@ -253,7 +253,7 @@ fn validate_structure(src: &str, events: &[(Event, Marker)]) -> Result<Vec<RawPo
                 if depth == MAX_DEPTH {
                     if seq {
                         seq = false;
-                    } else {
+                    } else if !tree.current_pool_discovers() {
                         let (pool, pool_line) = tree.current_pool();
                         return Err(ConfigError::new(
                             ErrorKind::Structure,
@@ -354,6 +354,13 @@ struct TreeBuilder {
 impl TreeBuilder {
     fn current_pool(&self) -> (&str, usize) {
         self.pools.last().map_or(("", 1), |p| (p.name.text.as_str(), p.name.line))
+    }
+
+    /// Whether the current pool finds its servers (`discovery:`, a memshard
+    /// extension): it then needs no `servers:` list, the one sequence
+    /// twemproxy requires of every pool.
+    fn current_pool_discovers(&self) -> bool {
+        self.pools.last().is_some_and(|p| p.directives.iter().any(|d| d.key.text == "discovery"))
     }
 
     fn scalar(&mut self, depth: usize, text: &str, line: usize) -> Result<(), ConfigError> {

@@ -213,14 +213,36 @@ fn extensions_and_reuseport() {
         Extensions {
             dns_refresh_interval: Some(Duration::from_millis(1000)),
             server_probe: false,
-            flush_on_return: false
+            flush_on_return: false,
+            discovery: None,
         }
     );
     let q = config.pool("q").unwrap();
-    assert_eq!(q.extensions, Extensions { dns_refresh_interval: None, server_probe: true, flush_on_return: true });
+    assert_eq!(
+        q.extensions,
+        Extensions { dns_refresh_interval: None, server_probe: true, flush_on_return: true, discovery: None }
+    );
 
     let e = Config::from_yaml("p:\n  listen: a:1\n  server_probe: yes\n  servers:\n   - a:1:1\n").unwrap_err();
     assert_eq!(e.to_string(), "line 3: directive \"server_probe\" value \"yes\" is not \"true\" or \"false\"");
+}
+
+#[test]
+fn discovery_instead_of_servers() {
+    let srv = "_memcache._tcp.memcache.default.svc.cluster.local";
+    let config = Config::from_yaml(&format!("p:\n  listen: 127.0.0.1:22121\n  discovery: dnssrv+{srv}\n")).unwrap();
+    let p = config.pool("p").unwrap();
+    assert_eq!(p.extensions.discovery.as_ref().map(|d| d.srv.as_str()), Some(srv));
+    assert!(p.servers.is_empty());
+    let both = format!("p:\n  listen: a:1\n  servers:\n   - a:1:1\n  discovery: dnssrv+{srv}\n");
+    let e = Config::from_yaml(&both).unwrap_err();
+    assert_eq!(e.line(), 5, "{e}");
+    assert!(e.to_string().contains("both \"servers:\" and \"discovery:\""), "{e}");
+    let e = Config::from_yaml("p:\n  listen: a:1\n  discovery: dns+memcache:11211\n").unwrap_err();
+    assert_eq!(e.line(), 3);
+    assert!(e.to_string().contains("only dnssrv+NAME"), "{e}");
+    let e = Config::from_yaml("p:\n  listen: a:1\n").unwrap_err();
+    assert!(e.to_string().contains("has no \"servers:\" list"), "neither is still an error: {e}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::control::pool::Pool;
 use crate::control::publish::PoolError;
 use crate::control::resolve::Resolver;
 use crate::control::servers::ServerSet;
-use crate::control::{prober, refresh};
+use crate::control::{discover, prober, refresh};
 use crate::data::client::frontend::{self, Route};
 use crate::{ProxyConfig, Workers};
 use arc_swap::ArcSwap;
@@ -119,6 +119,7 @@ impl Pools {
         };
         tasks.spawn(prober::run(pool.clone(), sd.clone()));
         tasks.spawn(refresh::run(pool.clone(), sd.clone()));
+        tasks.spawn(discover::run(pool.clone(), sd.clone()));
         if set.cfg.preconnect {
             // twemproxy's preconnect connects at start and only logs failures.
             // Backend connections here belong to worker threads and open on

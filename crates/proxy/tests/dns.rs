@@ -1,7 +1,8 @@
 //! Names, never pinned IPs: the proxy follows a server's name to its new
 //! address without moving a key, and keeps the last good address when DNS
 //! fails. Everything runs in this process on loopback: the backends on
-//! 127.0.0.2/3/4 (same port), and a small DNS responder the test controls.
+//! 127.0.0.2/3/4 (same port), and a small DNS responder the test controls
+//! (`memshard_testkit::dns`).
 
 mod common;
 
@@ -10,97 +11,11 @@ use memshard_net::{Shutdown, ShutdownTrigger};
 use memshard_proxy::ProxyConfig;
 use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
 use memshard_server::ServerConfig;
-use std::collections::HashMap;
+use memshard_testkit::dns::{self, NXDOMAIN, SERVFAIL, Zone};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-
-const SERVFAIL: u8 = 2;
-const NXDOMAIN: u8 = 3;
-
-/// What the test DNS server answers.
-#[derive(Default)]
-struct Zone {
-    /// Name (lower case, no trailing dot) → its A record.
-    records: HashMap<String, Ipv4Addr>,
-    /// `Some(rcode)`: answer every query with this error instead.
-    fail: Option<u8>,
-    /// Queries answered with an error while `fail` was set.
-    failed: u64,
-}
-
-/// A minimal authoritative DNS responder on 127.0.0.1/UDP: one question per
-/// query; A from the zone with TTL 1, AAAA answered with no records,
-/// unknown names NXDOMAIN.
-async fn start_dns(zone: Arc<Mutex<Zone>>, mut shutdown: Shutdown) -> SocketAddr {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind dns");
-    let addr = sock.local_addr().expect("dns addr");
-    tokio::spawn(async move {
-        let mut buf = [0u8; 512];
-        loop {
-            let (n, peer) = tokio::select! {
-                _ = shutdown.wait() => return,
-                r = sock.recv_from(&mut buf) => match r {
-                    Ok(r) => r,
-                    Err(_) => continue,
-                },
-            };
-            if let Some(reply) = answer(&buf[..n], &zone) {
-                let _ = sock.send_to(&reply, peer).await;
-            }
-        }
-    });
-    addr
-}
-
-/// The reply to one query, `None` for anything that is not a query with
-/// exactly one well-formed question.
-fn answer(q: &[u8], zone: &Mutex<Zone>) -> Option<Vec<u8>> {
-    if q.len() < 12 || q[2] & 0x80 != 0 || u16::from_be_bytes([q[4], q[5]]) != 1 {
-        return None;
-    }
-    // The question: labels up to the root, then type and class.
-    let mut at = 12;
-    let mut labels = Vec::new();
-    loop {
-        let len = usize::from(*q.get(at)?);
-        at += 1;
-        if len == 0 {
-            break;
-        }
-        if len > 63 {
-            return None; // no compression in a question
-        }
-        labels.push(String::from_utf8_lossy(q.get(at..at + len)?).to_ascii_lowercase());
-        at += len;
-    }
-    let qtype = u16::from_be_bytes([*q.get(at)?, *q.get(at + 1)?]);
-    let question_end = at + 4;
-    q.get(..question_end)?;
-    let name = labels.join(".");
-    let mut zone = zone.lock().expect("zone");
-    let (rcode, a) = match (zone.fail, zone.records.get(&name)) {
-        (Some(rcode), _) => {
-            zone.failed += 1;
-            (rcode, None)
-        }
-        (None, None) => (NXDOMAIN, None),
-        (None, Some(ip)) => (0, (qtype == 1).then_some(*ip)),
-    };
-    let mut r = Vec::with_capacity(question_end + 16);
-    r.extend_from_slice(&q[..2]); // id
-    r.push(0x80 | (q[2] & 0x79) | 0x04); // QR, opcode and RD echoed, AA
-    r.push(0x80 | rcode); // RA
-    r.extend_from_slice(&[0, 1, 0, u8::from(a.is_some()), 0, 0, 0, 0]);
-    r.extend_from_slice(&q[12..question_end]);
-    if let Some(ip) = a {
-        // Name as a pointer to the question, A, IN, TTL 1, 4 bytes.
-        r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4]);
-        r.extend_from_slice(&ip.octets());
-    }
-    Some(r)
-}
+use tokio::net::{TcpListener, TcpStream};
 
 /// Three memshard servers on the same port of 127.0.0.2, .3 and .4.
 async fn start_backends(shutdown: &Shutdown) -> u16 {
@@ -154,10 +69,11 @@ async fn a_name_moving_to_a_new_address_moves_no_key_and_dns_failure_keeps_the_l
     let zone = Arc::new(Mutex::new(Zone::default()));
     {
         let mut z = zone.lock().expect("zone");
-        z.records.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 2));
-        z.records.insert("shard-b.test".into(), Ipv4Addr::new(127, 0, 0, 4));
+        z.a.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 2));
+        z.a.insert("shard-b.test".into(), Ipv4Addr::new(127, 0, 0, 4));
     }
-    let dns = start_dns(zone.clone(), sd.clone()).await;
+    let dns_server = dns::start(zone.clone()).await.expect("dns responder");
+    let dns = dns_server.addr();
     let yaml = format!(
         "mc:\n  listen: 127.0.0.1:22121\n  hash: fnv1a_64\n  distribution: ketama\n  timeout: 2000\n  \
          dns_refresh_interval: 200\n  servers:\n   - shard-a.test:{port}:1\n   - shard-b.test:{port}:1\n"
@@ -200,7 +116,7 @@ async fn a_name_moving_to_a_new_address_moves_no_key_and_dns_failure_keeps_the_l
     }
 
     // shard-a's pod comes back at another address.
-    zone.lock().expect("zone").records.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 3));
+    zone.lock().expect("zone").a.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 3));
     let moved = Instant::now();
     let probe = on_a[0].as_str();
     eventually(5, "shard-a's requests reach 127.0.0.3", async || get(&mut c, probe).await.is_none()).await;
@@ -270,8 +186,9 @@ async fn a_name_moving_to_a_warm_server_flushes_nothing() {
     let (trigger, sd) = ShutdownTrigger::new();
     let port = start_backends(&sd).await;
     let zone = Arc::new(Mutex::new(Zone::default()));
-    zone.lock().expect("zone").records.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 2));
-    let dns = start_dns(zone.clone(), sd.clone()).await;
+    zone.lock().expect("zone").a.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 2));
+    let dns_server = dns::start(zone.clone()).await.expect("dns responder");
+    let dns = dns_server.addr();
     let yaml = format!(
         "mc:\n  listen: 127.0.0.1:22121\n  preconnect: true\n  auto_eject_hosts: true\n  server_failure_limit: 1\n  \
          timeout: 2000\n  dns_refresh_interval: 100\n  servers:\n   - shard-a.test:{port}:1\n"
@@ -283,7 +200,7 @@ async fn a_name_moving_to_a_warm_server_flushes_nothing() {
     let proxy = start_proxy(&yaml, vec![dns], sd.clone()).await;
     let mut c = TcpStream::connect(proxy).await.expect("proxy");
     set(&mut c, "k", "at-2").await;
-    zone.lock().expect("zone").records.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 3));
+    zone.lock().expect("zone").a.insert("shard-a.test".into(), Ipv4Addr::new(127, 0, 0, 3));
     eventually(5, "requests reach 127.0.0.3", async || get(&mut c, "k").await.is_none()).await;
     assert_eq!(get(&mut c, "warm").await, Some("kept".into()), "the moved server's items survive");
     // Several refresh rounds later, still nothing flushed anywhere.

@@ -15,6 +15,7 @@
 //! crates.
 
 pub mod conformance;
+pub mod dns;
 pub mod escape;
 pub mod http;
 pub mod key_recorder;

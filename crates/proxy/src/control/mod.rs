@@ -1,5 +1,6 @@
 //! The control plane: where each pool's servers are and whether they may be
-//! used. Where a server's name resolves to (`resolve`: the lookup;
+//! used. Which servers a pool has (its file, or `discover`: DNS SRV
+//! records), where a server's name resolves to (`resolve`: the lookup;
 //! `refresh`: when names are looked up, and what a change does), which
 //! servers are healthy (`health`: failures and ejection; `prober`: ejected
 //! servers probed back in), the ring built from the healthy ones and swapped
@@ -8,6 +9,7 @@
 //! what the data path reads per request (a pool's ring, a server's address
 //! generation, its health) and imports nothing from the data path.
 
+pub(crate) mod discover;
 pub(crate) mod health;
 pub(crate) mod pool;
 pub(crate) mod prober;

@@ -39,8 +39,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// Longest one lookup may take: a resolver that is down must not stall a
@@ -73,7 +73,10 @@ impl Dest {
 pub(crate) enum Resolver {
     /// getaddrinfo through tokio: `/etc/hosts` and `/etc/resolv.conf` (and
     /// nsswitch) mean what they mean to every other program on the host.
-    System,
+    /// SRV records, which getaddrinfo cannot ask for, are asked of
+    /// `/etc/resolv.conf`'s servers (with its search list), by a DNS client
+    /// made on first use.
+    System(OnceLock<Box<TokioResolver>>),
     /// The DNS servers given on the command line, asked directly (UDP, TCP
     /// on failure or truncation), A then AAAA. `/etc/hosts` is not read:
     /// naming servers means those servers answer.
@@ -85,7 +88,7 @@ impl Resolver {
     /// asking `servers`.
     pub(crate) fn new(servers: &[SocketAddr]) -> Resolver {
         if servers.is_empty() {
-            return Resolver::System;
+            return Resolver::System(OnceLock::new());
         }
         let mut group = Vec::with_capacity(servers.len() * 2);
         for &addr in servers {
@@ -93,26 +96,46 @@ impl Resolver {
             group.push(NameServerConfig::new(addr, Protocol::Tcp));
         }
         let config = ResolverConfig::from_parts(None, Vec::new(), group);
-        let mut opts = ResolverOpts::default();
-        opts.timeout = LOOKUP_TIMEOUT;
-        opts.attempts = 1;
-        opts.use_hosts_file = ResolveHosts::Never;
-        opts.try_tcp_on_error = true;
-        // The proxy keeps its own last good addresses; hickory's cache would
-        // only hide a change for the record's TTL past `dns_refresh_interval`.
-        opts.cache_size = 0;
-        opts.positive_max_ttl = Some(Duration::ZERO);
-        opts.negative_max_ttl = Some(Duration::ZERO);
-        let resolver =
-            TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).with_options(opts).build();
+        let resolver = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+            .with_options(options(ResolverOpts::default()))
+            .build();
         Resolver::Dns(Box::new(resolver))
+    }
+
+    /// The SRV records of `name` as (target, port), in the answer's order.
+    /// An answer with no record is an empty list; a failed lookup an error.
+    pub(crate) async fn srv(&self, name: &str) -> io::Result<Vec<(String, u16)>> {
+        let resolver = match self {
+            Resolver::Dns(r) => r,
+            Resolver::System(r) => match r.get() {
+                Some(r) => r,
+                None => {
+                    let (config, opts) = hickory_resolver::system_conf::read_system_conf()
+                        .map_err(|e| io::Error::other(format!("cannot read /etc/resolv.conf: {e}")))?;
+                    let built = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+                        .with_options(options(opts))
+                        .build();
+                    r.get_or_init(|| Box::new(built))
+                }
+            },
+        };
+        // A fully qualified name: the search list must not be tried first.
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        let found = tokio::time::timeout(LOOKUP_TIMEOUT, resolver.srv_lookup(fqdn))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "SRV lookup timed out"))?;
+        match found {
+            Ok(records) => Ok(records.iter().map(|r| (r.target().to_utf8(), r.port())).collect()),
+            Err(e) if e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        }
     }
 
     /// Every address of `host`, with `port`; an error when there are none.
     async fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         let found = tokio::time::timeout(LOOKUP_TIMEOUT, async {
             match self {
-                Resolver::System => Ok(tokio::net::lookup_host((host, port)).await?.collect::<Vec<_>>()),
+                Resolver::System(_) => Ok(tokio::net::lookup_host((host, port)).await?.collect::<Vec<_>>()),
                 Resolver::Dns(r) => match r.lookup_ip(host).await {
                     Ok(ips) => Ok(ips.iter().map(|ip| SocketAddr::new(ip, port)).collect()),
                     Err(e) => Err(io::Error::other(e.to_string())),
@@ -126,6 +149,21 @@ impl Resolver {
         }
         Ok(found)
     }
+}
+
+/// The lookup options of every DNS client the proxy makes: short timeouts,
+/// TCP when UDP fails or is truncated (a large SRV answer), and no cache.
+fn options(mut opts: ResolverOpts) -> ResolverOpts {
+    opts.timeout = LOOKUP_TIMEOUT;
+    opts.attempts = 1;
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.try_tcp_on_error = true;
+    // The proxy keeps its own last good answers; hickory's cache would only
+    // hide a change for the record's TTL past `dns_refresh_interval`.
+    opts.cache_size = 0;
+    opts.positive_max_ttl = Some(Duration::ZERO);
+    opts.negative_max_ttl = Some(Duration::ZERO);
+    opts
 }
 
 /// Where one server is: its configured name and its last good addresses,

@@ -72,7 +72,8 @@ pub(crate) struct ServerSet {
     pub(crate) servers: Vec<Arc<Server>>,
     /// Server indices in twemproxy's stats order (name length, then bytes).
     pub(crate) stats_order: Vec<usize>,
-    ring: Publisher,
+    /// `None`: no servers (a discovering pool that has found none yet).
+    ring: Option<Publisher>,
 }
 
 impl ServerSet {
@@ -84,11 +85,16 @@ impl ServerSet {
         previous: Option<&ServerSet>,
         generation: u64,
     ) -> Result<ServerSet, PoolError> {
-        let placed = placement(name, cfg)?;
+        // A pool that discovers its servers may have found none yet.
+        let placed = match cfg.servers.is_empty() && cfg.extensions.discovery.is_some() {
+            true => None,
+            false => Some(placement(name, cfg)?),
+        };
+        let specs = placed.as_ref().map_or(&[][..], |p| &p.specs[..]);
         let servers: Vec<Arc<Server>> = cfg
             .servers
             .iter()
-            .zip(&placed.specs)
+            .zip(specs)
             .map(|(s, spec)| {
                 let (addr, name) = (display(s.addr()), spec.ring_name());
                 previous
@@ -104,7 +110,7 @@ impl ServerSet {
             cfg: cfg.clone(),
             servers,
             stats_order,
-            ring: Publisher::new(placed, cfg.hash_tag),
+            ring: placed.map(|p| Publisher::new(p, cfg.hash_tag)),
         };
         // A carried-over server that is out of the ring stays out.
         if set.servers.iter().any(|s| s.health.is_ejected()) {
@@ -113,14 +119,17 @@ impl ServerSet {
         Ok(set)
     }
 
-    /// The ring in force now.
-    pub(crate) fn ring(&self) -> Arc<Ring> {
-        self.ring.current()
+    /// The ring in force now (`None`: no servers).
+    pub(crate) fn ring(&self) -> Option<Arc<Ring>> {
+        self.ring.as_ref().map(Publisher::current)
     }
 
     /// Rebuilds the ring from the servers in it that are not ejected.
     pub(crate) fn rebuild(&self) -> Result<(), RingError> {
-        self.ring.rebuild(|i| self.servers[i].health.is_live())
+        match &self.ring {
+            Some(r) => r.rebuild(|i| self.servers[i].health.is_live()),
+            None => Ok(()),
+        }
     }
 
     /// Per-request backend timeout (`timeout`; none = wait "forever", bounded

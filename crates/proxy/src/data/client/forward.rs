@@ -62,10 +62,17 @@ impl Client {
 }
 
 /// Routes one decoded request to a server of `set` (by `ring`, the set's
-/// ring as the batch found it); `raw` is its bytes as the client sent them,
+/// ring as the batch found it; `None` while a pool that discovers its
+/// servers has found none); `raw` is its bytes as the client sent them,
 /// `now` the time the batch it came in was read.
-pub(crate) fn route(c: &Client, set: &ServerSet, ring: &Ring, req: &Request<'_>, raw: &[u8], now: Instant) {
-    let q = &c.queue;
+pub(crate) fn route(c: &Client, set: &ServerSet, ring: Option<&Ring>, req: &Request<'_>, raw: &[u8], now: Instant) {
+    if answer_here(&c.queue, req) {
+        return;
+    }
+    let Some(ring) = ring else {
+        c.queue.ready(b"SERVER_ERROR no servers: the pool's discovery has found none yet\r\n");
+        return;
+    };
     match req {
         Request::Get(g) => get(c, set, ring, g, raw, now),
         Request::Store(s) => forward(c, set, ring.server_for(s.key), raw, !s.noreply, now),
@@ -78,23 +85,33 @@ pub(crate) fn route(c: &Client, set: &ServerSet, ring: &Ring, req: &Request<'_>,
         }
         Request::MetaDelete(m) => meta(c, set, ring.server_for(&m.key), b"md", &m.key, None, &m.flags, raw, now),
         Request::MetaArith(m) => meta(c, set, ring.server_for(&m.key), b"ma", &m.key, None, &m.flags, raw, now),
+        Request::FlushAll(f) => fan_out(c, set, raw, !f.noreply, now),
+        Request::Verbosity(v) => fan_out(c, set, raw, !v.noreply, now),
+        // `me` reads one item: it goes where the key lives.
+        Request::Admin(AdminCmd { op: Admin::MetaDebug { key }, .. }) => {
+            forward(c, set, ring.server_for(key), raw, true, now);
+        }
+        // Answered above.
+        _ => {}
+    }
+}
+
+/// Answers what the proxy answers itself, without a server; whether `req`
+/// was one of those.
+fn answer_here(q: &Queue, req: &Request<'_>) -> bool {
+    match req {
         Request::MetaNoop => q.ready(b"MN\r\n"),
         // The version the proxy answers itself.
         Request::Version => {
             q.ready(concat!("VERSION 1.6.18 memshard-proxy-", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes())
         }
-        Request::FlushAll(f) => fan_out(c, set, raw, !f.noreply, now),
-        Request::Verbosity(v) => fan_out(c, set, raw, !v.noreply, now),
         Request::Stats(_) => q.ready(
             b"CLIENT_ERROR stats are not forwarded by the proxy; read the proxy's stats port or each server\r\n",
         ),
         Request::CacheMemlimit(_) => {
             q.ready(b"CLIENT_ERROR cache_memlimit is not forwarded by the proxy; send it to each server\r\n");
         }
-        // `me` reads one item: it goes where the key lives.
-        Request::Admin(AdminCmd { op: Admin::MetaDebug { key }, .. }) => {
-            forward(c, set, ring.server_for(key), raw, true, now);
-        }
+        Request::Admin(AdminCmd { op: Admin::MetaDebug { .. }, .. }) => return false,
         // Operator commands act on one server's process: they are refused
         // with the reason, as `stats` is.
         Request::Admin(a) => {
@@ -103,7 +120,9 @@ pub(crate) fn route(c: &Client, set: &ServerSet, ring: &Ring, req: &Request<'_>,
         }
         // The frontend closes the connection on quit before routing.
         Request::Quit => {}
+        _ => return false,
     }
+    true
 }
 
 fn len32(n: usize) -> u32 {
@@ -277,10 +296,11 @@ mod tests {
                 let c = Client::new(crate::data::backend::conns::for_pool(0, &pool));
                 let set = pool.servers();
                 let ring = set.ring();
+                let ring = ring.as_deref();
                 let send = |raw: &[u8]| {
                     let (req, used) = decoder.decode(raw).expect("valid").expect("whole");
                     assert_eq!(used, raw.len());
-                    route(&c, &set, &ring, &req, raw, Instant::now());
+                    route(&c, &set, ring, &req, raw, Instant::now());
                 };
                 assert!(c.settled(), "a new client has nothing outstanding");
                 send(b"set k 0 0 1 noreply\r\nx\r\n");

@@ -163,7 +163,7 @@ fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut Request
         match rbuf.next(&decoder) {
             Step::NeedMore => return Batch::Read,
             Step::Request { req: Request::Quit, .. } => return Batch::Close,
-            Step::Request { req, raw } => route(client, &set, &ring, &req, raw, now),
+            Step::Request { req, raw } => route(client, &set, ring.as_deref(), &req, raw, now),
             Step::Refused(e) => {
                 if let Some(l) = e.reply_line() {
                     let mut line = Vec::with_capacity(l.len() + 2);
