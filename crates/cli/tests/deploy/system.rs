@@ -107,7 +107,8 @@ fn shards_ok(m: &Manifests, shards: &Workload<'_>, problems: &mut Vec<String>) -
 }
 
 /// The proxy: its pool file loads, lists exactly the StatefulSet's pod
-/// names, and listens on the port its Service targets.
+/// names (or discovers them from the shards' headless Service's SRV
+/// records), and listens on the port its Service targets.
 fn proxy_ok(
     m: &Manifests,
     proxy: &Workload<'_>,
@@ -142,19 +143,42 @@ fn proxy_ok(
         problems.push(format!("{id}: want one pool in {path}, found {}", config.pools.len()));
         return None;
     };
-    let mut servers: Vec<String> = pool.servers.iter().map(|s| s.addr().to_string()).collect();
-    servers.sort();
-    if pool.servers.iter().any(|s| !matches!(s.addr(), ServerAddr::Tcp { .. })) {
-        problems.push(format!("{id}: pool {name} lists a unix socket"));
-    }
-    let set = shards.name();
     let service = shards.doc["spec"]["serviceName"].as_str().unwrap_or("?");
-    let replicas = shards.doc["spec"]["replicas"].as_i64().unwrap_or(1);
-    let port = shard_port.map_or("?".to_owned(), |p| p.to_string());
-    let mut want: Vec<String> = (0..replicas).map(|i| format!("{set}-{i}.{service}:{port}")).collect();
-    want.sort();
-    if servers != want {
-        problems.push(format!("{id}: pool {name} servers {servers:?} are not the StatefulSet's pods {want:?}"));
+    if let Some(d) = &pool.extensions.discovery {
+        // SRV records of the shards' headless Service, by its port named
+        // `memcache`: `_memcache._tcp.<service>`, relative (the pod's search
+        // list adds the namespace) or followed by `.<namespace>.svc.<domain>.`.
+        let want = format!("_memcache._tcp.{service}");
+        let srv = d.srv.as_str();
+        let absolute = srv.strip_prefix(&want).and_then(|rest| rest.strip_prefix('.')).is_some_and(|rest| {
+            let labels: Vec<&str> = rest.trim_end_matches('.').split('.').collect();
+            rest.ends_with('.') && labels.len() >= 3 && labels[1] == "svc"
+        });
+        if srv != want && !absolute {
+            problems.push(format!("{id}: pool {name} discovers {srv:?}, not the SRV records of Service {service}"));
+        }
+        let named = m.get("Service", service).is_some_and(|svc| {
+            seq(&svc["spec"]["ports"]).iter().any(|p| {
+                p["name"].as_str() == Some("memcache") && p["protocol"].as_str().unwrap_or("TCP") == "TCP"
+            })
+        });
+        if !named {
+            problems.push(format!("{id}: Service {service} has no TCP port named memcache for {srv:?}"));
+        }
+    } else {
+        let mut servers: Vec<String> = pool.servers.iter().map(|s| s.addr().to_string()).collect();
+        servers.sort();
+        if pool.servers.iter().any(|s| !matches!(s.addr(), ServerAddr::Tcp { .. })) {
+            problems.push(format!("{id}: pool {name} lists a unix socket"));
+        }
+        let set = shards.name();
+        let replicas = shards.doc["spec"]["replicas"].as_i64().unwrap_or(1);
+        let port = shard_port.map_or("?".to_owned(), |p| p.to_string());
+        let mut want: Vec<String> = (0..replicas).map(|i| format!("{set}-{i}.{service}:{port}")).collect();
+        want.sort();
+        if servers != want {
+            problems.push(format!("{id}: pool {name} servers {servers:?} are not the StatefulSet's pods {want:?}"));
+        }
     }
     let Listen::Tcp { port: listen, .. } = &pool.listen else {
         problems.push(format!("{id}: pool {name} does not listen on TCP"));

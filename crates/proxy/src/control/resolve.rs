@@ -103,6 +103,8 @@ impl Resolver {
     }
 
     /// The SRV records of `name` as (target, port), in the answer's order.
+    /// A relative `name` goes through the search list of /etc/resolv.conf
+    /// (system resolver; `--dns-server` has none).
     /// An answer with no record is an empty list; a failed lookup an error.
     pub(crate) async fn srv(&self, name: &str) -> io::Result<Vec<(String, u16)>> {
         let resolver = match self {
@@ -119,9 +121,9 @@ impl Resolver {
                 }
             },
         };
-        // A fully qualified name: the search list must not be tried first.
-        let fqdn = format!("{}.", name.trim_end_matches('.'));
-        let found = tokio::time::timeout(LOOKUP_TIMEOUT, resolver.srv_lookup(fqdn))
+        // As written: a final dot makes it absolute, a short relative name
+        // goes through the search list (a pod's namespace).
+        let found = tokio::time::timeout(LOOKUP_TIMEOUT, resolver.srv_lookup(name))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "SRV lookup timed out"))?;
         match found {
