@@ -38,6 +38,13 @@ fn load(path: &PathBuf, pool: Option<&str>) -> Result<(String, Placement), Failu
             .ok_or_else(|| Failure::Usage(anyhow!("{}: no pool named {p:?}", path.display())))?,
         None => config.pools.first().ok_or_else(|| Failure::Usage(anyhow!("{}: no pools", path.display())))?,
     };
+    if let Some(d) = &cfg.extensions.discovery {
+        return Err(Failure::Usage(anyhow!(
+            "{}: pool {name} finds its servers in DNS ({d}); give memshard ring a file that lists them \
+             (`servers:`, as `- <pod>.<service>:11211:1`)",
+            path.display()
+        )));
+    }
     let placed = placement(name, cfg).map_err(|e| Failure::Usage(e.into()))?;
     Ok((name.clone(), placed))
 }

@@ -283,7 +283,8 @@ fn helm_renders_hold_every_invariant() {
     let Some((five, five_text)) = rendered("helm-5-shards.yaml") else { return };
     assert_clean(&five, "target/deploy-rendered/helm-5-shards.yaml");
     assert_eq!(shards(&five).doc["spec"]["replicas"].as_i64(), Some(5));
-    let pool_file = |t: &str| t.split("nutcracker.yml: |").nth(1).and_then(|r| r.split("---").next()).map(str::to_owned);
+    let pool_file =
+        |t: &str| t.split("nutcracker.yml: |").nth(1).and_then(|r| r.split("---").next()).map(str::to_owned);
     assert_eq!(pool_file(&text), pool_file(&five_text), "scaling the shards leaves the pool file as it is");
 
     // A static list follows shards.replicas, and the checker sees a mismatch.

@@ -64,6 +64,11 @@ fn usage_errors_exit_two() {
     assert_eq!(code, Some(2));
     let (code, out) = run(&["-c", "/nonexistent/pool.yml", "k"]);
     assert_eq!(code, Some(2), "{out}");
+    // A pool that discovers its servers has no ring to print: say so.
+    let discovers = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/k8s/overlays/discovery/nutcracker.yml");
+    let (code, out) = run(&["-c", discovers, "k"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("finds its servers in DNS (dnssrv+_memcache._tcp.memcache)"), "{out}");
 }
 
 /// A reader that has gone away (`memshard ring … | head -1`) ends the output

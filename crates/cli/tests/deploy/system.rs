@@ -158,9 +158,9 @@ fn proxy_ok(
             problems.push(format!("{id}: pool {name} discovers {srv:?}, not the SRV records of Service {service}"));
         }
         let named = m.get("Service", service).is_some_and(|svc| {
-            seq(&svc["spec"]["ports"]).iter().any(|p| {
-                p["name"].as_str() == Some("memcache") && p["protocol"].as_str().unwrap_or("TCP") == "TCP"
-            })
+            seq(&svc["spec"]["ports"])
+                .iter()
+                .any(|p| p["name"].as_str() == Some("memcache") && p["protocol"].as_str().unwrap_or("TCP") == "TCP")
         });
         if !named {
             problems.push(format!("{id}: Service {service} has no TCP port named memcache for {srv:?}"));
