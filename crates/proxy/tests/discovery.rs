@@ -203,3 +203,68 @@ async fn a_thousand_targets_arrive_over_tcp() {
     }
     trigger.trigger();
 }
+
+/// A pool file switched from the static list to discovery (a reload) keeps
+/// serving throughout and moves no key: the static `<pod>.<service>` names
+/// are the names discovery gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_list_turned_to_discovery_moves_no_key() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let port = start_backends(3, &sd).await;
+    let zone = Arc::new(Mutex::new(Zone::default()));
+    {
+        let mut z = zone.lock().expect("zone");
+        z.srv.insert(SRV.into(), (0..3).map(|i| (format!("{}.", target(i)), port)).collect());
+        for i in 0..3 {
+            let ip = Ipv4Addr::new(127, 0, 0, 2 + i as u8);
+            z.a.insert(target(i), ip);
+            z.a.insert(format!("sharded-memcache-{i}.memcache"), ip);
+        }
+    }
+    let dns_server = dns::start(zone.clone()).await.expect("dns responder");
+    let dir = std::env::temp_dir().join(format!("memshard-discovery-switch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("pool.yml");
+    let head = "p:\n  listen: 127.0.0.1:0\n  hash: md5\n  distribution: ketama\n  timeout: 2000\n  dns_refresh_interval: 100\n";
+    let list: String = (0..3).map(|i| format!("   - sharded-memcache-{i}.memcache:{port}:1\n")).collect();
+    std::fs::write(&file, format!("{head}  servers:\n{list}")).expect("write");
+    let config = Config::load(&file).expect("config");
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let stats_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (proxy, stats) = (l.local_addr().expect("addr"), stats_listener.local_addr().expect("addr"));
+    let reload = Arc::new(tokio::sync::Notify::new());
+    let cfg = ProxyConfig {
+        workers: 2,
+        dns_servers: vec![dns_server.addr()],
+        config_file: Some(file.clone()),
+        watch_interval: None,
+        reload: reload.clone(),
+        ..ProxyConfig::default()
+    };
+    let stop = sd.clone();
+    tokio::spawn(async move {
+        if let Err(e) = run(config, vec![l], Some(stats_listener), cfg, stop).await {
+            panic!("proxy failed: {e}");
+        }
+    });
+    let ip = |i: usize| 2 + i as u8;
+    placed_as_a_static_list(proxy, &[0, 1, 2], port, ip, "static").await;
+    let queries = zone.lock().expect("zone").srv_queries;
+    assert_eq!(queries, 0, "a static pool asks no SRV record");
+
+    std::fs::write(&file, format!("{head}  discovery: dnssrv+{SRV}\n")).expect("write");
+    reload.notify_one();
+    // Served throughout: the listed servers stay until the first answer.
+    let mut c = TcpStream::connect(proxy).await.expect("proxy");
+    for k in 0..40 {
+        let r = ask(&mut c, format!("get static-key-{k}\r\n").as_bytes(), b"END\r\n").await;
+        let want = format!("VALUE static-key-{k} 0 {}\r\nstatic-{k}\r\nEND\r\n", format!("static-{k}").len());
+        assert_eq!(String::from_utf8_lossy(&r), want, "static-key-{k} during the switch");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eventually(10, "the SRV records asked", async || zone.lock().expect("zone").srv_queries > 0).await;
+    assert_eq!(servers(stats).await, names(&[0, 1, 2], port), "the same three names");
+    placed_as_a_static_list(proxy, &[0, 1, 2], port, ip, "discovered").await;
+    trigger.trigger();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -45,11 +45,11 @@ impl Pool {
     /// it is [published](Pool::publish).
     pub(crate) fn prepare(&self, cfg: &PoolConfig) -> Result<ServerSet, PoolError> {
         let now = self.set.load();
-        // A discovering pool reloaded with the same `discovery:` keeps the
-        // servers it has found (the file lists none).
-        let keeps_found = cfg.servers.is_empty()
-            && cfg.extensions.discovery.is_some()
-            && cfg.extensions.discovery == now.cfg.extensions.discovery;
+        // A discovering pool (whose file lists no server) keeps the servers
+        // it has now — found earlier, or listed before the file turned to
+        // discovery — until its next answer replaces them: a reload never
+        // leaves it without servers in between.
+        let keeps_found = cfg.servers.is_empty() && cfg.extensions.discovery.is_some();
         if keeps_found {
             let cfg = PoolConfig { servers: now.cfg.servers.clone(), ..cfg.clone() };
             return ServerSet::build(&self.name, &cfg, Some(&now), now.generation + 1);
