@@ -12,7 +12,7 @@ use crate::error::{ConfigError, ErrorKind, Quoted, directive as directive_error}
 use crate::listen::{self, Listen};
 use crate::number;
 use crate::pool::PoolConfig;
-use crate::server::{self, ServerEntry, twemproxy_order};
+use crate::server::{self, ServerEntry, check_servers};
 use crate::yaml::{RawPool, Scalar};
 use memshard_ring::{Distribution, HashKind};
 
@@ -305,35 +305,6 @@ impl PoolBuilder {
 
 fn millis(ms: u32) -> Duration {
     Duration::from_millis(u64::from(ms))
-}
-
-/// `conf_validate_server`: at least one server, no two with the same ring
-/// name; returns them in twemproxy's sorted order.
-pub(crate) fn check_servers(
-    pool: &str,
-    line: usize,
-    mut servers: Vec<ServerEntry>,
-) -> Result<Vec<ServerEntry>, ConfigError> {
-    if servers.is_empty() {
-        return Err(ConfigError::new(ErrorKind::Validation, line, format!("pool {} has no servers", Quoted(pool))));
-    }
-    // Ties keep file order, so the entry reported is the later one.
-    servers.sort_by(|a, b| twemproxy_order(a.ring_name(), b.ring_name()).then(a.line().cmp(&b.line())));
-    if let Some(pair) = servers.windows(2).find(|w| w[0].ring_name() == w[1].ring_name()) {
-        return Err(ConfigError::new(
-            ErrorKind::Validation,
-            pair[1].line(),
-            format!(
-                "pool {} has servers with same name {} ({} on line {} and {})",
-                Quoted(pool),
-                Quoted(pair[1].ring_name()),
-                Quoted(pair[0].as_written()),
-                pair[0].line(),
-                Quoted(pair[1].as_written())
-            ),
-        ));
-    }
-    Ok(servers)
 }
 
 /// `conf_set_num`: a non-negative decimal (see [`number::parse`]).

@@ -75,7 +75,7 @@ pub fn discovered_server(target: &str, port: u16) -> Option<ServerEntry> {
 /// Sorts discovered servers as a `servers:` list is sorted, refusing two
 /// with the same ring name (as a file would be refused).
 pub fn checked_servers(pool: &str, servers: Vec<ServerEntry>) -> Result<Vec<ServerEntry>, ConfigError> {
-    crate::directive::check_servers(pool, 0, servers)
+    server::check_servers(pool, 0, servers)
 }
 
 #[cfg(test)]
