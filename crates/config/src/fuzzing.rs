@@ -14,8 +14,8 @@ use crate::{Config, ConfigError, ErrorKind, Listen, MAX_UNIX_PATH, PoolConfig, S
 /// - every error has a line inside the text (counting a missing final
 ///   newline), a one-line reason, and is not an I/O error;
 /// - every accepted configuration is internally consistent: pools sorted in
-///   twemproxy's order with unique names, at least one server per pool with
-///   a weight of 1 to `i32::MAX`, servers sorted with unique ring names,
+///   twemproxy's order with unique names, at least one server per pool (or
+///   else a `discovery:`, never both) with a weight of 1 to `i32::MAX`, servers sorted with unique ring names,
 ///   addresses within their limits, numbers within `i32::MAX`, and every
 ///   line number inside the text and inside its own pool;
 /// - every server entry parses alone to the same server;
