@@ -87,7 +87,13 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
     if !(512..=16_777_216).contains(&args.mbuf_size) {
         return Err(Failure::Usage(anyhow!("mbuf chunk size must be between 512 and 16777216 bytes")));
     }
-    let config = Config::load(&args.conf_file).map_err(|e| Failure::Usage(anyhow!("{e}")))?;
+    // The bytes parsed are the bytes hashed: the stats name what is in force.
+    let bytes = std::fs::read(&args.conf_file);
+    let config = match &bytes {
+        Ok(b) => Config::from_bytes(b, &args.conf_file),
+        Err(_) => Config::load(&args.conf_file),
+    }
+    .map_err(|e| Failure::Usage(anyhow!("{e}")))?;
     if args.test_conf {
         return output::emit(&format!("memshard: configuration file '{}' syntax is ok\n", args.conf_file.display()));
     }
@@ -113,6 +119,7 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
     proxy.dns_servers = args.dns_server;
     // Absolute: -d moves the working directory to `/` before any reload.
     proxy.config_file = Some(std::path::absolute(&args.conf_file).unwrap_or_else(|_| args.conf_file.clone()));
+    proxy.config_sha256 = bytes.ok().map(|b| memshard_proxy::sha256_hex(&b));
     proxy.watch_interval = (args.watch_interval > 0).then(|| std::time::Duration::from_millis(args.watch_interval));
     // Before any thread exists: daemonizing forks.
     let pid_path = args.pid_file.as_deref().map(crate::daemon::PidFile::absolute).transpose()?;

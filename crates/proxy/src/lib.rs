@@ -72,6 +72,7 @@ mod data;
 mod pools;
 
 pub use control::publish::{Placement, PoolError, placement};
+pub use control::reload::sha256 as sha256_hex;
 pub use control::stats::describe_stats;
 pub use pools::bind;
 
@@ -110,6 +111,9 @@ pub struct ProxyConfig {
     pub watch_interval: Option<Duration>,
     /// Notified to reload the file now.
     pub reload: Arc<Notify>,
+    /// The sha256 ([`sha256_hex`]) of the bytes the starting configuration
+    /// was parsed from; when `None`, the file is read again for it.
+    pub config_sha256: Option<String>,
 }
 
 impl Default for ProxyConfig {
@@ -122,6 +126,7 @@ impl Default for ProxyConfig {
             config_file: None,
             watch_interval: Some(DEFAULT_WATCH_INTERVAL),
             reload: Arc::new(Notify::new()),
+            config_sha256: None,
         }
     }
 }
@@ -192,7 +197,9 @@ async fn serve(
     running.publish();
     // The configuration in force: the file's hash as it is now.
     let file = proxy.config_file.clone();
-    let sha = file.as_ref().and_then(|f| std::fs::read(f).ok()).map(|b| reload::sha256(&b)).unwrap_or_default();
+    let sha = proxy.config_sha256.clone().unwrap_or_else(|| {
+        file.as_ref().and_then(|f| std::fs::read(f).ok()).map(|b| reload::sha256(&b)).unwrap_or_default()
+    });
     let info = ConfigInfo::started(sha.clone());
     let (apply, mut reloads) = tokio::sync::mpsc::channel(1);
     if let Some(file) = file {

@@ -154,7 +154,7 @@ impl Pools {
             match self.running.iter().position(|s| s.pool.name == *name) {
                 Some(i) => {
                     let set = self.running[i].pool.prepare(cfg).map_err(|e: PoolError| e.to_string())?;
-                    let listener = match self.running[i].listen == cfg.listen {
+                    let listener = match same_address(&self.running[i].listen, &cfg.listen) {
                         true => None,
                         false => Some(bind(cfg).await?),
                     };
@@ -184,13 +184,24 @@ impl Pools {
                             moved.push(i);
                         }
                         None => {
+                            // A unix socket's new permissions apply to the
+                            // socket in place: its clients stay.
+                            if let (Listen::Unix { path, perm: Some(perm) }, true) =
+                                (&cfg.listen, served.listen != cfg.listen)
+                            {
+                                use std::os::unix::fs::PermissionsExt;
+                                let set = std::fs::set_permissions(path, std::fs::Permissions::from_mode(*perm));
+                                if let Err(e) = set {
+                                    tracing::warn!(pool = %served.pool.name, error = %e, "cannot change the socket's permissions");
+                                }
+                            }
                             if listener_settings(&served.cfg) != listener_settings(&cfg) {
                                 tracing::warn!(pool = %served.pool.name,
                                     "backlog, reuseport, client_connections and tcpkeepalive change with the listen address or a restart");
                             }
                             self.running.push(Served {
                                 pool: served.pool.clone(),
-                                listen: served.listen.clone(),
+                                listen: cfg.listen.clone(),
                                 cfg: served.cfg.clone(),
                                 stop: served.stop.clone(),
                             });
@@ -210,6 +221,15 @@ impl Pools {
         }
         self.publish();
         Ok(())
+    }
+}
+
+/// Whether two `listen` values are the same address: a unix socket's
+/// permissions are not part of it (they change in place).
+fn same_address(a: &Listen, b: &Listen) -> bool {
+    match (a, b) {
+        (Listen::Unix { path: p, .. }, Listen::Unix { path: q, .. }) => p == q,
+        _ => a == b,
     }
 }
 

@@ -481,3 +481,84 @@ async fn pools_are_added_removed_and_moved_without_touching_the_others() {
     assert!(doc["last_reload"].as_str().expect("why").contains("pool d"), "{doc}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server removed by a reload and added back by another holds the values
+/// it had: its keys were written elsewhere meanwhile. It rejoins only after
+/// the prober has flushed it (`flush_on_return`, the default), so no old
+/// value is served again; the control (`flush_on_return: false`) shows the
+/// checker would see them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_comes_back_by_reload_serves_no_old_value() {
+    for flush in [true, false] {
+        let dir = scratch(&format!("return-{flush}"));
+        let (trigger, sd) = ShutdownTrigger::new();
+        let servers = start_servers(2, &sd).await;
+        let entry = |a: &SocketAddr| format!("{a}:1");
+        let both: Vec<String> = servers.iter().map(entry).collect();
+        let one = vec![entry(&servers[0])];
+        let extra = if flush { "" } else { "  flush_on_return: false\n" };
+        let port = free_port().expect("port");
+        let file = dir.join("pool.yml");
+        std::fs::write(&file, pool_yaml("p", port, &both, extra)).expect("write");
+        let proxy = Proxy::start(&file, None).await;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        let keys: Vec<String> = (0..60).map(|i| format!("back-{i}")).collect();
+        for k in &keys {
+            ask(&mut c, format!("set {k} 0 0 3\r\nold\r\n").as_bytes(), b"STORED\r\n").await;
+        }
+        std::fs::write(&file, pool_yaml("p", port, &one, extra)).expect("write");
+        proxy.reload_to(2).await;
+        for k in &keys {
+            ask(&mut c, format!("set {k} 0 0 3\r\nnew\r\n").as_bytes(), b"STORED\r\n").await;
+        }
+        std::fs::write(&file, pool_yaml("p", port, &both, extra)).expect("write");
+        proxy.reload_to(3).await;
+        // Give the prober its tick, then read every key back.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let mut old = 0;
+        for k in &keys {
+            let r = ask(&mut c, format!("get {k}\r\n").as_bytes(), b"END\r\n").await;
+            match check_get(k, "new", &r) {
+                Ok(_) => {}
+                Err(_) if r == format!("VALUE {k} 0 3\r\nold\r\nEND\r\n").as_bytes() => old += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let flushed = common::server_stat(servers[1], "cmd_flush").await;
+        if flush {
+            assert_eq!(old, 0, "old values served after the server came back");
+            assert_eq!(flushed, 1, "the returning server was flushed once");
+        } else {
+            assert!(old > 0, "control: without the flush the old values come back");
+            assert_eq!(flushed, 0);
+        }
+        drop(proxy);
+        trigger.trigger();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A unix socket's new permissions apply in place: its clients stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_socket_permissions_keep_the_clients() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("perm");
+    let recorders = KeyRecorders::start(&[BackendAddr::Tcp("127.0.0.1:0".parse().expect("addr"))]).expect("recorder");
+    let b = format!("{}:1", recorders.addrs()[0].pool_text());
+    let sock = dir.join("p.sock");
+    let yaml = |perm: &str| format!("p:\n  listen: {} {perm}\n  hash: md5\n  servers:\n   - {}\n", sock.display(), b);
+    let file = dir.join("pool.yml");
+    std::fs::write(&file, yaml("0600")).expect("write");
+    let proxy = Proxy::start(&file, None).await;
+    let mut c = tokio::net::UnixStream::connect(&sock).await.expect("connect");
+    assert_eq!(ask(&mut c, b"get a\r\n", b"END\r\n").await, b"END\r\n");
+    let mode = || std::fs::metadata(&sock).expect("socket").permissions().mode() & 0o777;
+    assert_eq!(mode(), 0o600);
+    std::fs::write(&file, yaml("0660")).expect("write");
+    proxy.reload_to(2).await;
+    assert_eq!(mode(), 0o660, "the socket's permissions changed in place");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ask(&mut c, b"get b\r\n", b"END\r\n").await, b"END\r\n", "the client goes on");
+    let _ = std::fs::remove_dir_all(&dir);
+}

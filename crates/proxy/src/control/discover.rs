@@ -93,6 +93,11 @@ async fn discover(pool: &Pool, d: &Discovery, was_failing: bool) -> bool {
         tracing::info!(pool = %pool.name, discovery = %d, "SRV lookups succeed again");
     }
     let set = pool.servers();
+    // A reload may have changed the pool while the lookup ran: an answer
+    // for a discovery no longer in force is not applied.
+    if set.cfg.extensions.discovery.as_ref() != Some(d) {
+        return false;
+    }
     let same = set.cfg.servers.len() == servers.len()
         && set.cfg.servers.iter().zip(&servers).all(|(a, b)| a.as_written() == b.as_written());
     if same {

@@ -55,6 +55,15 @@ impl Health {
         Some(n)
     }
 
+    /// Out of the ring until a probe, due now: a server that returns to
+    /// its pool after it was removed, which may hold values older than
+    /// those written elsewhere meanwhile, joins through the prober (and its
+    /// flush, with `flush_on_return`), as an ejected server returns.
+    pub(crate) fn hold_for_probe(&self) {
+        self.ejected.store(true, Ordering::Release);
+        self.retry_at_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
     /// In the ring?
     pub(crate) fn is_live(&self) -> bool {
         !self.is_ejected()

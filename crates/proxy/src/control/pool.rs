@@ -12,8 +12,12 @@ use crate::control::stats::{self, PoolStats};
 use arc_swap::ArcSwap;
 use memshard_config::PoolConfig;
 use memshard_net::ServeStats;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Most names of removed servers a pool remembers.
+const MAX_REMOVED: usize = 10_000;
 
 /// A pool: its current server set, its counters.
 pub(crate) struct Pool {
@@ -22,6 +26,12 @@ pub(crate) struct Pool {
     pub(crate) resolver: Arc<Resolver>,
     /// Lock-free on the request path: readers load, a reload swaps.
     set: ArcSwap<ServerSet>,
+    /// The generation of the last set prepared (every set gets its own).
+    generations: AtomicU64,
+    /// Ring names of servers removed from the pool since it started: one
+    /// that comes back (a reload, a discovery) may hold values older than
+    /// those written elsewhere meanwhile.
+    removed: Mutex<HashSet<String>>,
     /// Pool counters (stats port).
     pub(crate) stats: PoolStats,
     /// Client connection counters of this pool's listener.
@@ -30,11 +40,13 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub(crate) fn new(name: &str, cfg: &PoolConfig, resolver: Arc<Resolver>) -> Result<Pool, PoolError> {
-        let set = ServerSet::build(name, cfg, None, 1)?;
+        let set = ServerSet::build(name, cfg, None, 1, |_| false)?;
         Ok(Pool {
             name: name.to_string(),
             resolver,
             set: ArcSwap::from_pointee(set),
+            generations: AtomicU64::new(1),
+            removed: Mutex::default(),
             stats: PoolStats::default(),
             conns: Arc::new(ServeStats::default()),
         })
@@ -45,6 +57,9 @@ impl Pool {
     /// it is [published](Pool::publish).
     pub(crate) fn prepare(&self, cfg: &PoolConfig) -> Result<ServerSet, PoolError> {
         let now = self.set.load();
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let removed = self.removed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let returning = |name: &str| removed.contains(name);
         // A discovering pool (whose file lists no server) keeps the servers
         // it has now — found earlier, or listed before the file turned to
         // discovery — until its next answer replaces them: a reload never
@@ -52,20 +67,34 @@ impl Pool {
         let keeps_found = cfg.servers.is_empty() && cfg.extensions.discovery.is_some();
         if keeps_found {
             let cfg = PoolConfig { servers: now.cfg.servers.clone(), ..cfg.clone() };
-            return ServerSet::build(&self.name, &cfg, Some(&now), now.generation + 1);
+            return ServerSet::build(&self.name, &cfg, Some(&now), generation, returning);
         }
-        ServerSet::build(&self.name, cfg, Some(&now), now.generation + 1)
+        ServerSet::build(&self.name, cfg, Some(&now), generation, returning)
     }
 
     /// Puts `set` in force: requests routed from the next batch on use it.
+    /// The ring is rebuilt from the servers' health as it is now (an
+    /// ejection or a return since `set` was prepared counts).
     pub(crate) fn publish(&self, set: ServerSet) {
         let old = self.set.swap(Arc::new(set));
         let new = self.set.load();
-        // A carried-over server ejected while the set was prepared stays out.
-        if new.servers.iter().any(|s| s.health.is_ejected()) {
+        if !new.ring_follows_health() {
             self.rebuild(&new);
         }
         let kept = new.servers.iter().filter(|s| old.servers.iter().any(|o| o.id == s.id)).count();
+        {
+            let mut removed = self.removed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for s in old.servers.iter().filter(|s| !new.servers.iter().any(|n| n.id == s.id)) {
+                removed.insert(s.name.clone());
+            }
+            // Bounded: past it, a server removed long ago returns unheld.
+            if removed.len() > MAX_REMOVED {
+                removed.clear();
+            }
+            for s in new.servers.iter() {
+                removed.remove(&s.name);
+            }
+        }
         tracing::info!(
             pool = %self.name, generation = new.generation, servers = new.servers.len(), kept,
             added = new.servers.len() - kept, removed = old.servers.len() - kept, "server set published"
@@ -91,7 +120,9 @@ impl Pool {
         tracing::warn!(pool = %self.name, server = %server.addr, failures = n, "ejecting server");
         stats::add(&self.stats.server_ejects, 1);
         server.stats.server_ejected_at.store(stats::now_usec(), Ordering::Relaxed);
-        self.rebuild(&set);
+        drop(set);
+        // The set in force now: a reload may have published one meanwhile.
+        self.rebuild(&self.set.load());
     }
 
     /// Rebuilds `set`'s ring from its servers not ejected and swaps it in.

@@ -95,7 +95,7 @@ fn now() -> u64 {
 }
 
 /// The hex sha256 of `bytes`.
-pub(crate) fn sha256(bytes: &[u8]) -> String {
+pub fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -165,8 +165,8 @@ pub(crate) async fn watch(
 }
 
 /// The file's bytes once two reads `SETTLE` apart agree, `first` being the
-/// first (or the last read
-/// after `SETTLE_TRIES`, which the check then judges); `None` on shutdown.
+/// first read; an error when it never settles in `SETTLE_TRIES` reads;
+/// `None` on shutdown.
 async fn settled(
     file: &PathBuf,
     first: std::io::Result<Vec<u8>>,
@@ -190,5 +190,9 @@ async fn settled(
         }
         last = again;
     }
-    Some(Ok(last))
+    Some(Err(std::io::Error::other(format!(
+        "still changing after {} reads {} ms apart; not applied",
+        SETTLE_TRIES,
+        SETTLE.as_millis()
+    ))))
 }

@@ -79,11 +79,16 @@ pub(crate) struct ServerSet {
 impl ServerSet {
     /// The set `cfg` describes, generation `generation`. Servers of
     /// `previous` with the same address and ring name are carried over.
+    ///
+    /// A server new to the set whose name `returning` knows (it was in the
+    /// pool before and was removed) is held out of the ring until the
+    /// prober has probed it, and flushed it with `flush_on_return`.
     pub(crate) fn build(
         name: &str,
         cfg: &PoolConfig,
         previous: Option<&ServerSet>,
         generation: u64,
+        returning: impl Fn(&str) -> bool,
     ) -> Result<ServerSet, PoolError> {
         // A pool that discovers its servers may have found none yet.
         let placed = match cfg.servers.is_empty() && cfg.extensions.discovery.is_some() {
@@ -100,7 +105,14 @@ impl ServerSet {
                 previous
                     .and_then(|p| p.servers.iter().find(|old| old.addr == addr && old.name == name))
                     .cloned()
-                    .unwrap_or_else(|| Arc::new(Server::new(s.addr(), name)))
+                    .unwrap_or_else(|| {
+                        let held = cfg.extensions.flush_on_return && returning(&name);
+                        let server = Server::new(s.addr(), name);
+                        if held {
+                            server.health.hold_for_probe();
+                        }
+                        Arc::new(server)
+                    })
             })
             .collect();
         let mut stats_order: Vec<usize> = (0..servers.len()).collect();
@@ -122,6 +134,15 @@ impl ServerSet {
     /// The ring in force now (`None`: no servers).
     pub(crate) fn ring(&self) -> Option<Arc<Ring>> {
         self.ring.as_ref().map(Publisher::current)
+    }
+
+    /// Whether the ring holds exactly the servers whose health says they
+    /// are live (a set prepared before an ejection or a return does not).
+    pub(crate) fn ring_follows_health(&self) -> bool {
+        let Some(ring) = self.ring() else { return true };
+        let live: Vec<usize> = (0..self.servers.len()).filter(|&i| self.servers[i].health.is_live()).collect();
+        // With every server out, the ring keeps them all (see `rebuild`).
+        live.is_empty() || ring.live_servers() == live.as_slice()
     }
 
     /// Rebuilds the ring from the servers in it that are not ejected.

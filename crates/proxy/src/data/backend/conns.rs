@@ -78,12 +78,21 @@ impl Conns {
         if self.pruned.get() != set.generation {
             // A new server set: connections to servers it no longer has
             // take no new requests, answer the ones they hold, and close.
+            // The others take the set's `timeout` and `server_connections`.
+            let (want, timeout) = (set.cfg.server_connections.max(1) as usize, set.timeout());
             servers.retain(|id, slot| {
                 let kept = set.servers.iter().any(|s| s.id == *id);
                 if !kept {
                     slot.ups.drain(..).for_each(|up| up.retire());
+                    return false;
                 }
-                kept
+                for up in &slot.ups {
+                    up.set_timeout(timeout);
+                }
+                if slot.ups.len() > want {
+                    slot.ups.drain(want..).for_each(|up| up.retire());
+                }
+                true
             });
             self.pruned.set(set.generation);
         }

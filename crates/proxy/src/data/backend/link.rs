@@ -75,12 +75,12 @@ async fn connect(up: &Upstream, reconnect: bool) -> Result<Stream, Failure> {
         .map_err(|e| Failure::io(&e))?;
     match dest {
         Dest::Tcp(addrs) => {
-            let s: TcpStream = bounded(tokio::time::timeout(up.timeout, TcpStream::connect(&addrs[..])).await)?;
+            let s: TcpStream = bounded(tokio::time::timeout(up.timeout(), TcpStream::connect(&addrs[..])).await)?;
             s.set_nodelay(true).map_err(|e| Failure::io(&e))?;
             Ok(Stream::Tcp(s))
         }
         Dest::Unix(path) => {
-            Ok(Stream::Unix(bounded(tokio::time::timeout(up.timeout, UnixStream::connect(&*path)).await)?))
+            Ok(Stream::Unix(bounded(tokio::time::timeout(up.timeout(), UnixStream::connect(&*path)).await)?))
         }
     }
 }

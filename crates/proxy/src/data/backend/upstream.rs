@@ -36,7 +36,7 @@ use crate::control::stats;
 use crate::data::backend::answer::{Batch, Expect, Failure, Fault, Sink, Tally, UnitKind, unit};
 use crate::data::slots::order::Queue;
 use memshard_proto::GetCmd;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -55,7 +55,8 @@ pub(crate) struct Upstream {
     pub(crate) pool: Arc<Pool>,
     pub(crate) server: Arc<Server>,
     /// The pool's `timeout`: per request, and for connecting.
-    pub(crate) timeout: Duration,
+    /// (A reload that changes it updates it, see `conns`.)
+    timeout: Cell<Duration>,
 }
 
 #[derive(Default)]
@@ -110,10 +111,26 @@ fn len32(n: usize) -> u32 {
 }
 
 impl Upstream {
+    /// The pool's `timeout` now.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout.get()
+    }
+
+    /// A reload changed the pool's `timeout`: requests queued from now on
+    /// get the new one.
+    pub(crate) fn set_timeout(&self, timeout: Duration) {
+        self.timeout.set(timeout);
+    }
+
     /// The queue of a new connection to `server` of `pool`; requests may be
     /// queued at once, before its socket task (`link::run`) has connected.
     pub(crate) fn new(pool: &Arc<Pool>, server: &Arc<Server>, timeout: Duration) -> Rc<Upstream> {
-        Rc::new(Upstream { st: RefCell::default(), pool: pool.clone(), server: server.clone(), timeout })
+        Rc::new(Upstream {
+            st: RefCell::default(),
+            pool: pool.clone(),
+            server: server.clone(),
+            timeout: Cell::new(timeout),
+        })
     }
 
     /// Whether the connection failed; a broken connection takes no requests.
@@ -160,7 +177,7 @@ impl Upstream {
         st.queued += 1;
         let seq = st.queued;
         if let Some(s) = sink {
-            st.fifo.push_back(Waiter { expect: Expect::Whole(s), seq, deadline: now + self.timeout, len });
+            st.fifo.push_back(Waiter { expect: Expect::Whole(s), seq, deadline: now + self.timeout.get(), len });
         }
         kick(st);
         seq
@@ -205,7 +222,7 @@ impl Upstream {
         let waiter = Waiter {
             expect: Expect::Whole(Sink::Client(queue.clone(), seq)),
             seq: 0,
-            deadline: now + self.timeout,
+            deadline: now + self.timeout.get(),
             len,
         };
         st.open = Some(OpenGet { cmd, waiter });
@@ -321,7 +338,7 @@ impl Upstream {
     /// Gives every request queued while connecting its full `timeout` from
     /// now: the connect had its own bound.
     pub(crate) fn restamp(&self) {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + self.timeout.get();
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
         for w in st.fifo.iter_mut().chain(st.open.as_mut().map(|o| &mut o.waiter)) {
