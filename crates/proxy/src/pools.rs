@@ -66,7 +66,8 @@ pub async fn bind(cfg: &PoolConfig) -> Result<Listener, memshard_net::NetError> 
 enum Step {
     /// A running pool (by index) takes `set`, and moves to `listener` when
     /// its `listen` changed.
-    Keep { i: usize, set: Box<ServerSet>, cfg: Box<PoolConfig>, listener: Option<Listener> },
+    /// `from` is the generation in force when `set` was prepared.
+    Keep { i: usize, set: Box<ServerSet>, from: u64, cfg: Box<PoolConfig>, listener: Option<Listener> },
     /// A new pool on its listener.
     Start { pool: Arc<Pool>, listener: Listener },
 }
@@ -153,12 +154,13 @@ impl Pools {
             };
             match self.running.iter().position(|s| s.pool.name == *name) {
                 Some(i) => {
+                    let from = self.running[i].pool.servers().generation;
                     let set = self.running[i].pool.prepare(cfg).map_err(|e: PoolError| e.to_string())?;
                     let listener = match same_address(&self.running[i].listen, &cfg.listen) {
                         true => None,
                         false => Some(bind(cfg).await?),
                     };
-                    steps.push(Step::Keep { i, set: Box::new(set), cfg: Box::new(cfg.clone()), listener });
+                    steps.push(Step::Keep { i, set: Box::new(set), from, cfg: Box::new(cfg.clone()), listener });
                 }
                 None => {
                     let pool = Pool::new(name, cfg, self.resolver.clone()).map_err(|e| e.to_string())?;
@@ -172,10 +174,16 @@ impl Pools {
         let mut moved = Vec::new();
         for step in steps {
             match step {
-                Step::Keep { i, set, cfg, listener } => {
+                Step::Keep { i, set, from, cfg, listener } => {
                     kept[i] = true;
                     let served = &old[i];
-                    served.pool.publish(*set);
+                    // A discovery published a set while the binds were awaited:
+                    // prepare again from it, so its servers are not undone.
+                    let set = match served.pool.servers().generation == from {
+                        true => *set,
+                        false => served.pool.prepare(&cfg).unwrap_or(*set),
+                    };
+                    served.pool.publish(set);
                     match listener {
                         Some(l) => {
                             tracing::info!(pool = %served.pool.name, from = %served.listen, to = %cfg.listen,
