@@ -31,8 +31,8 @@ pub(crate) type Registry = Arc<ArcSwap<Vec<Arc<Pool>>>>;
 /// One pool serving on one listener.
 struct Served {
     pool: Arc<Pool>,
-    listen: Listen,
-    /// The listener-level settings it was started with.
+    /// The listener-level settings it was started with, and its `listen`
+    /// as the configuration in force writes it.
     cfg: PoolConfig,
     stop: ShutdownTrigger,
 }
@@ -135,8 +135,7 @@ impl Pools {
                 }
             });
         }
-        let cfg = set.cfg.clone();
-        self.running.push(Served { pool, listen: cfg.listen.clone(), cfg, stop });
+        self.running.push(Served { pool, cfg: set.cfg.clone(), stop });
     }
 
     /// Publishes the pools for the stats port.
@@ -156,7 +155,7 @@ impl Pools {
                 Some(i) => {
                     let from = self.running[i].pool.servers().generation;
                     let set = self.running[i].pool.prepare(cfg).map_err(|e: PoolError| e.to_string())?;
-                    let listener = match same_address(&self.running[i].listen, &cfg.listen) {
+                    let listener = match same_address(&self.running[i].cfg.listen, &cfg.listen) {
                         true => None,
                         false => Some(bind(cfg).await?),
                     };
@@ -186,7 +185,7 @@ impl Pools {
                     served.pool.publish(set);
                     match listener {
                         Some(l) => {
-                            tracing::info!(pool = %served.pool.name, from = %served.listen, to = %cfg.listen,
+                            tracing::info!(pool = %served.pool.name, from = %served.cfg.listen, to = %cfg.listen,
                                 "listen changed: draining the old address");
                             self.start(served.pool.clone(), l, tasks);
                             moved.push(i);
@@ -195,7 +194,7 @@ impl Pools {
                             // A unix socket's new permissions apply to the
                             // socket in place: its clients stay.
                             if let (Listen::Unix { path, perm: Some(perm) }, true) =
-                                (&cfg.listen, served.listen != cfg.listen)
+                                (&cfg.listen, served.cfg.listen != cfg.listen)
                             {
                                 use std::os::unix::fs::PermissionsExt;
                                 let set = std::fs::set_permissions(path, std::fs::Permissions::from_mode(*perm));
@@ -209,8 +208,7 @@ impl Pools {
                             }
                             self.running.push(Served {
                                 pool: served.pool.clone(),
-                                listen: cfg.listen.clone(),
-                                cfg: served.cfg.clone(),
+                                cfg: PoolConfig { listen: cfg.listen.clone(), ..served.cfg.clone() },
                                 stop: served.stop.clone(),
                             });
                         }

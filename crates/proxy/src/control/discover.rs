@@ -70,16 +70,15 @@ async fn discover(pool: &Pool, d: &Discovery, was_failing: bool) -> bool {
     if records.is_empty() {
         return keep("the SRV answer has no records".to_string());
     }
-    let total = records.len();
-    let found: Vec<_> = records.iter().filter_map(|(target, port)| discovered_server(target, *port)).collect();
-    if found.len() < total {
-        let bad: Vec<&str> = records
-            .iter()
-            .filter(|(t, p)| discovered_server(t, *p).is_none())
-            .map(|(t, _)| t.as_str())
-            .take(5)
-            .collect();
-        tracing::warn!(pool = %pool.name, discovery = %d, left_out = total - found.len(), examples = ?bad,
+    let (mut found, mut bad) = (Vec::with_capacity(records.len()), Vec::new());
+    for (target, port) in &records {
+        match discovered_server(target, *port) {
+            Some(server) => found.push(server),
+            None => bad.push(target.as_str()),
+        }
+    }
+    if !bad.is_empty() {
+        tracing::warn!(pool = %pool.name, discovery = %d, left_out = bad.len(), examples = ?&bad[..bad.len().min(5)],
             "SRV targets that are not valid host names (or lack a service label) are left out");
     }
     if found.is_empty() {

@@ -64,11 +64,14 @@ impl Pool {
         // it has now — found earlier, or listed before the file turned to
         // discovery — until its next answer replaces them: a reload never
         // leaves it without servers in between.
-        let keeps_found = cfg.servers.is_empty() && cfg.extensions.discovery.is_some();
-        if keeps_found {
-            let cfg = PoolConfig { servers: now.cfg.servers.clone(), ..cfg.clone() };
-            return ServerSet::build(&self.name, &cfg, Some(&now), generation, returning);
-        }
+        let keeping;
+        let cfg = match cfg.servers.is_empty() && cfg.extensions.discovery.is_some() {
+            true => {
+                keeping = PoolConfig { servers: now.cfg.servers.clone(), ..cfg.clone() };
+                &keeping
+            }
+            false => cfg,
+        };
         ServerSet::build(&self.name, cfg, Some(&now), generation, returning)
     }
 

@@ -46,20 +46,12 @@ impl Server {
         };
         Server {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            addr: display(addr),
+            addr: addr.to_string(),
             name,
             target,
             health: Health::default(),
             stats: ServerStats::default(),
         }
-    }
-}
-
-/// `host:port`, or the socket path.
-fn display(addr: &ServerAddr) -> String {
-    match addr {
-        ServerAddr::Tcp { host, port } => format!("{host}:{port}"),
-        ServerAddr::Unix { path } => path.display().to_string(),
     }
 }
 
@@ -101,7 +93,7 @@ impl ServerSet {
             .iter()
             .zip(specs)
             .map(|(s, spec)| {
-                let (addr, name) = (display(s.addr()), spec.ring_name());
+                let (addr, name) = (s.addr().to_string(), spec.ring_name());
                 previous
                     .and_then(|p| p.servers.iter().find(|old| old.addr == addr && old.name == name))
                     .cloned()
