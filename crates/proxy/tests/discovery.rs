@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{ask, eventually};
+use common::{FileProxy, ask, eventually, stats_doc};
 use memshard_config::Config;
 use memshard_net::{Shutdown, ShutdownTrigger};
 use memshard_proxy::{ProxyConfig, run};
@@ -72,10 +72,7 @@ async fn start_proxy(dns: SocketAddr, shutdown: Shutdown) -> (SocketAddr, Socket
 
 /// The names of the pool's servers on the stats port, sorted.
 async fn servers(stats: SocketAddr) -> Vec<String> {
-    let mut s = TcpStream::connect(stats).await.expect("stats");
-    let mut doc = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut s, &mut doc).await.expect("read stats");
-    let doc: serde_json::Value = serde_json::from_slice(&doc).expect("json");
+    let doc = stats_doc(stats).await;
     let mut names: Vec<String> =
         doc["p"].as_object().expect("pool").iter().filter(|(_, v)| v.is_object()).map(|(k, _)| k.clone()).collect();
     names.sort();
@@ -228,25 +225,14 @@ async fn a_static_list_turned_to_discovery_moves_no_key() {
     let head = "p:\n  listen: 127.0.0.1:0\n  hash: md5\n  distribution: ketama\n  timeout: 2000\n  dns_refresh_interval: 100\n";
     let list: String = (0..3).map(|i| format!("   - sharded-memcache-{i}.memcache:{port}:1\n")).collect();
     std::fs::write(&file, format!("{head}  servers:\n{list}")).expect("write");
-    let config = Config::load(&file).expect("config");
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let stats_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (proxy, stats) = (l.local_addr().expect("addr"), stats_listener.local_addr().expect("addr"));
-    let reload = Arc::new(tokio::sync::Notify::new());
     let cfg = ProxyConfig {
         workers: 2,
         dns_servers: vec![dns_server.addr()],
-        config_file: Some(file.clone()),
         watch_interval: None,
-        reload: reload.clone(),
         ..ProxyConfig::default()
     };
-    let stop = sd.clone();
-    tokio::spawn(async move {
-        if let Err(e) = run(config, vec![l], Some(stats_listener), cfg, stop).await {
-            panic!("proxy failed: {e}");
-        }
-    });
+    let running = FileProxy::start(&file, cfg).await;
+    let (proxy, stats, reload) = (running.pools[0], running.stats, running.reload.clone());
     let ip = |i: usize| 2 + i as u8;
     placed_as_a_static_list(proxy, &[0, 1, 2], port, ip, "static").await;
     let queries = zone.lock().expect("zone").srv_queries;

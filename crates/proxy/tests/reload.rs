@@ -14,10 +14,9 @@
 
 mod common;
 
-use common::{ask, eventually};
-use memshard_config::Config;
+use common::{FileProxy, ask, eventually};
 use memshard_net::{Shutdown, ShutdownTrigger};
-use memshard_proxy::{ProxyConfig, run};
+use memshard_proxy::ProxyConfig;
 use memshard_server::ServerConfig;
 use memshard_testkit::{BackendAddr, ChildGuard, KeyRecorders, free_port, peer_or_skip, wait_for_listen};
 use std::collections::HashMap;
@@ -27,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 
 /// A scratch directory of its own for each test.
 fn scratch(name: &str) -> PathBuf {
@@ -37,74 +35,18 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A proxy running from `file`, and how to reach and steer it.
-struct Proxy {
-    stats: SocketAddr,
-    reload: Arc<Notify>,
-    stop: ShutdownTrigger,
+/// The proxy on `file` (see `common::FileProxy`) with `workers` worker
+/// threads per pool; `watch`: the file watch interval.
+async fn start(file: &Path, watch: Option<Duration>, workers: usize) -> FileProxy {
+    FileProxy::start(file, ProxyConfig { workers, watch_interval: watch, ..ProxyConfig::default() }).await
 }
 
-impl Proxy {
-    /// Starts the proxy on `file`, binding each pool's `listen` as
-    /// `memshard proxy` does; `watch`: the file watch interval.
-    async fn start(file: &Path, watch: Option<Duration>) -> Proxy {
-        Proxy::start_with(file, watch, 2).await
-    }
-
-    /// [`start`](Proxy::start) with `workers` worker threads per pool.
-    async fn start_with(file: &Path, watch: Option<Duration>, workers: usize) -> Proxy {
-        let config = Config::load(file).expect("config");
-        let mut listeners = Vec::new();
-        for (_, cfg) in &config.pools {
-            listeners.push(memshard_proxy::bind(cfg).await.expect("bind pool"));
-        }
-        let stats = TcpListener::bind("127.0.0.1:0").await.expect("bind stats");
-        let stats_addr = stats.local_addr().expect("addr");
-        let reload = Arc::new(Notify::new());
-        let proxy = ProxyConfig {
-            workers,
-            config_file: Some(file.to_path_buf()),
-            watch_interval: watch,
-            reload: reload.clone(),
-            ..ProxyConfig::default()
-        };
-        let (stop, sd) = ShutdownTrigger::new();
-        tokio::spawn(async move {
-            if let Err(e) = run(config, listeners, Some(stats), proxy, sd).await {
-                panic!("proxy failed: {e}");
-            }
-        });
-        Proxy { stats: stats_addr, reload, stop }
-    }
-
-    /// The stats document.
-    async fn stats(&self) -> serde_json::Value {
-        let mut s = TcpStream::connect(self.stats).await.expect("stats port");
-        let mut doc = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut s, &mut doc))
-            .await
-            .expect("stats in time")
-            .expect("read stats");
-        serde_json::from_slice(&doc).expect("stats JSON")
-    }
-
-    async fn generation(&self) -> u64 {
-        self.stats().await["config_generation"].as_u64().expect("config_generation")
-    }
-
-    /// Asks for a reload (SIGHUP's effect) and waits until generation `want`
-    /// is in force.
-    async fn reload_to(&self, want: u64) {
-        self.reload.notify_one();
-        eventually(10, &format!("config generation {want}"), async || self.generation().await >= want).await;
-        assert_eq!(self.generation().await, want, "one generation per reload");
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.trigger();
-    }
+/// `n` key-recording backends and their `servers:` entries (weight 1).
+fn recorders(n: usize) -> (KeyRecorders, Vec<String>) {
+    let recorders =
+        KeyRecorders::start(&vec![BackendAddr::Tcp("127.0.0.1:0".parse().expect("addr")); n]).expect("recorders");
+    let entries = recorders.addrs().iter().map(|a| format!("{}:1", a.pool_text())).collect();
+    (recorders, entries)
 }
 
 /// A pool file of one ketama pool listening on `port`, hashing with md5
@@ -154,7 +96,7 @@ async fn placement_after_each_reload_is_nutcrackers_under_the_new_file() {
     let port = free_port().expect("port");
     let file = dir.join("pool.yml");
     std::fs::write(&file, pool_yaml("p", port, &sets[0].0, sets[0].1)).expect("write");
-    let proxy = Proxy::start(&file, None).await;
+    let proxy = start(&file, None, 2).await;
     let ours_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let seen = || -> HashMap<Vec<u8>, usize> { recorders.drain().into_iter().collect() };
     let mut compared = 0;
@@ -236,7 +178,7 @@ async fn a_reload_under_pipelined_load_loses_nothing() {
     let file = dir.join("pool.yml");
     std::fs::write(&file, pool_yaml("p", port, &three, "")).expect("write");
     // One worker: it holds exactly one connection to each server.
-    let proxy = Proxy::start_with(&file, None, 1).await;
+    let proxy = start(&file, None, 1).await;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     // Warm: every backend connection of the kept servers exists.
     let mut warm = TcpStream::connect(addr).await.expect("connect");
@@ -348,9 +290,7 @@ async fn read_reply(s: &mut TcpStream, until: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubelet_style_configmap_update_is_noticed_without_a_signal() {
     let dir = scratch("kubelet");
-    let recorders =
-        KeyRecorders::start(&vec![BackendAddr::Tcp("127.0.0.1:0".parse().expect("addr")); 2]).expect("recorders");
-    let b: Vec<String> = recorders.addrs().iter().map(|a| format!("{}:1", a.pool_text())).collect();
+    let (recorders, b) = recorders(2);
     let port = free_port().expect("port");
     // What the kubelet writes: FILE -> ..data/FILE, ..data -> ..<timestamp>/.
     let publish = |version: &str, servers: &[String]| {
@@ -364,7 +304,7 @@ async fn a_kubelet_style_configmap_update_is_noticed_without_a_signal() {
     };
     publish("2026_12_07_01", &b[..1]);
     std::os::unix::fs::symlink("..data/pool.yml", dir.join("pool.yml")).expect("file symlink");
-    let proxy = Proxy::start(&dir.join("pool.yml"), Some(Duration::from_millis(100))).await;
+    let proxy = start(&dir.join("pool.yml"), Some(Duration::from_millis(100)), 2).await;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
     send_keys(addr, &keys).await;
@@ -386,13 +326,11 @@ async fn a_kubelet_style_configmap_update_is_noticed_without_a_signal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_or_half_written_file_keeps_the_running_pool() {
     let dir = scratch("broken");
-    let recorders =
-        KeyRecorders::start(&vec![BackendAddr::Tcp("127.0.0.1:0".parse().expect("addr")); 3]).expect("recorders");
-    let b: Vec<String> = recorders.addrs().iter().map(|a| format!("{}:1", a.pool_text())).collect();
+    let (recorders, b) = recorders(3);
     let port = free_port().expect("port");
     let file = dir.join("pool.yml");
     std::fs::write(&file, pool_yaml("p", port, &b[..2], "")).expect("write");
-    let proxy = Proxy::start(&file, Some(Duration::from_millis(100))).await;
+    let proxy = start(&file, Some(Duration::from_millis(100)), 2).await;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let mut client = TcpStream::connect(addr).await.expect("connect");
     assert_eq!(ask(&mut client, b"get a b c\r\n", b"END\r\n").await, b"END\r\n");
@@ -435,9 +373,7 @@ async fn a_broken_or_half_written_file_keeps_the_running_pool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_are_added_removed_and_moved_without_touching_the_others() {
     let dir = scratch("pools");
-    let recorders =
-        KeyRecorders::start(&vec![BackendAddr::Tcp("127.0.0.1:0".parse().expect("addr")); 2]).expect("recorders");
-    let b: Vec<String> = recorders.addrs().iter().map(|a| format!("{}:1", a.pool_text())).collect();
+    let (_backends, b) = recorders(2);
     let (pa, pb, pc, pb2) = (
         free_port().expect("port"),
         free_port().expect("port"),
@@ -447,7 +383,7 @@ async fn pools_are_added_removed_and_moved_without_touching_the_others() {
     let at = |p: u16| -> SocketAddr { format!("127.0.0.1:{p}").parse().expect("addr") };
     let file = dir.join("pool.yml");
     std::fs::write(&file, pool_yaml("a", pa, &b, "") + &pool_yaml("b", pb, &b, "")).expect("write");
-    let proxy = Proxy::start(&file, None).await;
+    let proxy = start(&file, None, 2).await;
     let mut on_a = TcpStream::connect(at(pa)).await.expect("connect a");
     assert_eq!(ask(&mut on_a, b"get x\r\n", b"END\r\n").await, b"END\r\n");
 
@@ -500,7 +436,7 @@ async fn a_server_that_comes_back_by_reload_serves_no_old_value() {
         let port = free_port().expect("port");
         let file = dir.join("pool.yml");
         std::fs::write(&file, pool_yaml("p", port, &both, extra)).expect("write");
-        let proxy = Proxy::start(&file, None).await;
+        let proxy = start(&file, None, 2).await;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let mut c = TcpStream::connect(addr).await.expect("connect");
         let keys: Vec<String> = (0..60).map(|i| format!("back-{i}")).collect();
@@ -544,13 +480,13 @@ async fn a_server_that_comes_back_by_reload_serves_no_old_value() {
 async fn new_socket_permissions_keep_the_clients() {
     use std::os::unix::fs::PermissionsExt;
     let dir = scratch("perm");
-    let recorders = KeyRecorders::start(&[BackendAddr::Tcp("127.0.0.1:0".parse().expect("addr"))]).expect("recorder");
-    let b = format!("{}:1", recorders.addrs()[0].pool_text());
+    let (_backend, b) = recorders(1);
+    let b = &b[0];
     let sock = dir.join("p.sock");
     let yaml = |perm: &str| format!("p:\n  listen: {} {perm}\n  hash: md5\n  servers:\n   - {}\n", sock.display(), b);
     let file = dir.join("pool.yml");
     std::fs::write(&file, yaml("0600")).expect("write");
-    let proxy = Proxy::start(&file, None).await;
+    let proxy = start(&file, None, 2).await;
     let mut c = tokio::net::UnixStream::connect(&sock).await.expect("connect");
     assert_eq!(ask(&mut c, b"get a\r\n", b"END\r\n").await, b"END\r\n");
     let mode = || std::fs::metadata(&sock).expect("socket").permissions().mode() & 0o777;

@@ -62,3 +62,76 @@ pub(crate) async fn server_stat(server: SocketAddr, name: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {text:?}"))
 }
+
+/// The JSON document of the stats port at `addr`.
+pub(crate) async fn stats_doc(addr: SocketAddr) -> serde_json::Value {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("stats port");
+    let mut doc = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut doc))
+        .await
+        .expect("stats in time")
+        .expect("read stats");
+    serde_json::from_slice(&doc).expect("stats JSON")
+}
+
+/// A proxy running from a pool file as `memshard proxy -c FILE` runs: each
+/// pool bound on its `listen` (port 0: any), a stats port, reloads of the
+/// file on request (SIGHUP's effect) or by its watch.
+pub(crate) struct FileProxy {
+    /// Where each pool listens, in file order.
+    pub(crate) pools: Vec<SocketAddr>,
+    pub(crate) stats: SocketAddr,
+    pub(crate) reload: std::sync::Arc<tokio::sync::Notify>,
+    stop: memshard_net::ShutdownTrigger,
+}
+
+impl FileProxy {
+    /// Starts the proxy on `file` with `proxy`'s settings (its file and
+    /// reload trigger are set here).
+    pub(crate) async fn start(file: &std::path::Path, proxy: ProxyConfig) -> FileProxy {
+        let config = Config::load(file).expect("config");
+        let (mut listeners, mut pools) = (Vec::new(), Vec::new());
+        for (_, cfg) in &config.pools {
+            let l = memshard_proxy::bind(cfg).await.expect("bind pool");
+            if let memshard_net::Listener::Tcp(t) = &l {
+                pools.push(t.local_addr().expect("addr"));
+            }
+            listeners.push(l);
+        }
+        let stats = TcpListener::bind("127.0.0.1:0").await.expect("bind stats");
+        let stats_addr = stats.local_addr().expect("addr");
+        let reload = std::sync::Arc::new(tokio::sync::Notify::new());
+        let proxy = ProxyConfig { config_file: Some(file.to_path_buf()), reload: reload.clone(), ..proxy };
+        let (stop, sd) = memshard_net::ShutdownTrigger::new();
+        tokio::spawn(async move {
+            if let Err(e) = run(config, listeners, Some(stats), proxy, sd).await {
+                panic!("proxy failed: {e}");
+            }
+        });
+        FileProxy { pools, stats: stats_addr, reload, stop }
+    }
+
+    /// The stats document.
+    pub(crate) async fn stats(&self) -> serde_json::Value {
+        stats_doc(self.stats).await
+    }
+
+    /// The configuration generation in force.
+    pub(crate) async fn generation(&self) -> u64 {
+        self.stats().await["config_generation"].as_u64().expect("config_generation")
+    }
+
+    /// Asks for a reload (SIGHUP's effect) and waits until generation `want`
+    /// is in force.
+    pub(crate) async fn reload_to(&self, want: u64) {
+        self.reload.notify_one();
+        eventually(10, &format!("config generation {want}"), async || self.generation().await >= want).await;
+        assert_eq!(self.generation().await, want, "one generation per reload");
+    }
+}
+
+impl Drop for FileProxy {
+    fn drop(&mut self) {
+        self.stop.trigger();
+    }
+}
