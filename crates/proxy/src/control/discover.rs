@@ -5,15 +5,16 @@
 //! its target, named `<pod>.<service>` on the ring, weight 1), and, when
 //! the set differs from the one in force, publishes it through the same
 //! path as a reload: servers that stay keep their connections, a new
-//! target joins, a vanished one leaves. Each target's name is then resolved
-//! as any server name is (`refresh`), so a pod's new IP moves connections,
-//! never keys.
+//! target joins (its name looked up first), a vanished one leaves. Each
+//! target's name is then resolved as any server name is (`refresh`), so a
+//! pod's new IP moves connections, never keys.
 //!
 //! A failed lookup, an answer with no record, or one whose targets are all
 //! unusable keeps the last good set: a DNS blip must never empty the ring.
 //! Targets that are not valid host names are left out (and logged).
 
 use crate::control::pool::Pool;
+use crate::control::refresh;
 use memshard_config::{Discovery, checked_servers, discovered_server};
 use memshard_net::Shutdown;
 use std::sync::Arc;
@@ -54,7 +55,7 @@ pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> std::io::Res
 
 /// One lookup of `d` for `pool`; whether it failed (so a failure is logged
 /// at warn once, not every round).
-async fn discover(pool: &Pool, d: &Discovery, was_failing: bool) -> bool {
+async fn discover(pool: &Arc<Pool>, d: &Discovery, was_failing: bool) -> bool {
     let keep = |why: String| {
         if was_failing {
             tracing::debug!(pool = %pool.name, discovery = %d, "{why}; keeping the last good servers");
@@ -102,11 +103,21 @@ async fn discover(pool: &Pool, d: &Discovery, was_failing: bool) -> bool {
     if same {
         return false;
     }
-    let mut cfg = set.cfg.clone();
+    let (mut cfg, generation) = (set.cfg.clone(), set.generation);
     cfg.servers = servers;
     drop(set);
     match pool.prepare(&cfg) {
         Ok(next) => {
+            // New targets are looked up before they join: a request routed
+            // to one then finds its address, not a lookup (or, when the
+            // lookup fails under a burst, an error).
+            let unresolved = next.servers.iter().filter(|s| !s.target.is_literal() && s.target.current().is_none());
+            refresh::refresh_all(pool, unresolved.cloned().collect::<Vec<_>>()).await;
+            // A set published meanwhile (a reload) is not undone: the next
+            // round compares against it.
+            if pool.servers().generation != generation {
+                return false;
+            }
             tracing::info!(pool = %pool.name, discovery = %d, servers = cfg.servers.len(), "discovered servers changed");
             pool.publish(next);
             false

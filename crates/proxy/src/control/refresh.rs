@@ -72,6 +72,29 @@ pub(crate) async fn destination(pool: &Pool, s: &Server, reconnect: bool) -> io:
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {}", t.host())))
 }
 
+/// Most lookups one pool has in flight at once: a pool of a thousand
+/// names must not send the cluster's DNS (and the proxy's own socket
+/// buffers) a thousand queries in the same millisecond, where some are
+/// dropped and time out.
+const IN_FLIGHT: usize = 32;
+
+/// Looks every one of `servers` up, at most [`IN_FLIGHT`] at once, and
+/// returns when all are done. In parallel: one name timing out must not
+/// delay the others.
+pub(crate) async fn refresh_all(pool: &Arc<Pool>, servers: impl IntoIterator<Item = Arc<Server>>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let mut round = tokio::task::JoinSet::new();
+    for s in servers {
+        let (pool, slots) = (pool.clone(), slots.clone());
+        round.spawn(async move {
+            // Never closed, so acquiring only waits.
+            let _slot = slots.acquire_owned().await;
+            refresh(&pool, &s).await;
+        });
+    }
+    while round.join_next().await.is_some() {}
+}
+
 /// Re-resolves every named server of `pool` each `dns_refresh_interval`
 /// (starting now) until shutdown: the servers of the set in force at each
 /// round, at the interval it sets (off: looked at again each second, in
@@ -80,23 +103,16 @@ pub(crate) async fn run(pool: Arc<Pool>, mut shutdown: Shutdown) -> io::Result<(
     loop {
         let set = pool.servers();
         let every = set.cfg.extensions.dns_refresh_interval;
-        // In parallel: one name timing out must not delay the others.
-        let mut round = tokio::task::JoinSet::new();
-        if every.is_some() {
-            for s in set.servers.iter().filter(|s| !s.target.is_literal()) {
-                let (pool, s) = (pool.clone(), s.clone());
-                round.spawn(async move { refresh(&pool, &s).await });
-            }
-        }
+        let named: Vec<Arc<Server>> = match every {
+            Some(_) => set.servers.iter().filter(|s| !s.target.is_literal()).cloned().collect(),
+            None => Vec::new(),
+        };
         drop(set);
         // A slow round (resolver down) is followed by a full interval, not a burst.
         let next = tokio::time::sleep(every.unwrap_or(Duration::from_secs(1)));
         tokio::select! {
-            _ = shutdown.wait() => {
-                round.abort_all();
-                return Ok(());
-            }
-            _ = async { while round.join_next().await.is_some() {} } => {}
+            _ = shutdown.wait() => return Ok(()),
+            () = refresh_all(&pool, named) => {}
         }
         tokio::select! {
             _ = shutdown.wait() => return Ok(()),

@@ -156,8 +156,9 @@ impl Resolver {
 /// The lookup options of every DNS client the proxy makes: short timeouts,
 /// TCP when UDP fails or is truncated (a large SRV answer), and no cache.
 fn options(mut opts: ResolverOpts) -> ResolverOpts {
-    opts.timeout = LOOKUP_TIMEOUT;
-    opts.attempts = 1;
+    // Two tries within the bound: one lost datagram is not a failed lookup.
+    opts.timeout = LOOKUP_TIMEOUT / 2;
+    opts.attempts = 2;
     opts.use_hosts_file = ResolveHosts::Never;
     opts.try_tcp_on_error = true;
     // The proxy keeps its own last good answers; hickory's cache would only
