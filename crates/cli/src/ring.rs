@@ -1,5 +1,7 @@
-//! `memshard ring`: where keys go under a pool file, and how many would move
-//! to another server under a second one (the remap cost of a topology change).
+//! `memshard ring`: where keys go under a pool file — every owner of each
+//! key, in the order the proxy asks them, when the pool has `replicas` —
+//! and how many would move to another server under a second one (the remap
+//! cost of a topology change, counted on the first owner).
 
 use crate::{Failure, output};
 use anyhow::anyhow;
@@ -9,7 +11,7 @@ use memshard_proxy::{Placement, placement};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// Print the server each key maps to, or the remap fraction between two configs.
+/// Print the servers each key maps to (every owner with `replicas`), or the remap fraction between two configs.
 #[derive(Debug, Args)]
 pub(crate) struct RingArgs {
     /// twemproxy YAML configuration file.
@@ -49,6 +51,12 @@ fn load(path: &PathBuf, pool: Option<&str>) -> Result<(String, Placement), Failu
     Ok((name.clone(), placed))
 }
 
+/// The ring names of every owner of `key`, tab-separated, first owner first.
+fn owners_of(p: &Placement, key: &[u8]) -> String {
+    let names: Vec<String> = p.owners(key).map(|i| p.specs[i].ring_name()).collect();
+    names.join("\t")
+}
+
 /// The ring name of the server `key` maps to.
 fn server_of(p: &Placement, key: &[u8]) -> String {
     p.specs[p.ring.server_for(key)].ring_name()
@@ -81,7 +89,7 @@ pub(crate) fn main(args: RingArgs) -> Result<(), Failure> {
     }
     let mut out = String::new();
     for key in &args.keys {
-        let _ = writeln!(out, "{key}\t{}", server_of(&placed, key.as_bytes()));
+        let _ = writeln!(out, "{key}\t{}", owners_of(&placed, key.as_bytes()));
     }
     output::emit(&out)
 }

@@ -5,10 +5,15 @@ use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
 use std::process::Command;
 
 fn pool_file(tag: &str, shards: usize) -> std::path::PathBuf {
+    pool_file_with(tag, shards, "")
+}
+
+/// A pool file of `shards` StatefulSet pods, with `extra` keys.
+fn pool_file_with(tag: &str, shards: usize, extra: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("memshard-ring-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let mut y =
-        String::from("memcached:\n  listen: 0.0.0.0:11211\n  hash: fnv1a_64\n  distribution: ketama\n  servers:\n");
+        format!("memcached:\n  listen: 0.0.0.0:11211\n  hash: fnv1a_64\n  distribution: ketama\n{extra}  servers:\n");
     for i in 0..shards {
         y.push_str(&format!("   - sharded-memcache-{i}.memcache:11211:1\n"));
     }
@@ -38,6 +43,32 @@ fn places_keys_where_the_ring_does() {
         assert_eq!(line, expect);
     }
     assert_eq!(out.lines().count(), keys.len());
+}
+
+/// With `replicas: 3` each key's line names its three owners: the server
+/// twemproxy picks, then the next distinct ones clockwise.
+#[test]
+fn with_replicas_every_owner_is_printed_in_order() {
+    let f = pool_file_with("owners", 5, "  replicas: 3\n");
+    let keys = ["cat", "dog", "user:42"];
+    let mut args = vec!["-c", f.to_str().expect("utf8")];
+    args.extend(keys);
+    let (code, out) = run(&args);
+    assert_eq!(code, Some(0), "{out}");
+    let specs: Vec<ServerSpec> =
+        (0..5).map(|i| ServerSpec::tcp(format!("sharded-memcache-{i}.memcache"), 11211, 1)).collect();
+    let ring = Ring::build(&specs, HashKind::Fnv1a64, Distribution::Ketama, None).expect("ring");
+    for (line, key) in out.lines().zip(keys) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields.len(), 4, "{line}");
+        assert_eq!(fields[0], key);
+        assert_eq!(fields[1], format!("sharded-memcache-{}.memcache", ring.server_for(key.as_bytes())), "{line}");
+        let distinct: std::collections::HashSet<&&str> = fields[1..].iter().collect();
+        assert_eq!(distinct.len(), 3, "three distinct owners: {line}");
+        let walked: Vec<String> =
+            ring.servers_for(key.as_bytes(), 3).map(|i| format!("sharded-memcache-{i}.memcache")).collect();
+        assert_eq!(fields[1..], walked.iter().map(String::as_str).collect::<Vec<_>>()[..]);
+    }
 }
 
 #[test]

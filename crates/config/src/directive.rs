@@ -44,6 +44,7 @@ enum Key {
     ServerProbe,
     FlushOnReturn,
     Discovery,
+    Replicas,
 }
 
 /// The directives a pool may use and their names. The first block is
@@ -73,6 +74,7 @@ const KEYS: &[(&str, Key)] = &[
     ("server_probe", Key::ServerProbe),
     ("flush_on_return", Key::FlushOnReturn),
     ("discovery", Key::Discovery),
+    ("replicas", Key::Replicas),
 ];
 
 /// A value and the line it was written on.
@@ -111,6 +113,7 @@ pub(crate) struct PoolBuilder {
     server_probe: Option<bool>,
     flush_on_return: Option<bool>,
     discovery: Option<At<Discovery>>,
+    replicas: Option<At<u32>>,
 }
 
 impl PoolBuilder {
@@ -164,6 +167,7 @@ impl PoolBuilder {
             server_probe: None,
             flush_on_return: None,
             discovery: None,
+            replicas: None,
         }
     }
 
@@ -230,6 +234,7 @@ impl PoolBuilder {
             Key::ServerFailureLimit => self.server_failure_limit = Some(number(text).map_err(err)?),
             Key::DnsRefreshInterval => self.dns_refresh_interval = Some(number(text).map_err(err)?),
             Key::Discovery => self.discovery = Some(At { value: Discovery::parse(text).map_err(err)?, line }),
+            Key::Replicas => self.replicas = Some(At { value: number(text).map_err(err)?, line }),
         }
         Ok(())
     }
@@ -265,6 +270,29 @@ impl PoolBuilder {
                 format!("directive \"redis_db:\" is only valid for a redis pool, and {NO_REDIS}"),
             ));
         }
+        let distribution = self.distribution.unwrap_or_default();
+        let replicas = match self.replicas {
+            None => 1,
+            Some(At { value: 0, line }) => return invalid(line, "directive \"replicas:\" cannot be 0".to_owned()),
+            Some(At { value: r, line }) if r > 1 && distribution == Distribution::Random => {
+                let why = format!(
+                    "directive \"replicas: {r}\" needs a key's owners to be fixed, and \"distribution: random\" \
+                     places each request anywhere; use ketama or modula"
+                );
+                return invalid(line, why);
+            }
+            // With discovery the count is known only at run time: a key
+            // then has as many owners as there are servers, up to `r`.
+            Some(At { value: r, line }) if self.discovery.is_none() && r as usize > self.servers.len() => {
+                let why = format!(
+                    "directive \"replicas: {r}\" is more than the {} servers of pool {}",
+                    self.servers.len(),
+                    Quoted(&self.name)
+                );
+                return invalid(line, why);
+            }
+            Some(At { value, .. }) => value,
+        };
         let servers = match &self.discovery {
             // The servers come from DNS: a list as well would say two things.
             Some(d) if !self.servers.is_empty() => {
@@ -280,7 +308,7 @@ impl PoolBuilder {
         pool.line = self.line;
         pool.hash = self.hash.unwrap_or_default();
         pool.hash_tag = self.hash_tag;
-        pool.distribution = self.distribution.unwrap_or_default();
+        pool.distribution = distribution;
         // twemproxy: unset is -1 (wait forever) and 0 also disables it.
         pool.timeout = self.timeout.filter(|&ms| ms != 0).map(millis);
         pool.backlog = self.backlog.unwrap_or(pool.backlog);
@@ -299,6 +327,7 @@ impl PoolBuilder {
         pool.extensions.server_probe = self.server_probe.unwrap_or(pool.extensions.server_probe);
         pool.extensions.flush_on_return = self.flush_on_return.unwrap_or(pool.extensions.flush_on_return);
         pool.extensions.discovery = self.discovery.map(|d| d.value);
+        pool.extensions.replicas = replicas;
         Ok((self.name, pool))
     }
 }

@@ -102,6 +102,10 @@ fn check_pool(name: &str, pool: &PoolConfig, next_pool_line: usize) {
     if let Some(t) = pool.extensions.dns_refresh_interval {
         assert!(!t.is_zero() && t.as_millis() <= max_ms, "dns_refresh_interval {t:?}");
     }
+    let r = pool.extensions.replicas as usize;
+    assert!(r >= 1, "pool {name}: replicas 0");
+    assert!(r == 1 || pool.distribution != memshard_ring::Distribution::Random, "pool {name}: replicas with random");
+    assert!(r <= pool.servers.len().max(1) || pool.extensions.discovery.is_some(), "pool {name}: replicas {r}");
     if let Some(tag) = pool.hash_tag {
         assert!(std::str::from_utf8(&tag).is_ok(), "hash tag {tag:?} is not the text it was written as");
     }
@@ -213,6 +217,9 @@ fn render(config: &Config) -> String {
         let _ = writeln!(out, "  dns_refresh_interval: {dns}");
         let _ = writeln!(out, "  server_probe: {}", pool.extensions.server_probe);
         let _ = writeln!(out, "  flush_on_return: {}", pool.extensions.flush_on_return);
+        if pool.extensions.replicas != 1 {
+            let _ = writeln!(out, "  replicas: {}", pool.extensions.replicas);
+        }
         if let Some(d) = &pool.extensions.discovery {
             let _ = writeln!(out, "  discovery: {d}");
             continue;

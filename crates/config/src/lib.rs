@@ -60,7 +60,7 @@
 //!   twemproxy parses and ignores it.
 //! - **`reuseport`** (twemproxy's master branch, after 0.5.0) is accepted;
 //!   nutcracker 0.5.0 calls it unknown.
-//! - **Extension keys** (`dns_refresh_interval`, `server_probe`, `flush_on_return`, see
+//! - **Extension keys** (`dns_refresh_interval`, `server_probe`, `flush_on_return`, `discovery`, `replicas`, see
 //!   [`Extensions`]) are accepted; nutcracker calls them unknown.
 //! - **The listen host is not resolved while loading.** twemproxy runs
 //!   getaddrinfo on it and refuses a name that does not resolve; here only

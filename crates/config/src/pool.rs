@@ -155,6 +155,14 @@ pub struct Extensions {
     /// found (`dnssrv+NAME`: DNS SRV records, looked up every
     /// `dns_refresh_interval`). `None`: the `servers:` list.
     pub discovery: Option<crate::Discovery>,
+    /// `replicas:` (default 1): how many servers own each key. A key's
+    /// owners are the server twemproxy puts it on, then the next distinct
+    /// servers clockwise on the ketama continuum (modula: the next servers
+    /// in order). Writes reach every live owner before the client is
+    /// answered; reads go to the first live owner, then the next on a miss
+    /// or a failure. 1 is twemproxy's behaviour, bit for bit. At most the
+    /// number of servers; not with `distribution: random`.
+    pub replicas: u32,
 }
 
 impl Default for Extensions {
@@ -164,6 +172,7 @@ impl Default for Extensions {
             server_probe: true,
             flush_on_return: true,
             discovery: None,
+            replicas: 1,
         }
     }
 }

@@ -215,16 +215,50 @@ fn extensions_and_reuseport() {
             server_probe: false,
             flush_on_return: false,
             discovery: None,
+            replicas: 1,
         }
     );
     let q = config.pool("q").unwrap();
     assert_eq!(
         q.extensions,
-        Extensions { dns_refresh_interval: None, server_probe: true, flush_on_return: true, discovery: None }
+        Extensions {
+            dns_refresh_interval: None,
+            server_probe: true,
+            flush_on_return: true,
+            discovery: None,
+            replicas: 1
+        }
     );
 
     let e = Config::from_yaml("p:\n  listen: a:1\n  server_probe: yes\n  servers:\n   - a:1:1\n").unwrap_err();
     assert_eq!(e.to_string(), "line 3: directive \"server_probe\" value \"yes\" is not \"true\" or \"false\"");
+}
+
+/// `replicas:` is a count of owners: 1 by default, never 0, never more
+/// than the servers listed, never with a distribution that fixes no owner.
+#[test]
+fn replicas_are_checked_against_the_pool() {
+    let pool = |extra: &str, servers: usize| {
+        let list: String = (0..servers).map(|i| format!("   - 10.0.0.{i}:11211:1\n")).collect();
+        Config::from_yaml(&format!("p:\n  listen: 127.0.0.1:22121\n{extra}  servers:\n{list}"))
+    };
+    assert_eq!(pool("", 3).unwrap().pool("p").unwrap().extensions.replicas, 1);
+    assert_eq!(pool("  replicas: 2\n", 3).unwrap().pool("p").unwrap().extensions.replicas, 2);
+    assert_eq!(pool("  replicas: 3\n  distribution: modula\n", 3).unwrap().pool("p").unwrap().extensions.replicas, 3);
+    let e = pool("  replicas: 4\n", 3).unwrap_err();
+    assert_eq!(e.to_string(), r#"line 3: directive "replicas: 4" is more than the 3 servers of pool "p""#);
+    let e = pool("  replicas: 0\n", 3).unwrap_err();
+    assert_eq!(e.to_string(), r#"line 3: directive "replicas:" cannot be 0"#);
+    let e = pool("  distribution: random\n  replicas: 2\n", 3).unwrap_err();
+    assert_eq!(e.line(), 4, "{e}");
+    assert!(e.to_string().contains("distribution: random"), "{e}");
+    assert!(pool("  distribution: random\n  replicas: 1\n", 3).is_ok(), "one owner is any server");
+    let e = pool("  replicas: two\n", 3).unwrap_err();
+    assert_eq!(e.to_string(), r#"line 3: directive "replicas" value "two" is not a number"#);
+    // With discovery the server count is known only at run time.
+    let srv = "_memcache._tcp.memcache.default.svc.cluster.local";
+    let d = Config::from_yaml(&format!("p:\n  listen: 127.0.0.1:22121\n  replicas: 5\n  discovery: dnssrv+{srv}\n"));
+    assert_eq!(d.unwrap().pool("p").unwrap().extensions.replicas, 5);
 }
 
 #[test]

@@ -35,6 +35,16 @@ pub struct Placement {
     pub hash: HashKind,
     /// The pool's distribution.
     pub dist: Distribution,
+    /// How many servers own each key (`replicas:`, at most the servers).
+    pub replicas: usize,
+}
+
+impl Placement {
+    /// Every owner of `key` with every server live, the one twemproxy
+    /// picks first (indices into [`Placement::specs`]).
+    pub fn owners(&self, key: &[u8]) -> impl Iterator<Item = usize> + '_ {
+        self.ring.servers_for(key, self.replicas)
+    }
 }
 
 /// Builds a pool's placement from its config (unix-socket servers named
@@ -57,7 +67,8 @@ pub fn placement(name: &str, cfg: &PoolConfig) -> Result<Placement, PoolError> {
         })
         .collect();
     let ring = Ring::build(&specs, hash, dist, cfg.hash_tag).map_err(ring_err)?;
-    Ok(Placement { specs, ring, hash, dist })
+    let replicas = (cfg.extensions.replicas as usize).clamp(1, specs.len().max(1));
+    Ok(Placement { specs, ring, hash, dist, replicas })
 }
 
 /// A pool's current ring, and what it is rebuilt from.
@@ -73,7 +84,7 @@ pub(crate) struct Publisher {
 impl Publisher {
     /// Publishes `placement`'s ring (every server in it).
     pub(crate) fn new(placement: Placement, hash_tag: Option<[u8; 2]>) -> Publisher {
-        let Placement { specs, ring, hash, dist } = placement;
+        let Placement { specs, ring, hash, dist, .. } = placement;
         Publisher { specs, hash, dist, hash_tag, ring: ArcSwap::from_pointee(ring) }
     }
 
