@@ -14,10 +14,9 @@
 
 mod common;
 
-use common::{FileProxy, ask, eventually};
-use memshard_net::{Shutdown, ShutdownTrigger};
+use common::{FileProxy, ask, eventually, start_servers};
+use memshard_net::ShutdownTrigger;
 use memshard_proxy::ProxyConfig;
-use memshard_server::ServerConfig;
 use memshard_testkit::{BackendAddr, ChildGuard, KeyRecorders, free_port, peer_or_skip, wait_for_listen};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -131,17 +130,6 @@ async fn placement_after_each_reload_is_nutcrackers_under_the_new_file() {
     assert_eq!(proxy.stats().await["reloads"], 5);
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("{compared} placements identical to nutcracker's across 5 reloads");
-}
-
-/// Starts `n` memshard servers on loopback; their addresses.
-async fn start_servers(n: usize, shutdown: &Shutdown) -> Vec<SocketAddr> {
-    let mut addrs = Vec::new();
-    for _ in 0..n {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        addrs.push(l.local_addr().expect("addr"));
-        tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, shutdown.clone()));
-    }
-    addrs
 }
 
 /// What a get may answer after `set key = last`: that value, or a miss (the

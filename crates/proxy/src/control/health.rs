@@ -55,6 +55,17 @@ impl Health {
         Some(n)
     }
 
+    /// Out of the ring at once, whatever the count of failures, to be
+    /// probed after `retry_after`; whether this call took it out.
+    pub(crate) fn eject_now(&self, retry_after: Duration) -> bool {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if self.ejected.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.retry_at_ms.store(self.now_ms() + retry_after.as_millis() as u64, Ordering::Relaxed);
+        true
+    }
+
     /// Out of the ring until a probe, due now: a server that returns to
     /// its pool after it was removed, which may hold values older than
     /// those written elsewhere meanwhile, joins through the prober (and its
@@ -134,5 +145,8 @@ mod tests {
         assert!(h.restore());
         assert!(!h.restore());
         assert!(h.is_live() && !h.is_failing());
+        // Taken out at once (an owner that missed a write), once.
+        assert!(h.eject_now(wait) && !h.eject_now(wait));
+        assert!(h.is_ejected() && !h.due_for_retry());
     }
 }

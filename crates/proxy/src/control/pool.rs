@@ -128,6 +128,24 @@ impl Pool {
         self.rebuild(&self.set.load());
     }
 
+    /// A replicated pool's owner missed a write another owner took (or may
+    /// hold a value the others do not): out of the ring at once, whatever
+    /// `auto_eject_hosts` and the failure limit say, until the prober has
+    /// probed it — and flushed it, with `flush_on_return` — so it never
+    /// serves the value it kept.
+    pub(crate) fn eject_stale(&self, server: &Server) {
+        let set = self.set.load();
+        if !server.health.eject_now(set.cfg.server_retry_timeout) {
+            return;
+        }
+        tracing::warn!(pool = %self.name, server = %server.addr, "ejecting an owner that missed a replicated write");
+        stats::add(&self.stats.server_ejects, 1);
+        stats::add(&self.stats.replica_ejects, 1);
+        server.stats.server_ejected_at.store(stats::now_usec(), Ordering::Relaxed);
+        drop(set);
+        self.rebuild(&self.set.load());
+    }
+
     /// Rebuilds `set`'s ring from its servers not ejected and swaps it in.
     /// With every server ejected the last ring stays (requests then fail on it).
     fn rebuild(&self, set: &ServerSet) {

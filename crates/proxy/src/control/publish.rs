@@ -73,6 +73,9 @@ pub fn placement(name: &str, cfg: &PoolConfig) -> Result<Placement, PoolError> {
 
 /// A pool's current ring, and what it is rebuilt from.
 pub(crate) struct Publisher {
+    /// The ring over every server, live or not: a replicated pool's owners
+    /// (an ejection does not remap a key that has another live owner).
+    all: Arc<Ring>,
     specs: Vec<ServerSpec>,
     hash: HashKind,
     dist: Distribution,
@@ -85,7 +88,13 @@ impl Publisher {
     /// Publishes `placement`'s ring (every server in it).
     pub(crate) fn new(placement: Placement, hash_tag: Option<[u8; 2]>) -> Publisher {
         let Placement { specs, ring, hash, dist, .. } = placement;
-        Publisher { specs, hash, dist, hash_tag, ring: ArcSwap::from_pointee(ring) }
+        let ring = Arc::new(ring);
+        Publisher { all: ring.clone(), specs, hash, dist, hash_tag, ring: ArcSwap::new(ring) }
+    }
+
+    /// The ring over every server.
+    pub(crate) fn all(&self) -> &Ring {
+        &self.all
     }
 
     /// The ring in force now.

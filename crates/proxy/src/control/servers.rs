@@ -128,6 +128,16 @@ impl ServerSet {
         self.ring.as_ref().map(Publisher::current)
     }
 
+    /// The ring over every server, live or not (`None`: no servers).
+    pub(crate) fn full_ring(&self) -> Option<&Ring> {
+        self.ring.as_ref().map(Publisher::all)
+    }
+
+    /// How many servers own each key: `replicas`, at most the servers.
+    pub(crate) fn replicas(&self) -> usize {
+        (self.cfg.extensions.replicas as usize).clamp(1, self.servers.len().max(1))
+    }
+
     /// Whether the ring holds exactly the servers whose health says they
     /// are live (a set prepared before an ejection or a return does not).
     pub(crate) fn ring_follows_health(&self) -> bool {

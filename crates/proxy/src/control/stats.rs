@@ -36,6 +36,11 @@ pub(crate) struct PoolStats {
     pub(crate) server_ejects: AtomicU64,
     pub(crate) forward_error: AtomicU64,
     pub(crate) fragments: AtomicU64,
+    /// Replicated pools (`replicas` above 1) only: see [`REPLICA_FIELDS`].
+    pub(crate) replica_failovers: AtomicU64,
+    pub(crate) replica_fills: AtomicU64,
+    pub(crate) replica_syncs: AtomicU64,
+    pub(crate) replica_ejects: AtomicU64,
 }
 
 /// Every field of the stats document with what it counts, as `nutcracker
@@ -47,6 +52,15 @@ pub(crate) const POOL_FIELDS: [(&str, &str); 6] = [
     ("server_ejects", "# times backend server was ejected"),
     ("forward_error", "# times we encountered a forwarding error"),
     ("fragments", "# fragments created from a multi-vector request"),
+];
+
+/// The pool fields a replicated pool adds to the document (a pool with one
+/// owner per key shows twemproxy's fields alone).
+pub(crate) const REPLICA_FIELDS: [(&str, &str); 4] = [
+    ("replica_failovers", "# requests answered by a later owner after a miss or failure on an earlier one"),
+    ("replica_fills", "# items written back to owners that missed a read"),
+    ("replica_syncs", "# conditional writes copied from the owner that ran them to the others"),
+    ("replica_ejects", "# owners ejected for missing a write another owner took"),
 ];
 
 /// The server fields of the stats document.
@@ -71,6 +85,10 @@ pub(crate) const SERVER_FIELDS: [(&str, &str); 13] = [
 pub fn describe_stats() -> String {
     let mut s = String::from(concat!("This is memshard-proxy-", env!("CARGO_PKG_VERSION"), "\n\npool stats:\n"));
     for (name, what) in POOL_FIELDS {
+        let _ = writeln!(s, "  {name:<20}\"{what}\"");
+    }
+    s.push_str("\nreplicated pool stats (replicas above 1):\n");
+    for (name, what) in REPLICA_FIELDS {
         let _ = writeln!(s, "  {name:<20}\"{what}\"");
     }
     s.push_str("\nserver stats:\n");
@@ -99,6 +117,8 @@ pub(crate) struct PoolView<'a> {
     pub(crate) stats: &'a PoolStats,
     /// (stats name, counters) in twemproxy's server order.
     pub(crate) servers: Vec<(&'a str, &'a ServerStats)>,
+    /// Whether the pool has more than one owner per key.
+    pub(crate) replicated: bool,
 }
 
 fn hostname() -> String {
@@ -172,6 +192,16 @@ pub(crate) fn document(
             r(&st.forward_error),
             r(&st.fragments),
         );
+        if p.replicated {
+            let _ = write!(
+                s,
+                ", \"replica_failovers\":{}, \"replica_fills\":{}, \"replica_syncs\":{}, \"replica_ejects\":{}",
+                r(&st.replica_failovers),
+                r(&st.replica_fills),
+                r(&st.replica_syncs),
+                r(&st.replica_ejects),
+            );
+        }
         for (name, v) in &p.servers {
             let _ = write!(
                 s,
@@ -208,11 +238,12 @@ mod tests {
             0,
             0,
             &ConfigInfo::default(),
-            &[PoolView { name: "p", stats: &stats, servers: vec![("s", &server)] }],
+            &[PoolView { name: "p", stats: &stats, servers: vec![("s", &server)], replicated: true }],
         );
         let fields: Vec<&str> = doc.split('"').skip(1).step_by(2).collect();
-        let described: Vec<&str> = POOL_FIELDS.iter().chain(&SERVER_FIELDS).map(|f| f.0).collect();
-        for f in POOL_FIELDS.iter().chain(&SERVER_FIELDS) {
+        let all = || POOL_FIELDS.iter().chain(&REPLICA_FIELDS).chain(&SERVER_FIELDS);
+        let described: Vec<&str> = all().map(|f| f.0).collect();
+        for f in all() {
             assert!(fields.contains(&f.0), "{} is described but not in the document", f.0);
         }
         let pool_and_server = fields.iter().skip_while(|f| **f != "p").skip(1).filter(|f| **f != "s");

@@ -48,6 +48,7 @@ pub(crate) async fn run(
                     .iter()
                     .map(|&i| (set.servers[i].name.as_str(), &set.servers[i].stats))
                     .collect(),
+                replicated: set.replicas() > 1,
             })
             .collect();
         let total: u64 = pools.iter().map(|p| p.conns.total_connections.load(Ordering::Relaxed)).sum();

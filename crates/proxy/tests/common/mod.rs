@@ -23,6 +23,18 @@ pub(crate) async fn start_proxy(yaml: &str, proxy: ProxyConfig, shutdown: Shutdo
     addr
 }
 
+/// Starts `n` memshard servers on loopback (one thread each); their addresses.
+pub(crate) async fn start_servers(n: usize, shutdown: &Shutdown) -> Vec<SocketAddr> {
+    let mut addrs = Vec::new();
+    for _ in 0..n {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        addrs.push(l.local_addr().expect("addr"));
+        let cfg = memshard_server::ServerConfig { threads: 1, ..memshard_server::ServerConfig::default() };
+        tokio::spawn(memshard_server::run(l, cfg, shutdown.clone()));
+    }
+    addrs
+}
+
 /// Sends `req` (over TCP or a unix socket), reads until the reply ends with
 /// `until` (bounded in time).
 pub(crate) async fn ask<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, req: &[u8], until: &[u8]) -> Vec<u8> {

@@ -34,18 +34,50 @@ pub(crate) enum Sink {
     Quiet(Queue, u64, &'static [u8]),
     /// One fragment of an answer assembled from several servers.
     Part(Rc<Merge>, usize),
+    /// One step of a request that decides what to do next from the answer
+    /// (a replicated pool's reads and writes), with its tag.
+    Step(Rc<dyn Step>, usize),
+}
+
+/// A request in several steps: told each answer (or failure) it waits for.
+///
+/// Called while the backend connection that answered is busy handing out
+/// answers: a step that sends more requests defers them (see
+/// `replica`), never queuing on a connection from inside this call.
+pub(crate) trait Step {
+    /// The answer to the request tagged `tag`: its bytes (in parts, to be
+    /// read as one), or the proxy's failure.
+    fn answered(self: Rc<Self>, tag: usize, got: Got<'_>);
+    /// The client the step answers, if any: one of its gets waiting in an
+    /// open get line goes before its later requests.
+    fn client(&self) -> Option<&Queue>;
+}
+
+/// What a [`Step`] is told.
+pub(crate) enum Got<'a> {
+    /// The server's answer, as consecutive parts.
+    Answer(&'a [&'a [u8]]),
+    /// No answer: the connection failed, timed out or refused.
+    Failed(&'a Failure),
 }
 
 impl Sink {
     /// Hands over a whole answer.
     pub(crate) fn deliver(&self, answer: &[u8]) {
+        self.deliver_parts(&[answer]);
+    }
+
+    /// Hands over a whole answer made of consecutive `parts`.
+    pub(crate) fn deliver_parts(&self, parts: &[&[u8]]) {
         match self {
-            Sink::Client(q, seq) => q.fill(*seq, &[answer]),
+            Sink::Client(q, seq) => q.fill(*seq, parts),
             Sink::Quiet(q, seq, cmd) => {
-                let shown: &[u8] = if suppressed(cmd, answer) { &[] } else { answer };
+                let answer = parts.concat();
+                let shown: &[u8] = if suppressed(cmd, &answer) { &[] } else { &answer };
                 q.fill(*seq, &[shown]);
             }
-            Sink::Part(m, i) => m.part(*i, Ok(answer)),
+            Sink::Part(m, i) => m.part(*i, Ok(&parts.concat())),
+            Sink::Step(s, tag) => s.clone().answered(*tag, Got::Answer(parts)),
         }
     }
 
@@ -57,13 +89,23 @@ impl Sink {
                 q.fill(*seq, &[&f.line]);
             }
             Sink::Part(m, i) => m.part(*i, Err(&f.line)),
+            Sink::Step(s, tag) => s.clone().answered(*tag, Got::Failed(f)),
+        }
+    }
+
+    /// The client this answer is for, if it is one's.
+    pub(crate) fn client(&self) -> Option<&Queue> {
+        match self {
+            Sink::Client(q, _) | Sink::Quiet(q, _, _) => Some(q),
+            Sink::Part(..) => None,
+            Sink::Step(s, _) => s.client(),
         }
     }
 }
 
 /// memcached 1.6's quiet-mode rules: mg hides `EN`, ms and md hide `HD`, ma
 /// hides `HD` and `VA`.
-fn suppressed(cmd: &[u8], answer: &[u8]) -> bool {
+pub(crate) fn suppressed(cmd: &[u8], answer: &[u8]) -> bool {
     let Ok(Some((Reply::Meta { code, .. }, _))) = Reply::decode(answer) else { return false };
     matches!((cmd, code), (b"mg", MetaCode::En) | (b"ms" | b"md", MetaCode::Hd) | (b"ma", MetaCode::Hd | MetaCode::Va))
 }
@@ -186,8 +228,8 @@ pub(crate) struct Batch {
 }
 
 struct Sub {
-    queue: Queue,
-    seq: u64,
+    /// A client's slot, or a step.
+    sink: Sink,
     key: Range<usize>,
     /// The client's request bytes (stats).
     len: u32,
@@ -199,15 +241,15 @@ impl Batch {
     }
 
     /// Adds the next get.
-    pub(crate) fn push(&mut self, queue: Queue, seq: u64, key: &[u8], len: u32) {
+    pub(crate) fn push(&mut self, sink: Sink, key: &[u8], len: u32) {
         let start = self.keys.len();
         self.keys.extend_from_slice(key);
-        self.subs.push(Sub { queue, seq, key: start..self.keys.len(), len });
+        self.subs.push(Sub { sink, key: start..self.keys.len(), len });
     }
 
     /// Whether one of `client`'s gets is in the batch.
     pub(crate) fn asks(&self, client: &Queue) -> bool {
-        self.subs.iter().any(|s| Rc::ptr_eq(&s.queue, client))
+        self.subs.iter().any(|s| s.sink.client().is_some_and(|q| Rc::ptr_eq(q, client)))
     }
 
     /// Gets in the batch.
@@ -259,7 +301,7 @@ impl Batch {
 
     fn answer(&mut self, parts: &[&[u8]], answered: &mut Tally) {
         let s = &self.subs[self.next];
-        s.queue.fill(s.seq, parts);
+        s.sink.deliver_parts(parts);
         answered.answer(parts.iter().map(|p| p.len()).sum(), s.len);
         self.next += 1;
     }
@@ -272,8 +314,7 @@ impl Batch {
     /// The connection broke: every get still waiting gets the error.
     pub(crate) fn fail(&mut self, f: &Failure, pool: &Pool) {
         for s in self.subs.drain(self.next..) {
-            stats::add(&pool.stats.forward_error, 1);
-            s.queue.fill(s.seq, &[&f.line]);
+            s.sink.fail(f, pool);
         }
     }
 }
@@ -349,7 +390,7 @@ mod tests {
         let mut b = Batch::new();
         for (q, k) in [(&q1, "a"), (&q2, "b"), (&q1, "c"), (&q2, "d")] {
             let seq = q.reserve();
-            b.push(q.clone(), seq, k.as_bytes(), 7);
+            b.push(Sink::Client(q.clone(), seq), k.as_bytes(), 7);
         }
         assert!(b.contains(b"c") && !b.contains(b"e"));
         let answer = b"VALUE b 0 1\r\nB\r\nVALUE c 5 2\r\nCC\r\nEND\r\n";

@@ -192,26 +192,29 @@ impl Upstream {
         st.answered > seq || st.broken || st.retired
     }
 
-    /// Queues a single-key get (or gets) of `len` request bytes for slot
-    /// `seq` of `queue`, joining the open get line when it can.
-    pub(crate) fn get(&self, cmd: GetCmd, key: &[u8], queue: &Queue, seq: u64, len: u32, now: Instant) {
+    /// Queues a single-key get (or gets) of `len` request bytes whose
+    /// answer goes to `sink` (a client's slot or a step), joining the open
+    /// get line when it can.
+    pub(crate) fn get(&self, cmd: GetCmd, key: &[u8], mut sink: Sink, len: u32, now: Instant) {
         let mut guard = self.st.borrow_mut();
         let st = &mut *guard;
         if st.broken {
             drop(guard);
-            self.refuse(Expect::Whole(Sink::Client(queue.clone(), seq)));
+            self.refuse(Expect::Whole(sink));
             return;
         }
         st.tally.sent(len, true);
         st.taken += 1;
         if let Some(open) = &mut st.open {
-            if open.cmd == cmd
-                && st.line.len() + key.len() < MAX_BATCH_LINE
-                && join(&st.line, open, key, queue, seq, len)
-            {
-                st.line.push(b' ');
-                st.line.extend_from_slice(key);
-                return;
+            if open.cmd == cmd && st.line.len() + key.len() < MAX_BATCH_LINE {
+                match join(&st.line, open, key, sink, len) {
+                    Ok(()) => {
+                        st.line.push(b' ');
+                        st.line.extend_from_slice(key);
+                        return;
+                    }
+                    Err(s) => sink = s,
+                }
             }
             close_line(st);
         }
@@ -219,12 +222,7 @@ impl Upstream {
         st.line.push(b' ');
         st.line.extend_from_slice(key);
         // Numbered when the line goes into the output.
-        let waiter = Waiter {
-            expect: Expect::Whole(Sink::Client(queue.clone(), seq)),
-            seq: 0,
-            deadline: now + self.timeout.get(),
-            len,
-        };
+        let waiter = Waiter { expect: Expect::Whole(sink), seq: 0, deadline: now + self.timeout.get(), len };
         st.open = Some(OpenGet { cmd, waiter });
         kick(st);
     }
@@ -405,30 +403,34 @@ fn kick(st: &mut State) {
 }
 
 /// Makes a single-key get part of the open line `line`, when it has room
-/// and does not ask for `key` already.
-fn join(line: &[u8], open: &mut OpenGet, key: &[u8], queue: &Queue, seq: u64, len: u32) -> bool {
+/// and does not ask for `key` already; gives `sink` back when it cannot.
+fn join(line: &[u8], open: &mut OpenGet, key: &[u8], sink: Sink, len: u32) -> Result<(), Sink> {
     let w = &mut open.waiter;
     match &mut w.expect {
         Expect::Gets(batch) => {
             if batch.len() >= MAX_BATCH_KEYS || batch.contains(key) {
-                return false;
+                return Err(sink);
             }
-            batch.push(queue.clone(), seq, key, len);
-            true
+            batch.push(sink, key, len);
+            Ok(())
         }
-        Expect::Whole(Sink::Client(q0, seq0)) => {
+        Expect::Whole(Sink::Client(..) | Sink::Step(..)) => {
             // The line is `<cmd> <key>` so far.
             let first = &line[open.cmd.as_str().len() + 1..];
             if first == key {
-                return false;
+                return Err(sink);
             }
             let mut batch = Batch::new();
-            batch.push(q0.clone(), *seq0, first, w.len);
-            batch.push(queue.clone(), seq, key, len);
+            let Expect::Whole(first_sink) = std::mem::replace(&mut w.expect, Expect::Gets(Box::new(Batch::new())))
+            else {
+                return Err(sink);
+            };
+            batch.push(first_sink, first, w.len);
+            batch.push(sink, key, len);
             w.expect = Expect::Gets(Box::new(batch));
-            true
+            Ok(())
         }
-        Expect::Whole(_) => false,
+        Expect::Whole(_) => Err(sink),
     }
 }
 
@@ -436,8 +438,7 @@ fn join(line: &[u8], open: &mut OpenGet, key: &[u8], queue: &Queue, seq: u64, le
 fn asks(w: &Waiter, client: &Queue) -> bool {
     match &w.expect {
         Expect::Gets(batch) => batch.asks(client),
-        Expect::Whole(Sink::Client(q, _)) => Rc::ptr_eq(q, client),
-        Expect::Whole(_) => false,
+        Expect::Whole(sink) => sink.client().is_some_and(|q| Rc::ptr_eq(q, client)),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::control::stats;
 use crate::data::backend::answer::Sink;
 use crate::data::backend::conns::Conns;
 use crate::data::backend::upstream::Upstream;
+use crate::data::replica;
 use crate::data::slots::merge::{Kind, Merge};
 use crate::data::slots::order::{ClientQueue, Queue};
 use base64::Engine;
@@ -65,7 +66,18 @@ impl Client {
 /// ring as the batch found it; `None` while a pool that discovers its
 /// servers has found none); `raw` is its bytes as the client sent them,
 /// `now` the time the batch it came in was read.
-pub(crate) fn route(c: &Client, set: &ServerSet, ring: Option<&Ring>, req: &Request<'_>, raw: &[u8], now: Instant) {
+///
+/// `replicated` is set when the pool has several owners per key: keyed
+/// requests then go through `replica`.
+pub(crate) fn route(
+    c: &Client,
+    set: &ServerSet,
+    ring: Option<&Ring>,
+    replicated: Option<&Rc<replica::Ctx>>,
+    req: &Request<'_>,
+    raw: &[u8],
+    now: Instant,
+) {
     if answer_here(&c.queue, req) {
         return;
     }
@@ -73,6 +85,11 @@ pub(crate) fn route(c: &Client, set: &ServerSet, ring: Option<&Ring>, req: &Requ
         c.queue.ready(b"SERVER_ERROR no servers: the pool's discovery has found none yet\r\n");
         return;
     };
+    if let Some(ctx) = replicated {
+        if replica::route(ctx, ring, req, raw, now) {
+            return;
+        }
+    }
     match req {
         Request::Get(g) => get(c, set, ring, g, raw, now),
         Request::Store(s) => forward(c, set, ring.server_for(s.key), raw, !s.noreply, now),
@@ -155,7 +172,8 @@ fn get(c: &Client, set: &ServerSet, ring: &Ring, g: &Get<'_>, raw: &[u8], now: I
             forward(c, set, server, raw, true, now);
         } else {
             let seq = c.queue.reserve();
-            c.conns.pick(set, &set.servers[server]).get(g.cmd, first, &c.queue, seq, len32(raw.len()), now);
+            let sink = Sink::Client(c.queue.clone(), seq);
+            c.conns.pick(set, &set.servers[server]).get(g.cmd, first, sink, len32(raw.len()), now);
         }
         return;
     }
@@ -208,31 +226,35 @@ fn meta(
         up.send(&c.queue, |out| out.extend_from_slice(raw), Some(Sink::Client(c.queue.clone(), seq)), now);
         return;
     }
-    let write = |out: &mut Vec<u8>| {
-        out.extend_from_slice(cmd);
-        out.push(b' ');
-        if flags.base64 {
-            out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(key).as_bytes());
-        } else {
-            out.extend_from_slice(key);
-        }
-        if let Some(d) = data {
-            out.push(b' ');
-            memshard_proto::put_u64(out, d.len() as u64);
-        }
-        for t in flags.tokens() {
-            if t.first() != Some(&b'q') {
-                out.push(b' ');
-                out.extend_from_slice(t);
-            }
-        }
-        out.extend_from_slice(b"\r\n");
-        if let Some(d) = data {
-            out.extend_from_slice(d);
-            out.extend_from_slice(b"\r\n");
-        }
-    };
+    let write = |out: &mut Vec<u8>| unquiet(out, cmd, key, data, flags);
     up.send(&c.queue, write, Some(Sink::Quiet(c.queue.clone(), seq, cmd)), now);
+}
+
+/// Writes meta command `cmd` as asked of a server for a quiet client
+/// request: the same key, data and flags, without `q`.
+pub(crate) fn unquiet(out: &mut Vec<u8>, cmd: &[u8], key: &[u8], data: Option<&[u8]>, flags: &MetaFlags<'_>) {
+    out.extend_from_slice(cmd);
+    out.push(b' ');
+    if flags.base64 {
+        out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(key).as_bytes());
+    } else {
+        out.extend_from_slice(key);
+    }
+    if let Some(d) = data {
+        out.push(b' ');
+        memshard_proto::put_u64(out, d.len() as u64);
+    }
+    for t in flags.tokens() {
+        if t.first() != Some(&b'q') {
+            out.push(b' ');
+            out.extend_from_slice(t);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    if let Some(d) = data {
+        out.extend_from_slice(d);
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// flush_all / verbosity: sent to every server of the pool (ejected ones
@@ -300,7 +322,7 @@ mod tests {
                 let send = |raw: &[u8]| {
                     let (req, used) = decoder.decode(raw).expect("valid").expect("whole");
                     assert_eq!(used, raw.len());
-                    route(&c, &set, ring, &req, raw, Instant::now());
+                    route(&c, &set, ring, None, &req, raw, Instant::now());
                 };
                 assert!(c.settled(), "a new client has nothing outstanding");
                 send(b"set k 0 0 1 noreply\r\nx\r\n");

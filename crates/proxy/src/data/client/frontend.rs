@@ -16,9 +16,11 @@ use crate::control::pool::Pool;
 use crate::control::stats;
 use crate::data::backend::conns;
 use crate::data::client::forward::{Client, route};
+use crate::data::replica;
 use memshard_net::{Seat, Shutdown};
 use memshard_proto::{Decoder, Request, RequestBuf, Step};
 use std::future::poll_fn;
+use std::rc::Rc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -156,6 +158,8 @@ fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut Request
     let set = r.pool.servers();
     let ring = set.ring();
     let now = Instant::now();
+    let replicated = (set.replicas() > 1)
+        .then(|| Rc::new(replica::Ctx { conns: client.conns.clone(), set: set.clone(), queue: client.queue.clone() }));
     loop {
         if rbuf.mid_request() && (client.queue.pending() >= MAX_PENDING || !client.queue.has_room()) {
             return Batch::Full;
@@ -163,7 +167,7 @@ fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut Request
         match rbuf.next(&decoder) {
             Step::NeedMore => return Batch::Read,
             Step::Request { req: Request::Quit, .. } => return Batch::Close,
-            Step::Request { req, raw } => route(client, &set, ring.as_deref(), &req, raw, now),
+            Step::Request { req, raw } => route(client, &set, ring.as_deref(), replicated.as_ref(), &req, raw, now),
             Step::Refused(e) => {
                 if let Some(l) = e.reply_line() {
                     let mut line = Vec::with_capacity(l.len() + 2);
