@@ -51,24 +51,25 @@ def stop(p):
         p.wait()
 
 
-def pool_file(tmp, name, port, backend_ports):
+def pool_file(tmp, name, port, backend_ports, extra=""):
     """A twemproxy pool file: `listen` on `port`, the seed's settings (fnv1a_64,
-    ketama, 400 ms) without ejection, one named server per backend port."""
+    ketama, 400 ms) without ejection, then the keys in `extra`, one named
+    server per backend port."""
     path = os.path.join(tmp, f"{name}.yml")
     with open(path, "w") as f:
         f.write(f"mc:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  timeout: 400\n"
-                "  auto_eject_hosts: false\n  server_retry_timeout: 2000\n  server_failure_limit: 1\n  servers:\n")
+                "  auto_eject_hosts: false\n  server_retry_timeout: 2000\n  server_failure_limit: 1\n" + extra + "  servers:\n")
         for i, bport in enumerate(backend_ports):
             f.write(f"   - 127.0.0.1:{bport}:1 mc{i + 1}\n")
     return path
 
 
 def bench(port, pipeline, duration, *, keys=100000, warmup=None, prefill=True, extra=(), binary=MEMSHARD,
-          connections=50):
+          connections=50, get_ratio=0.9):
     """One `memshard bench` run against 127.0.0.1:`port` (50 connections, 90 %
-    gets, 100-byte values); its JSON report and the command."""
+    gets unless told, 100-byte values); its JSON report and the command."""
     cmd = [binary, "bench", "-s", f"127.0.0.1:{port}", "-c", str(connections), "-P", str(pipeline), "-d", str(duration),
-           "--get-ratio", "0.9", "-v", "100", "-k", str(keys), "--json", "-q"]
+           "--get-ratio", str(get_ratio), "-v", "100", "-k", str(keys), "--json", "-q"]
     if warmup is not None:
         cmd += ["--warmup", str(warmup)]
     if not prefill:

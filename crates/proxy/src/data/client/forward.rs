@@ -24,6 +24,7 @@ use memshard_proto::{Admin, AdminCmd, Get, MetaFlags, Request};
 use memshard_ring::Ring;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// One client's view of its pool: this worker's backend connections and the
@@ -34,11 +35,21 @@ pub(crate) struct Client {
     /// The client's last noreply request on each backend connection, until
     /// the server is known to have executed it (see [`Client::settled`]).
     noreply: RefCell<Vec<(Rc<Upstream>, u64)>>,
+    /// Its single-key reads of a replicated pool, made on first use.
+    reads: RefCell<Option<Rc<replica::Reads>>>,
 }
 
 impl Client {
     pub(crate) fn new(conns: Rc<Conns>) -> Client {
-        Client { conns, queue: ClientQueue::new(), noreply: RefCell::default() }
+        Client { conns, queue: ClientQueue::new(), noreply: RefCell::default(), reads: RefCell::default() }
+    }
+
+    /// The client's single-key reads of a replicated pool, made on first use.
+    pub(crate) fn reads(&self, set: &Arc<ServerSet>) -> Rc<replica::Reads> {
+        self.reads
+            .borrow_mut()
+            .get_or_insert_with(|| replica::Reads::new(self.conns.clone(), self.queue.clone(), set.clone()))
+            .clone()
     }
 
     /// Whether every request this client sent has been executed by its
@@ -73,7 +84,7 @@ pub(crate) fn route(
     c: &Client,
     set: &ServerSet,
     ring: Option<&Ring>,
-    replicated: Option<&Rc<replica::Ctx>>,
+    replicated: Option<&replica::Batch<'_>>,
     req: &Request<'_>,
     raw: &[u8],
     now: Instant,
@@ -85,8 +96,8 @@ pub(crate) fn route(
         c.queue.ready(b"SERVER_ERROR no servers: the pool's discovery has found none yet\r\n");
         return;
     };
-    if let Some(ctx) = replicated {
-        if replica::route(ctx, ring, req, raw, now) {
+    if let Some(batch) = replicated {
+        if replica::route(batch, ring, req, raw, now) {
             return;
         }
     }

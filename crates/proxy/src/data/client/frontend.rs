@@ -20,7 +20,6 @@ use crate::data::replica;
 use memshard_net::{Seat, Shutdown};
 use memshard_proto::{Decoder, Request, RequestBuf, Step};
 use std::future::poll_fn;
-use std::rc::Rc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -158,8 +157,8 @@ fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut Request
     let set = r.pool.servers();
     let ring = set.ring();
     let now = Instant::now();
-    let replicated = (set.replicas() > 1)
-        .then(|| Rc::new(replica::Ctx { conns: client.conns.clone(), set: set.clone(), queue: client.queue.clone() }));
+    let reads = (set.replicas() > 1).then(|| client.reads(&set));
+    let replicated = reads.as_ref().map(|reads| replica::Batch::new(&set, reads));
     loop {
         if rbuf.mid_request() && (client.queue.pending() >= MAX_PENDING || !client.queue.has_room()) {
             return Batch::Full;

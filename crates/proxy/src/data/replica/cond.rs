@@ -10,7 +10,7 @@
 //! that hit — and only then does the client hear back.
 
 use super::copy::{self, Mode};
-use super::{Ctx, Slot, failed_over, is_error, later};
+use super::{Ctx, Key, Owners, Slot, failed_over, is_error, later};
 use crate::control::stats;
 use crate::data::backend::answer::{Got, Sink, Step};
 use crate::data::slots::order::Queue;
@@ -35,26 +35,18 @@ pub(crate) enum Kind {
 struct Chain {
     ctx: Rc<Ctx>,
     slot: Slot,
-    owners: Vec<usize>,
+    owners: Owners,
     request: Vec<u8>,
-    key: Vec<u8>,
+    key: Key,
     kind: Kind,
     /// The owner asked now (index into `owners`).
     at: Cell<usize>,
     /// Owners that answered a miss, for the fill.
-    missed: RefCell<Vec<usize>>,
+    missed: RefCell<Owners>,
 }
 
 /// Runs `request` (for `key`) on `owners` in turn; the answer goes to `slot`.
-pub(crate) fn run(
-    ctx: &Rc<Ctx>,
-    slot: Slot,
-    owners: Vec<usize>,
-    request: Vec<u8>,
-    key: &[u8],
-    kind: Kind,
-    now: Instant,
-) {
+pub(crate) fn run(ctx: &Rc<Ctx>, slot: Slot, owners: Owners, request: Vec<u8>, key: &[u8], kind: Kind, now: Instant) {
     if owners.is_empty() {
         slot.answer(&ctx.queue, b"SERVER_ERROR no server owns the key\r\n");
         return;
@@ -64,7 +56,7 @@ pub(crate) fn run(
         slot,
         owners,
         request,
-        key: key.to_vec(),
+        key: key.into(),
         kind,
         at: Cell::new(0),
         missed: RefCell::default(),

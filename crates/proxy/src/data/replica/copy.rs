@@ -8,7 +8,7 @@
 //! the source no longer holds is deleted from them). A target that fails a
 //! sync is ejected: it may hold another item than the source.
 
-use super::{Ctx, later};
+use super::{Ctx, Key, Owners, later};
 use crate::control::stats;
 use crate::data::backend::answer::{Got, Sink, Step};
 use crate::data::slots::order::Queue;
@@ -37,8 +37,8 @@ const SOURCE: usize = usize::MAX;
 /// One copy in progress.
 struct Copy {
     ctx: Rc<Ctx>,
-    key: Vec<u8>,
-    to: Vec<usize>,
+    key: Key,
+    to: Owners,
     mode: Mode,
     /// Targets not answered yet.
     left: Cell<usize>,
@@ -48,14 +48,14 @@ struct Copy {
 
 /// Copies `key`'s item from owner `from` to each of `to`, then runs `then`.
 /// Queues requests: call it from outside a step's `answered` (see `later`).
-pub(crate) fn start(ctx: &Rc<Ctx>, key: &[u8], from: usize, to: Vec<usize>, mode: Mode, then: Box<dyn FnOnce()>) {
+pub(crate) fn start(ctx: &Rc<Ctx>, key: &[u8], from: usize, to: Owners, mode: Mode, then: Box<dyn FnOnce()>) {
     if to.is_empty() {
         then();
         return;
     }
     let copy = Rc::new(Copy {
         ctx: ctx.clone(),
-        key: key.to_vec(),
+        key: key.into(),
         left: Cell::new(to.len()),
         to,
         mode,

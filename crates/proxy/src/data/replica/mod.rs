@@ -32,9 +32,12 @@
 
 mod cond;
 mod copy;
+mod one;
 mod owners;
 mod read;
 mod write;
+
+pub(crate) use one::Reads;
 
 use crate::control::pool::Pool;
 use crate::control::servers::{Server, ServerSet};
@@ -44,17 +47,41 @@ use crate::data::backend::upstream::Upstream;
 use crate::data::slots::order::Queue;
 use memshard_proto::{Admin, AdminCmd, MetaSetMode, Request, StoreCmd};
 use memshard_ring::Ring;
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::Arc;
 use tokio::time::Instant;
 
 /// What every step of one client request needs: the worker's connections,
 /// the server set the request was routed on, and the client's answers.
-/// Made once per batch of a client's requests and shared by their steps.
+/// Made once per batch of a client's requests, when a request needs more
+/// than a single-key read, and shared by their steps.
 pub(crate) struct Ctx {
     pub(crate) conns: Rc<Conns>,
     pub(crate) set: Arc<ServerSet>,
     pub(crate) queue: Queue,
+}
+
+/// One batch of a client's requests to a replicated pool.
+pub(crate) struct Batch<'a> {
+    set: &'a Arc<ServerSet>,
+    reads: &'a Rc<Reads>,
+    ctx: std::cell::OnceCell<Rc<Ctx>>,
+}
+
+impl<'a> Batch<'a> {
+    /// A batch routed on `set`, by the client whose reads are `reads`.
+    pub(crate) fn new(set: &'a Arc<ServerSet>, reads: &'a Rc<Reads>) -> Batch<'a> {
+        reads.batch(set);
+        Batch { set, reads, ctx: std::cell::OnceCell::new() }
+    }
+
+    /// The batch's context, made on first use.
+    fn ctx(&self) -> &Rc<Ctx> {
+        self.ctx.get_or_init(|| {
+            Rc::new(Ctx { conns: self.reads.conns().clone(), set: self.set.clone(), queue: self.reads.queue.clone() })
+        })
+    }
 }
 
 impl Ctx {
@@ -76,6 +103,12 @@ impl Ctx {
         self.set.servers[i].health.is_live()
     }
 }
+
+/// A key's owners: inline up to four.
+pub(crate) type Owners = smallvec::SmallVec<[usize; 4]>;
+
+/// A key kept by a step: inline up to 64 bytes.
+pub(crate) type Key = smallvec::SmallVec<[u8; 64]>;
 
 /// One owner's answer as a step keeps it: `Ok` the server's bytes, `Err`
 /// the proxy's failure line.
@@ -121,27 +154,34 @@ fn is_error(answer: &[u8]) -> bool {
 
 /// Routes one keyed request of a replicated pool; `false` for what is
 /// routed as with one owner (keyless commands, answered locally).
-pub(crate) fn route(ctx: &Rc<Ctx>, ring: &Ring, req: &Request<'_>, raw: &[u8], now: Instant) -> bool {
+pub(crate) fn route(b: &Batch<'_>, ring: &Ring, req: &Request<'_>, raw: &[u8], now: Instant) -> bool {
+    if let Request::Get(g) = req {
+        read::get(b, ring, g, raw.len(), now);
+        return true;
+    }
+    if !is_keyed(req) {
+        return false;
+    }
+    let ctx = b.ctx();
     let owners = |key: &[u8]| owners::live(&ctx.set, ring, key);
     let q = &ctx.queue;
     // A noreply command is asked with a reply (the proxy must see how each
     // owner took it); the client's slot then shows nothing.
-    let form = |noreply: bool, encode: &dyn Fn(&mut Vec<u8>)| -> (Slot, Vec<u8>) {
+    let form = |noreply: bool, encode: &dyn Fn(&mut Vec<u8>)| -> (Slot, Cow<'_, [u8]>) {
         if !noreply {
-            return (Slot::Shown(q.reserve()), raw.to_vec());
+            return (Slot::Shown(q.reserve()), Cow::Borrowed(raw));
         }
         let mut bytes = Vec::with_capacity(raw.len());
         encode(&mut bytes);
-        (Slot::Silent(q.reserve()), bytes)
+        (Slot::Silent(q.reserve()), Cow::Owned(bytes))
     };
     match req {
-        Request::Get(g) => read::get(ctx, ring, g, raw.len(), now),
         Request::Store(s) => {
             let (slot, bytes) =
                 form(s.noreply, &|out| memshard_proto::Store { noreply: false, ..s.clone() }.encode(out));
             match s.cmd {
                 StoreCmd::Set => write::all(ctx, slot, owners(s.key), &bytes, now),
-                _ => cond::run(ctx, slot, owners(s.key), bytes, s.key, cond::Kind::Write, now),
+                _ => cond::run(ctx, slot, owners(s.key), bytes.into_owned(), s.key, cond::Kind::Write, now),
             }
         }
         Request::Delete(d) => {
@@ -157,7 +197,7 @@ pub(crate) fn route(ctx: &Rc<Ctx>, ring: &Ring, req: &Request<'_>, raw: &[u8], n
         Request::Arith(a) => {
             let (slot, bytes) =
                 form(a.noreply, &|out| memshard_proto::Arith { noreply: false, ..a.clone() }.encode(out));
-            cond::run(ctx, slot, owners(a.key), bytes, a.key, cond::Kind::Write, now);
+            cond::run(ctx, slot, owners(a.key), bytes.into_owned(), a.key, cond::Kind::Write, now);
         }
         Request::MetaGet(m) => {
             let (slot, bytes) = meta_form(q, b"mg", &m.key, None, &m.flags, raw);
@@ -194,6 +234,23 @@ pub(crate) fn route(ctx: &Rc<Ctx>, ring: &Ring, req: &Request<'_>, raw: &[u8], n
         _ => return false,
     }
     true
+}
+
+/// Whether `req` names a key (and so goes through the owners).
+fn is_keyed(req: &Request<'_>) -> bool {
+    matches!(
+        req,
+        Request::Get(_)
+            | Request::Store(_)
+            | Request::Delete(_)
+            | Request::Touch(_)
+            | Request::Arith(_)
+            | Request::MetaGet(_)
+            | Request::MetaSet(_)
+            | Request::MetaDelete(_)
+            | Request::MetaArith(_)
+            | Request::Admin(AdminCmd { op: Admin::MetaDebug { .. }, .. })
+    )
 }
 
 /// A meta command as every owner is asked it: as the client wrote it, or,

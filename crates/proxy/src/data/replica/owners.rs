@@ -6,14 +6,15 @@
 //! of live servers — where it then has up to R owners among those, as a
 //! pool with one owner per key remaps.
 
+use super::Owners;
 use crate::control::servers::ServerSet;
 use memshard_ring::Ring;
 
 /// The live owners of `key`, first owner first (indices into the set's
 /// servers); `live` is the ring of live servers the request was routed on.
-pub(crate) fn live(set: &ServerSet, live: &Ring, key: &[u8]) -> Vec<usize> {
+pub(crate) fn live(set: &ServerSet, live: &Ring, key: &[u8]) -> Owners {
     let r = set.replicas();
-    let mut owners = Vec::with_capacity(r);
+    let mut owners = Owners::new();
     if let Some(all) = set.full_ring() {
         owners.extend(all.servers_for(key, r).filter(|&i| set.servers[i].health.is_live()));
     }
@@ -21,4 +22,17 @@ pub(crate) fn live(set: &ServerSet, live: &Ring, key: &[u8]) -> Vec<usize> {
         owners.extend(live.servers_for(key, r));
     }
     owners
+}
+
+/// The first live owner of `key` (what [`live`] would list first), without
+/// listing the others.
+pub(crate) fn first_live(set: &ServerSet, live: &Ring, key: &[u8]) -> usize {
+    let Some(all) = set.full_ring() else { return live.server_for(key) };
+    // The usual case, the first owner live, without walking the ring.
+    let first = all.server_for(key);
+    if set.servers[first].health.is_live() {
+        return first;
+    }
+    let found = all.servers_for(key, set.replicas()).find(|&i| set.servers[i].health.is_live());
+    found.unwrap_or_else(|| live.server_for(key))
 }

@@ -10,11 +10,11 @@
 //! write). The client's answer lists the keys in its order, each time it
 //! asked for one, as memcached does.
 //!
-//! The usual case, one key found on its first owner, goes to the client as
-//! the server sent it, with no copy.
+//! A get or gets of one key — the usual read — takes the lean path of
+//! `one` instead.
 
 use super::copy::{self, Mode};
-use super::{Answer, Ctx, failed_over, is_error, later};
+use super::{Answer, Batch, Ctx, Owners, failed_over, is_error, later};
 use crate::control::stats;
 use crate::data::backend::answer::{END, Got, Sink, Step};
 use crate::data::slots::order::Queue;
@@ -36,7 +36,7 @@ struct Read {
     /// The client's keys as indices into `keys` (empty: one key).
     order: Vec<usize>,
     /// Each key's live owners when the read was routed.
-    owners: Vec<Vec<usize>>,
+    owners: Vec<Owners>,
     st: RefCell<Vec<KeyState>>,
     /// Keys not settled yet.
     left: Cell<usize>,
@@ -49,16 +49,24 @@ struct KeyState {
     /// The owner asked now (index into the key's owners).
     at: usize,
     /// Owners that answered a miss.
-    missed: Vec<usize>,
+    missed: Owners,
     /// Settled: `Ok` the value's reply unit (empty for a miss), `Err` the
     /// error line that answers the whole read.
     found: Option<Answer>,
 }
 
 /// Routes a get, gets, gat or gats.
-pub(crate) fn get(ctx: &Rc<Ctx>, ring: &Ring, g: &Get<'_>, raw_len: usize, now: Instant) {
+pub(crate) fn get(b: &Batch<'_>, ring: &Ring, g: &Get<'_>, raw_len: usize, now: Instant) {
+    let mut it = g.keys.iter();
+    match (it.next(), it.next()) {
+        // `gat 10` with no key at all: memcached answers END.
+        (None, _) => return b.reads.queue.ready(END),
+        (Some(key), None) if !g.cmd.touches() => return b.reads.get(b.set, ring, g.cmd, key, raw_len, now),
+        _ => {}
+    }
+    let ctx = b.ctx();
     let q = &ctx.queue;
-    let mut keys: Vec<Vec<u8>> = Vec::with_capacity(1);
+    let mut keys: Vec<Vec<u8>> = Vec::with_capacity(2);
     let mut order = Vec::new();
     let mut many = false;
     for k in g.keys.iter() {
@@ -71,15 +79,10 @@ pub(crate) fn get(ctx: &Rc<Ctx>, ring: &Ring, g: &Get<'_>, raw_len: usize, now: 
         }
         many |= order.len() > 1;
     }
-    if keys.is_empty() {
-        // `gat 10` with no key at all: memcached answers END.
-        q.ready(END);
-        return;
-    }
     if !many {
         order.clear();
     }
-    let owners: Vec<Vec<usize>> = keys.iter().map(|k| super::owners::live(&ctx.set, ring, k)).collect();
+    let owners: Vec<Owners> = keys.iter().map(|k| super::owners::live(&ctx.set, ring, k)).collect();
     let st = RefCell::new((0..keys.len()).map(|_| KeyState::default()).collect());
     let read = Rc::new(Read {
         ctx: ctx.clone(),
@@ -192,13 +195,14 @@ impl Step for Read {
             // A server's error line: the next owner may do better.
             return self.next_or(k, Err(answer));
         }
+        // (One key found first time goes through `One`.)
         if at > 0 {
             failed_over(&self.ctx);
         }
         let unit = answer.strip_suffix(END).unwrap_or(&answer).to_vec();
         if self.cmd.touches() {
             // The touch reaches every live owner before the client hears back.
-            let targets: Vec<usize> = owners.iter().copied().filter(|&o| o != owner && self.ctx.live(o)).collect();
+            let targets: Owners = owners.iter().copied().filter(|&o| o != owner && self.ctx.live(o)).collect();
             let me = self.clone();
             later(move || {
                 let key = me.keys[k].clone();
@@ -208,13 +212,7 @@ impl Step for Read {
             return;
         }
         let missed = std::mem::take(&mut self.st.borrow_mut()[k].missed);
-        if self.keys.len() == 1 && self.order.is_empty() && at == 0 {
-            // One key, found first time: straight to the client.
-            self.left.set(0);
-            self.ctx.queue.fill(self.seq, parts);
-        } else {
-            self.settle(k, Ok(unit));
-        }
+        self.settle(k, Ok(unit));
         if !missed.is_empty() {
             let me = self.clone();
             later(move || copy::start(&me.ctx, &me.keys[k], owner, missed, Mode::Fill, Box::new(|| {})));

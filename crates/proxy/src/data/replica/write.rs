@@ -5,7 +5,7 @@
 //! no owner answered. An owner that failed while another took the write is
 //! ejected at once: it may hold the value the write replaced.
 
-use super::{Answer, Ctx, Slot, failed_over};
+use super::{Ctx, Owners, Slot, failed_over};
 use crate::control::stats;
 use crate::data::backend::answer::{Got, Sink, Step};
 use crate::data::slots::order::Queue;
@@ -17,20 +17,31 @@ use tokio::time::Instant;
 struct Fan {
     ctx: Rc<Ctx>,
     slot: Slot,
-    owners: Vec<usize>,
-    /// Each owner's answer (`Err`: the proxy's failure line), in owner order.
-    got: RefCell<Vec<Option<Answer>>>,
+    owners: Owners,
+    st: RefCell<Heard>,
+}
+
+/// What the owners have said so far.
+#[derive(Default)]
+struct Heard {
+    /// Owners that have not answered.
+    left: usize,
+    /// The answer of the earliest owner (in owner order) that answered.
+    first: Option<(usize, Vec<u8>)>,
+    /// Owners that failed, and the first failure line.
+    failed: Vec<usize>,
+    failure: Option<Vec<u8>>,
 }
 
 /// Sends `bytes` to each of `owners`; the answer goes to `slot`.
-pub(crate) fn all(ctx: &Rc<Ctx>, slot: Slot, owners: Vec<usize>, bytes: &[u8], now: Instant) {
+pub(crate) fn all(ctx: &Rc<Ctx>, slot: Slot, owners: Owners, bytes: &[u8], now: Instant) {
     if owners.is_empty() {
         // A pool always has a server; kept total all the same.
         slot.answer(&ctx.queue, b"SERVER_ERROR no server owns the key\r\n");
         return;
     }
-    let got = RefCell::new(vec![None; owners.len()]);
-    let fan = Rc::new(Fan { ctx: ctx.clone(), slot, owners, got });
+    let st = RefCell::new(Heard { left: owners.len(), ..Heard::default() });
+    let fan = Rc::new(Fan { ctx: ctx.clone(), slot, owners, st });
     for (tag, &o) in fan.owners.iter().enumerate() {
         let sink = Sink::Step(fan.clone(), tag);
         ctx.up(o).send(&ctx.queue, |out| out.extend_from_slice(bytes), Some(sink), now);
@@ -40,13 +51,22 @@ pub(crate) fn all(ctx: &Rc<Ctx>, slot: Slot, owners: Vec<usize>, bytes: &[u8], n
 impl Step for Fan {
     fn answered(self: Rc<Self>, tag: usize, got: Got<'_>) {
         let done = {
-            let mut all = self.got.borrow_mut();
-            let Some(slot @ None) = all.get_mut(tag) else { return };
-            *slot = Some(match got {
-                Got::Answer(parts) => Ok(parts.concat()),
-                Got::Failed(f) => Err(f.line.clone()),
-            });
-            all.iter().all(Option::is_some)
+            let mut h = self.st.borrow_mut();
+            match got {
+                Got::Answer(parts) => {
+                    if h.first.as_ref().is_none_or(|(t, _)| tag < *t) {
+                        h.first = Some((tag, parts.concat()));
+                    }
+                }
+                Got::Failed(f) => {
+                    h.failed.push(tag);
+                    if h.failure.is_none() {
+                        h.failure = Some(f.line.clone());
+                    }
+                }
+            }
+            h.left -= 1;
+            h.left == 0
         };
         if done {
             self.finish();
@@ -60,24 +80,19 @@ impl Step for Fan {
 
 impl Fan {
     fn finish(&self) {
-        let got = std::mem::take(&mut *self.got.borrow_mut());
+        let h = std::mem::take(&mut *self.st.borrow_mut());
         let q = &self.ctx.queue;
-        let Some(first) = got.iter().position(|g| matches!(g, Some(Ok(_)))) else {
+        let Some((first, answer)) = h.first else {
             stats::add(&self.ctx.pool().stats.forward_error, 1);
-            let line = got.into_iter().flatten().find_map(Result::err).unwrap_or_default();
-            self.slot.answer(q, &line);
+            self.slot.answer(q, &h.failure.unwrap_or_default());
             return;
         };
-        for (i, g) in got.iter().enumerate() {
-            if matches!(g, Some(Err(_))) {
-                self.ctx.pool().eject_stale(self.ctx.server(self.owners[i]));
-            }
+        for &i in &h.failed {
+            self.ctx.pool().eject_stale(self.ctx.server(self.owners[i]));
         }
         if first > 0 {
             failed_over(&self.ctx);
         }
-        if let Some(Some(Ok(answer))) = got.get(first) {
-            self.slot.answer(q, answer);
-        }
+        self.slot.answer(q, &answer);
     }
 }
