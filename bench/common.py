@@ -79,6 +79,21 @@ def bench(port, pipeline, duration, *, keys=100000, warmup=None, prefill=True, e
     return json.loads(out), cmd
 
 
+def served(backends):
+    """Requests the backends (memcached-speaking, as `start` returns them) have
+    executed so far: gets, sets and touches."""
+    total = 0
+    for _, port, _ in backends:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"stats\r\n")
+            buf = b""
+            while not buf.endswith(b"END\r\n"):
+                buf += s.recv(65536)
+        st = dict(l.split(" ")[1:3] for l in buf.decode().split("\r\n") if l.startswith("STAT "))
+        total += int(st["cmd_get"]) + int(st["cmd_set"]) + int(st.get("cmd_touch", 0))
+    return total
+
+
 def user_system(pid):
     """(user, system) CPU seconds, every thread, a process has used so far."""
     with open(f"/proc/{pid}/stat") as f:

@@ -27,10 +27,10 @@ for `--generators memtier`) in PATH. `--syscalls` counts the proxies' system
 calls per request with `perf stat` and splits their CPU into user and kernel
 time. Loopback only; every process started is stopped.
 """
-import argparse, glob, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, glob, os, re, resource, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import MEMSHARD, ROOT, cpu_seconds as cpu_secs, free_port, pool_file, start, stop, wait_listen  # noqa: E402
+from common import MEMSHARD, ROOT, cpu_seconds as cpu_secs, free_port, pool_file, served, start, stop, wait_listen  # noqa: E402
 import common  # noqa: E402
 
 # The load generator (`memshard bench`); --bench-bin replaces it.
@@ -62,20 +62,6 @@ def switches(pid):
                 total += sum(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches"))
         except OSError:
             pass  # a thread that ended meanwhile
-    return total
-
-
-def served(backends):
-    """Requests the backends have executed so far (gets + sets)."""
-    total = 0
-    for _, port, _ in backends:
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"stats\r\n")
-            buf = b""
-            while not buf.endswith(b"END\r\n"):
-                buf += s.recv(65536)
-        st = dict(l.split(" ")[1:3] for l in buf.decode().split("\r\n") if l.startswith("STAT "))
-        total += int(st["cmd_get"]) + int(st["cmd_set"])
     return total
 
 

@@ -23,25 +23,11 @@ zeroed, then the load runs for `--duration` seconds.
 Installs nothing; needs memcached in PATH (and valgrind for `--callgrind`). Loopback only; every process
 started is stopped.
 """
-import argparse, glob, os, re, socket, statistics, subprocess, sys, tempfile, time
+import argparse, glob, os, re, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import MEMSHARD, ROOT, cpu_seconds, free_port, pool_file, start, stop, wait_listen  # noqa: E402
+from common import MEMSHARD, ROOT, cpu_seconds, free_port, pool_file, served, start, stop, wait_listen  # noqa: E402
 import common  # noqa: E402
-
-
-def served(backends):
-    """Requests the backends have executed so far (every command counted by memcached)."""
-    total = 0
-    for _, port, _ in backends:
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"stats\r\n")
-            buf = b""
-            while not buf.endswith(b"END\r\n"):
-                buf += s.recv(65536)
-        st = dict(l.split(" ")[1:3] for l in buf.decode().split("\r\n") if l.startswith("STAT "))
-        total += int(st["cmd_get"]) + int(st["cmd_set"]) + int(st["cmd_touch"]) + int(st.get("delete_hits", 0))
-    return total
 
 
 def proxy_cmd(tmp, backends, r, workers):

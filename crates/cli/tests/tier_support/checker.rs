@@ -31,6 +31,11 @@ impl KeyState {
         self.possible.retain(|&v| v > version);
     }
 
+    /// Whether a write of the key was acknowledged.
+    pub(crate) fn has_acked(&self) -> bool {
+        self.acked.is_some()
+    }
+
     /// The write of `version` failed: it may still have been stored.
     pub(crate) fn maybe(&mut self, version: u64) {
         self.possible.insert(version);

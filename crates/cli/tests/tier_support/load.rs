@@ -32,6 +32,9 @@ pub(crate) struct Report {
     pub(crate) events: Vec<Event>,
     /// Reads that returned wrong data.
     pub(crate) wrong: Vec<String>,
+    /// Reads that missed a key whose last write was acknowledged: a write
+    /// lost (to a dead shard, or a remap), unless the cache evicted it.
+    pub(crate) lost: Vec<String>,
 }
 
 impl Report {
@@ -64,7 +67,7 @@ impl Report {
 pub(crate) struct Load {
     started: Instant,
     stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<(Vec<Event>, Vec<String>)>>,
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Event>, Vec<String>, Vec<String>)>>,
 }
 
 /// Longest one request may take, far above the proxy's 400 ms `timeout`: a
@@ -97,9 +100,10 @@ impl Load {
         self.stop.store(true, Ordering::Relaxed);
         let mut report = Report::default();
         for t in self.tasks {
-            let (events, wrong) = t.await.expect("load task");
+            let (events, wrong, lost) = t.await.expect("load task");
             report.events.extend(events);
             report.wrong.extend(wrong);
+            report.lost.extend(lost);
         }
         report
     }
@@ -110,10 +114,10 @@ async fn client_loop(
     keys: Vec<String>,
     started: Instant,
     stop: Arc<AtomicBool>,
-) -> (Vec<Event>, Vec<String>) {
+) -> (Vec<Event>, Vec<String>, Vec<String>) {
     let cfg = ClientConfig { timeout: CLIENT_TIMEOUT, connect_timeout: CLIENT_TIMEOUT, max_in_flight: 1 };
     let mut states = vec![KeyState::default(); keys.len()];
-    let (mut events, mut wrong) = (Vec::new(), Vec::new());
+    let (mut events, mut wrong, mut lost) = (Vec::new(), Vec::new(), Vec::new());
     let mut client: Option<Client> = None;
     let mut step = 0usize;
     while !stop.load(Ordering::Relaxed) {
@@ -162,6 +166,9 @@ async fn client_loop(
                     if let Some(why) = states[i].check(key, item.as_ref().map(|it| it.value.as_ref())) {
                         wrong.push(format!("at {at:?}: {why}"));
                     }
+                    if item.is_none() && states[i].has_acked() {
+                        lost.push(format!("at {at:?}: {key} missed after an acknowledged write"));
+                    }
                     None
                 }
                 Err(e) => Some(e),
@@ -175,7 +182,7 @@ async fn client_loop(
         });
         step += 1;
     }
-    (events, wrong)
+    (events, wrong, lost)
 }
 
 fn describe(e: &ClientError) -> String {

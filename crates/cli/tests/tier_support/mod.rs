@@ -2,6 +2,7 @@
 //! loopback (shards, proxy, app), faults (SIGKILL, SIGSTOP/SIGCONT, restart),
 //! and a load generator whose every read is checked against the versions
 //! written (see [`checker`]).
+#![allow(dead_code)] // each fault suite uses a different subset
 
 pub(crate) mod checker;
 pub(crate) mod load;

@@ -91,6 +91,13 @@ impl Tier {
         p.ring.server_for(key.as_bytes())
     }
 
+    /// Every owner of `key` with every shard in the ring (the pool's
+    /// `replicas`), first owner first.
+    pub(crate) fn owners_of(&self, key: &str) -> Vec<usize> {
+        let (name, pool) = &self.config.pools[0];
+        placement(name, pool).expect("placement").owners(key.as_bytes()).collect()
+    }
+
     /// SIGKILL shard `i`.
     pub(crate) fn kill_shard(&mut self, i: usize) {
         if let Some(mut s) = self.shards[i].take() {
