@@ -67,7 +67,7 @@ impl Report {
 pub(crate) struct Load {
     started: Instant,
     stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<(Vec<Event>, Vec<String>, Vec<String>)>>,
+    tasks: Vec<tokio::task::JoinHandle<Report>>,
 }
 
 /// Longest one request may take, far above the proxy's 400 ms `timeout`: a
@@ -100,7 +100,7 @@ impl Load {
         self.stop.store(true, Ordering::Relaxed);
         let mut report = Report::default();
         for t in self.tasks {
-            let (events, wrong, lost) = t.await.expect("load task");
+            let Report { events, wrong, lost } = t.await.expect("load task");
             report.events.extend(events);
             report.wrong.extend(wrong);
             report.lost.extend(lost);
@@ -109,12 +109,7 @@ impl Load {
     }
 }
 
-async fn client_loop(
-    addr: SocketAddr,
-    keys: Vec<String>,
-    started: Instant,
-    stop: Arc<AtomicBool>,
-) -> (Vec<Event>, Vec<String>, Vec<String>) {
+async fn client_loop(addr: SocketAddr, keys: Vec<String>, started: Instant, stop: Arc<AtomicBool>) -> Report {
     let cfg = ClientConfig { timeout: CLIENT_TIMEOUT, connect_timeout: CLIENT_TIMEOUT, max_in_flight: 1 };
     let mut states = vec![KeyState::default(); keys.len()];
     let (mut events, mut wrong, mut lost) = (Vec::new(), Vec::new(), Vec::new());
@@ -182,7 +177,7 @@ async fn client_loop(
         });
         step += 1;
     }
-    (events, wrong, lost)
+    Report { events, wrong, lost }
 }
 
 fn describe(e: &ClientError) -> String {
