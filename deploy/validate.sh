@@ -86,19 +86,21 @@ say "kustomize: deploy/k8s/base, deploy/k8s/overlays/official-memcached, deploy/
 "$KUBECTL" kustomize deploy/k8s/overlays/official-memcached >"$OUT/official-memcached.yaml"
 "$KUBECTL" kustomize deploy/k8s/overlays/discovery >"$OUT/discovery.yaml"
 
-say "helm template: default values (shards from DNS SRV), shards.replicas=5, a static list of 3 and 5"
+say "helm template: default values (shards from DNS SRV), shards.replicas=5, a static list of 3 and 5, two copies of each key"
 "$HELM" template memshard "$CHART" >"$OUT/helm-default.yaml"
 "$HELM" template memshard "$CHART" --set shards.replicas=5 >"$OUT/helm-5-shards.yaml"
 "$HELM" template memshard "$CHART" --set proxy.shardDiscovery=static >"$OUT/helm-static.yaml"
 "$HELM" template memshard "$CHART" --set proxy.shardDiscovery=static,shards.replicas=5 >"$OUT/helm-static-5-shards.yaml"
+"$HELM" template memshard "$CHART" --set proxy.pool.keyReplicas=2 >"$OUT/helm-key-replicas-2.yaml"
 
 # --- 3. helm lint and the values schema -------------------------------------
 say "helm lint --strict"
 "$HELM" lint --strict --quiet "$CHART"
 "$HELM" lint --strict --quiet "$CHART" --set shards.replicas=5
-for bad in shards.replicas=0 shards.replicas=three proxy.pool.hash=sha1 app.bogus=1 proxy.shardDiscovery=consul; do
+for bad in shards.replicas=0 shards.replicas=three proxy.pool.hash=sha1 app.bogus=1 proxy.shardDiscovery=consul \
+  proxy.pool.keyReplicas=0 proxy.pool.keyReplicas=4 proxy.pool.distribution=random,proxy.pool.keyReplicas=2; do
   if "$HELM" template memshard "$CHART" --set "$bad" >/dev/null 2>&1; then
-    die "the chart accepted --set $bad; values.schema.json should refuse it"
+    die "the chart accepted --set $bad; values.schema.json (or the templates) should refuse it"
   fi
 done
 
@@ -113,7 +115,7 @@ validate() {
 }
 say "kubernetes-validate --strict, Kubernetes ${KUBE_VERSIONS[*]}"
 validate "$OUT"/base.yaml "$OUT"/official-memcached.yaml "$OUT"/discovery.yaml "$OUT"/helm-default.yaml \
-  "$OUT"/helm-5-shards.yaml "$OUT"/helm-static.yaml "$OUT"/helm-static-5-shards.yaml \
+  "$OUT"/helm-5-shards.yaml "$OUT"/helm-static.yaml "$OUT"/helm-static-5-shards.yaml "$OUT"/helm-key-replicas-2.yaml \
   || die "schema validation failed"
 # The validator itself must catch an unknown field and an unknown kind.
 probe=$OUT/.validator-probe.yaml

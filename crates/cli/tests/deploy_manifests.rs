@@ -210,6 +210,7 @@ fn rendered(name: &str) -> Option<(Manifests, String)> {
         "helm-static-5-shards.yaml" => {
             (&helm, vec!["template", "memshard", chart, "--set", "proxy.shardDiscovery=static,shards.replicas=5"])
         }
+        "helm-key-replicas-2.yaml" => (&helm, vec!["template", "memshard", chart, "--set", "proxy.pool.keyReplicas=2"]),
         other => panic!("no way to render {other}"),
     };
     let home = repo_root().join("target/deploy-tools/helm-home");
@@ -286,6 +287,7 @@ fn helm_renders_hold_every_invariant() {
     let pool_file =
         |t: &str| t.split("nutcracker.yml: |").nth(1).and_then(|r| r.split("---").next()).map(str::to_owned);
     assert_eq!(pool_file(&text), pool_file(&five_text), "scaling the shards leaves the pool file as it is");
+    let one_copy = pool_file(&text).unwrap_or_default();
 
     // A static list follows shards.replicas, and the checker sees a mismatch.
     let Some((static3, text)) = rendered("helm-static.yaml") else { return };
@@ -298,4 +300,13 @@ fn helm_renders_hold_every_invariant() {
     assert_clean(&static5, "target/deploy-rendered/helm-static-5-shards.yaml");
     assert!(text.contains("       - sharded-memcache-4.memcache:11211:1\n"));
     assert!(no_roll_on_pool_change(&static5));
+
+    // Two copies of each key: the pool file says so, and loads.
+    let Some((copies, text)) = rendered("helm-key-replicas-2.yaml") else { return };
+    assert_clean(&copies, "target/deploy-rendered/helm-key-replicas-2.yaml");
+    let file = pool_file(&text).expect("a pool file");
+    let yaml: String = file.lines().map(|l| l.strip_prefix("    ").unwrap_or(l)).collect::<Vec<_>>().join("\n");
+    let config = memshard_config::Config::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!(config.pools[0].1.extensions.replicas, 2);
+    assert!(!one_copy.contains("replicas:"), "one copy of each key: the file twemproxy reads, no extension key");
 }

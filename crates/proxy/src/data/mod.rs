@@ -6,7 +6,8 @@
 //! `replica` runs the requests of a pool with several owners per key in
 //! steps over those connections. It reads
 //! the control plane's state (the pool's ring, addresses, health) and never
-//! changes it except by reporting a server's successes and failures.
+//! changes it except by reporting a server's successes and failures (and, in
+//! a replicated pool, an owner that missed a write).
 
 pub(crate) mod backend;
 pub(crate) mod client;
