@@ -22,8 +22,9 @@ async fn dead_addr() -> SocketAddr {
 }
 
 fn yaml(servers: &[SocketAddr], replicas: usize, extra: &str) -> String {
+    let distribution = if extra.contains("distribution:") { "" } else { "  distribution: ketama\n" };
     let mut y = format!(
-        "mc:\n  listen: 127.0.0.1:0\n  hash: md5\n  distribution: ketama\n  timeout: 2000\n  replicas: {replicas}\n\
+        "mc:\n  listen: 127.0.0.1:0\n  hash: md5\n{distribution}  timeout: 2000\n  replicas: {replicas}\n\
          {extra}  servers:\n"
     );
     for s in servers {
@@ -271,6 +272,39 @@ async fn gat_touches_every_owner_and_fails_over_on_a_miss() {
     );
     for (o, server) in servers.iter().enumerate() {
         assert_eq!(held(*server, &k).await, "VA 1 f4 t200\r\ng\r\n", "owner {o}");
+    }
+    trigger.trigger();
+}
+
+/// Every write lands on exactly the owners the ring names — ketama's next
+/// distinct servers clockwise, modula's next servers in order — and on no
+/// other server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_land_on_the_owners_the_ring_names() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let servers = start_servers(5, &sd).await;
+    for dist in [Distribution::Ketama, Distribution::Modula] {
+        let (p, _) = proxy(&servers, 3, &format!("  distribution: {dist}\n"), &sd).await;
+        let specs: Vec<ServerSpec> = servers.iter().map(|s| ServerSpec::tcp(s.ip().to_string(), s.port(), 1)).collect();
+        let ring = Ring::build(&specs, HashKind::Md5, dist, None).expect("ring");
+        let mut c = TcpStream::connect(p).await.expect("proxy");
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..25 {
+            let key = format!("{dist}:{i}");
+            assert_eq!(through(&mut c, &format!("set {key} 0 0 1\r\nx\r\n")).await, "STORED\r\n");
+            let want: Vec<usize> = ring.servers_for(key.as_bytes(), 3).collect();
+            let mut on = Vec::new();
+            for (s, addr) in servers.iter().enumerate() {
+                if held(*addr, &key).await != "EN\r\n" {
+                    on.push(s);
+                }
+            }
+            let mut sorted = want.clone();
+            sorted.sort_unstable();
+            assert_eq!(on, sorted, "{key}: owners {want:?}");
+            seen.insert(want);
+        }
+        assert!(seen.len() > 3, "{dist}: the keys have different owner lists");
     }
     trigger.trigger();
 }

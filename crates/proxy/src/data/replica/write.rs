@@ -26,10 +26,11 @@ struct Fan {
 struct Heard {
     /// Owners that have not answered.
     left: usize,
-    /// The answer of the earliest owner (in owner order) that answered.
-    first: Option<(usize, Vec<u8>)>,
+    /// The answer of the earliest owner (in owner order) that answered
+    /// (a write's answer is a short line: kept inline).
+    first: Option<(usize, smallvec::SmallVec<[u8; 24]>)>,
     /// Owners that failed, and the first failure line.
-    failed: Vec<usize>,
+    failed: Owners,
     failure: Option<Vec<u8>>,
 }
 
@@ -55,7 +56,7 @@ impl Step for Fan {
             match got {
                 Got::Answer(parts) => {
                     if h.first.as_ref().is_none_or(|(t, _)| tag < *t) {
-                        h.first = Some((tag, parts.concat()));
+                        h.first = Some((tag, parts.iter().flat_map(|p| p.iter().copied()).collect()));
                     }
                 }
                 Got::Failed(f) => {
