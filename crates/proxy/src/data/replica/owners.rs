@@ -16,10 +16,16 @@ pub(crate) fn live(set: &ServerSet, live: &Ring, key: &[u8]) -> Owners {
     let r = set.replicas();
     let mut owners = Owners::new();
     if let Some(all) = set.full_ring() {
-        owners.extend(all.servers_for(key, r).filter(|&i| set.servers[i].health.is_live()));
+        for i in all.servers_for(key, r) {
+            if set.servers[i].health.is_live() {
+                owners.push(i);
+            }
+        }
     }
     if owners.is_empty() {
-        owners.extend(live.servers_for(key, r));
+        for i in live.servers_for(key, r) {
+            owners.push(i);
+        }
     }
     owners
 }

@@ -56,7 +56,11 @@ impl Step for Fan {
             match got {
                 Got::Answer(parts) => {
                     if h.first.as_ref().is_none_or(|(t, _)| tag < *t) {
-                        h.first = Some((tag, parts.iter().flat_map(|p| p.iter().copied()).collect()));
+                        let mut answer = smallvec::SmallVec::new();
+                        for p in parts {
+                            answer.extend_from_slice(p);
+                        }
+                        h.first = Some((tag, answer));
                     }
                 }
                 Got::Failed(f) => {
