@@ -16,9 +16,10 @@
 
 use crate::control::pool::Pool;
 use crate::control::stats;
+use crate::data::backend::quiet::suppressed;
 use crate::data::slots::merge::Merge;
 use crate::data::slots::order::Queue;
-use memshard_proto::{MetaCode, Reply, ReplyError};
+use memshard_proto::{Reply, ReplyError};
 use std::ops::Range;
 use std::rc::Rc;
 
@@ -101,13 +102,6 @@ impl Sink {
             Sink::Step(s, _) => s.client(),
         }
     }
-}
-
-/// memcached 1.6's quiet-mode rules: mg hides `EN`, ms and md hide `HD`, ma
-/// hides `HD` and `VA`.
-pub(crate) fn suppressed(cmd: &[u8], answer: &[u8]) -> bool {
-    let Ok(Some((Reply::Meta { code, .. }, _))) = Reply::decode(answer) else { return false };
-    matches!((cmd, code), (b"mg", MetaCode::En) | (b"ms" | b"md", MetaCode::Hd) | (b"ma", MetaCode::Hd | MetaCode::Va))
 }
 
 /// Why a backend connection broke, said once for every request on it.

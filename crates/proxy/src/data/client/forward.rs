@@ -15,11 +15,11 @@ use crate::control::servers::ServerSet;
 use crate::control::stats;
 use crate::data::backend::answer::Sink;
 use crate::data::backend::conns::Conns;
+use crate::data::backend::quiet;
 use crate::data::backend::upstream::Upstream;
 use crate::data::replica;
 use crate::data::slots::merge::{Kind, Merge};
 use crate::data::slots::order::{ClientQueue, Queue};
-use base64::Engine;
 use memshard_proto::{Admin, AdminCmd, Get, MetaFlags, Request};
 use memshard_ring::Ring;
 use std::cell::RefCell;
@@ -237,35 +237,8 @@ fn meta(
         up.send(&c.queue, |out| out.extend_from_slice(raw), Some(Sink::Client(c.queue.clone(), seq)), now);
         return;
     }
-    let write = |out: &mut Vec<u8>| unquiet(out, cmd, key, data, flags);
+    let write = |out: &mut Vec<u8>| quiet::unquiet(out, cmd, key, data, flags);
     up.send(&c.queue, write, Some(Sink::Quiet(c.queue.clone(), seq, cmd)), now);
-}
-
-/// Writes meta command `cmd` as asked of a server for a quiet client
-/// request: the same key, data and flags, without `q`.
-pub(crate) fn unquiet(out: &mut Vec<u8>, cmd: &[u8], key: &[u8], data: Option<&[u8]>, flags: &MetaFlags<'_>) {
-    out.extend_from_slice(cmd);
-    out.push(b' ');
-    if flags.base64 {
-        out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(key).as_bytes());
-    } else {
-        out.extend_from_slice(key);
-    }
-    if let Some(d) = data {
-        out.push(b' ');
-        memshard_proto::put_u64(out, d.len() as u64);
-    }
-    for t in flags.tokens() {
-        if t.first() != Some(&b'q') {
-            out.push(b' ');
-            out.extend_from_slice(t);
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-    if let Some(d) = data {
-        out.extend_from_slice(d);
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 /// flush_all / verbosity: sent to every server of the pool (ejected ones

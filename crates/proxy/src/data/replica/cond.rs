@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 /// What the request does to the item.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub(super) enum Kind {
     /// Reads it (mg without `T`/`N`): the next owner on a miss.
     Read,
     /// Reads and touches it (gat, mg with `T` or `N`): the next owner on a
@@ -46,7 +46,7 @@ struct Chain {
 }
 
 /// Runs `request` (for `key`) on `owners` in turn; the answer goes to `slot`.
-pub(crate) fn run(ctx: &Rc<Ctx>, slot: Slot, owners: Owners, request: Vec<u8>, key: &[u8], kind: Kind, now: Instant) {
+pub(super) fn run(ctx: &Rc<Ctx>, slot: Slot, owners: Owners, request: Vec<u8>, key: &[u8], kind: Kind, now: Instant) {
     if owners.is_empty() {
         slot.answer(&ctx.queue, b"SERVER_ERROR no server owns the key\r\n");
         return;

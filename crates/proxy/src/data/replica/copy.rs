@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 /// How the item is stored on the targets.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub(super) enum Mode {
     /// Written back after a read: only where the key is absent.
     Fill,
     /// After a conditional write: the targets end with the source's item.
@@ -48,7 +48,7 @@ struct Copy {
 
 /// Copies `key`'s item from owner `from` to each of `to`, then runs `then`.
 /// Queues requests: call it from outside a step's `answered` (see `later`).
-pub(crate) fn start(ctx: &Rc<Ctx>, key: &[u8], from: usize, to: Owners, mode: Mode, then: Box<dyn FnOnce()>) {
+pub(super) fn start(ctx: &Rc<Ctx>, key: &[u8], from: usize, to: Owners, mode: Mode, then: Box<dyn FnOnce()>) {
     if to.is_empty() {
         then();
         return;

@@ -2,8 +2,9 @@
 //! server twemproxy puts it on, then the next distinct servers clockwise on
 //! the ring over every server (`owners`) — and the proxy keeps them alike.
 //!
-//! - **Reads** (get, gets, mg without `T`/`N`; `read`) go to the first live
-//!   owner, then to the next on a miss or a failure. A hit found on a later
+//! - **Reads** (get and gets: `one` for one key, `read` for several; mg
+//!   without `T`/`N`: `cond`) go to the first live owner, then to the next
+//!   on a miss or a failure. A hit found on a later
 //!   owner answers the client at once and is written back, as an `add`, to
 //!   the owners before it that missed (`copy`): an owner that came back
 //!   empty refills as it is read.
@@ -56,10 +57,10 @@ use tokio::time::Instant;
 /// the server set the request was routed on, and the client's answers.
 /// Made once per batch of a client's requests, when a request needs more
 /// than a single-key read, and shared by their steps.
-pub(crate) struct Ctx {
-    pub(crate) conns: Rc<Conns>,
-    pub(crate) set: Arc<ServerSet>,
-    pub(crate) queue: Queue,
+struct Ctx {
+    conns: Rc<Conns>,
+    set: Arc<ServerSet>,
+    queue: Queue,
 }
 
 /// One batch of a client's requests to a replicated pool.
@@ -105,10 +106,10 @@ impl Ctx {
 }
 
 /// A key's owners: inline up to four.
-pub(crate) type Owners = smallvec::SmallVec<[usize; 4]>;
+type Owners = smallvec::SmallVec<[usize; 4]>;
 
 /// A key kept by a step: inline up to 64 bytes.
-pub(crate) type Key = smallvec::SmallVec<[u8; 64]>;
+type Key = smallvec::SmallVec<[u8; 64]>;
 
 /// One owner's answer as a step keeps it: `Ok` the server's bytes, `Err`
 /// the proxy's failure line.
@@ -116,7 +117,7 @@ type Answer = Result<Vec<u8>, Vec<u8>>;
 
 /// Where a request's answer goes in the client's order.
 #[derive(Clone, Copy)]
-pub(crate) enum Slot {
+enum Slot {
     /// Shown as the server wrote it.
     Shown(u64),
     /// A quiet meta command (its word): what memcached would not have sent
@@ -133,7 +134,7 @@ impl Slot {
         match self {
             Slot::Shown(seq) => q.fill(seq, &[answer]),
             Slot::Quiet(seq, cmd) => {
-                let shown: &[u8] = if crate::data::backend::answer::suppressed(cmd, answer) { &[] } else { answer };
+                let shown: &[u8] = if crate::data::backend::quiet::suppressed(cmd, answer) { &[] } else { answer };
                 q.fill(seq, &[shown]);
             }
             Slot::Silent(seq) => q.fill(seq, &[]),
@@ -268,7 +269,7 @@ fn meta_form(
         return (Slot::Shown(q.reserve()), raw.to_vec());
     }
     let mut out = Vec::with_capacity(raw.len());
-    crate::data::client::forward::unquiet(&mut out, cmd, key, data, flags);
+    crate::data::backend::quiet::unquiet(&mut out, cmd, key, data, flags);
     (Slot::Quiet(q.reserve(), cmd), out)
 }
 

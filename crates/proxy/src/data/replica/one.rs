@@ -25,7 +25,7 @@ use tokio::time::Instant;
 /// One client connection's single-key reads.
 pub(crate) struct Reads {
     conns: Rc<Conns>,
-    pub(crate) queue: Queue,
+    pub(super) queue: Queue,
     /// The set of the connection's latest batch.
     set: RefCell<Arc<ServerSet>>,
     slab: RefCell<Slab>,
@@ -72,19 +72,19 @@ impl Reads {
     }
 
     /// The worker's connections.
-    pub(crate) fn conns(&self) -> &Rc<Conns> {
+    pub(super) fn conns(&self) -> &Rc<Conns> {
         &self.conns
     }
 
     /// A new batch, routed on `set`.
-    pub(crate) fn batch(&self, set: &Arc<ServerSet>) {
+    pub(super) fn batch(&self, set: &Arc<ServerSet>) {
         if !Arc::ptr_eq(&self.set.borrow(), set) {
             *self.set.borrow_mut() = set.clone();
         }
     }
 
     /// Routes a get or gets of `key` to its first live owner.
-    pub(crate) fn get(
+    pub(super) fn get(
         self: &Rc<Self>,
         set: &ServerSet,
         ring: &Ring,

@@ -12,7 +12,7 @@ use memshard_ring::Ring;
 
 /// The live owners of `key`, first owner first (indices into the set's
 /// servers); `live` is the ring of live servers the request was routed on.
-pub(crate) fn live(set: &ServerSet, live: &Ring, key: &[u8]) -> Owners {
+pub(super) fn live(set: &ServerSet, live: &Ring, key: &[u8]) -> Owners {
     let r = set.replicas();
     let mut owners = Owners::new();
     if let Some(all) = set.full_ring() {
@@ -32,7 +32,7 @@ pub(crate) fn live(set: &ServerSet, live: &Ring, key: &[u8]) -> Owners {
 
 /// The first live owner of `key` (what [`live`] would list first), without
 /// listing the others.
-pub(crate) fn first_live(set: &ServerSet, live: &Ring, key: &[u8]) -> usize {
+pub(super) fn first_live(set: &ServerSet, live: &Ring, key: &[u8]) -> usize {
     let Some(all) = set.full_ring() else { return live.server_for(key) };
     // The usual case, the first owner live, without walking the ring.
     let first = all.server_for(key);

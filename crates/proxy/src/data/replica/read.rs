@@ -56,7 +56,7 @@ struct KeyState {
 }
 
 /// Routes a get, gets, gat or gats.
-pub(crate) fn get(b: &Batch<'_>, ring: &Ring, g: &Get<'_>, raw_len: usize, now: Instant) {
+pub(super) fn get(b: &Batch<'_>, ring: &Ring, g: &Get<'_>, raw_len: usize, now: Instant) {
     let mut it = g.keys.iter();
     match (it.next(), it.next()) {
         // `gat 10` with no key at all: memcached answers END.

@@ -35,7 +35,7 @@ struct Heard {
 }
 
 /// Sends `bytes` to each of `owners`; the answer goes to `slot`.
-pub(crate) fn all(ctx: &Rc<Ctx>, slot: Slot, owners: Owners, bytes: &[u8], now: Instant) {
+pub(super) fn all(ctx: &Rc<Ctx>, slot: Slot, owners: Owners, bytes: &[u8], now: Instant) {
     if owners.is_empty() {
         // A pool always has a server; kept total all the same.
         slot.answer(&ctx.queue, b"SERVER_ERROR no server owns the key\r\n");
