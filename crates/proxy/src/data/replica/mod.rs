@@ -108,8 +108,8 @@ impl Ctx {
 /// A key's owners: inline up to four.
 type Owners = smallvec::SmallVec<[usize; 4]>;
 
-/// A key kept by a step: inline up to 64 bytes.
-type Key = smallvec::SmallVec<[u8; 64]>;
+/// A key kept by a step: inline up to 48 bytes.
+type Key = smallvec::SmallVec<[u8; 48]>;
 
 /// One owner's answer as a step keeps it: `Ok` the server's bytes, `Err`
 /// the proxy's failure line.
