@@ -4,7 +4,9 @@
 //! the order it sent them, and its answers in that order. The same again
 //! with the clients moved between two workers every few milliseconds, each
 //! with its own backend connections: a client's noreply sets must still be
-//! executed before its next requests, wherever those go.
+//! executed before its next requests, wherever those go. And all of it
+//! again in a replicated pool, where each write goes to both servers and
+//! each read to the key's first owner.
 
 use crate::{ProxyConfig, pools, serve};
 use memshard_config::Config;
@@ -86,11 +88,11 @@ async fn client(proxy: std::net::SocketAddr, id: usize, run: &'static str) {
 }
 
 /// Runs every client against the proxy in front of `backends`, with
-/// `proxy`'s workers.
-async fn clients_through_proxy(backends: &[std::net::SocketAddr], proxy: ProxyConfig) {
+/// `proxy`'s workers and `replicas` owners per key.
+async fn clients_through_proxy(backends: &[std::net::SocketAddr], proxy: ProxyConfig, replicas: usize) {
     let (trigger, sd) = ShutdownTrigger::new();
     let mut yaml = String::from("mc:\n  listen: 127.0.0.1:22121\n  hash: fnv1a_64\n  distribution: ketama\n");
-    yaml.push_str("  timeout: 5000\n  servers:\n");
+    yaml.push_str(&format!("  timeout: 5000\n  replicas: {replicas}\n  servers:\n"));
     for b in backends {
         yaml.push_str(&format!("   - {b}:1\n"));
     }
@@ -99,7 +101,12 @@ async fn clients_through_proxy(backends: &[std::net::SocketAddr], proxy: ProxyCo
     let addr = l.local_addr().expect("addr");
     let moves = proxy.spread != Spread::All && proxy.workers > 1;
     // Keys of their own per run: the backends keep the previous run's.
-    let run = if moves { "moving:" } else { "" };
+    let run = match (moves, replicas > 1) {
+        (false, false) => "",
+        (true, false) => "moving:",
+        (false, true) => "replicated:",
+        (true, true) => "replicated-moving:",
+    };
     let pools = pools(&config, &proxy).expect("pools");
     let stats = pools[0].conns.clone();
     tokio::spawn(serve(pools, vec![l], None, proxy, sd.clone()));
@@ -124,8 +131,48 @@ async fn pipelined_clients_sharing_backend_lines_see_their_own_order() {
         backends.push(l.local_addr().expect("addr"));
         tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, sd.clone()));
     }
-    clients_through_proxy(&backends, one_worker()).await;
-    clients_through_proxy(&backends, moving()).await;
+    clients_through_proxy(&backends, one_worker(), 1).await;
+    clients_through_proxy(&backends, moving(), 1).await;
+    trigger.trigger();
+}
+
+/// The same in a replicated pool (every key on both servers), and both
+/// servers then hold every client's last values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_replicated_pool_too() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let mut backends = Vec::new();
+    for _ in 0..2 {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        backends.push(l.local_addr().expect("addr"));
+        tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, sd.clone()));
+    }
+    clients_through_proxy(&backends, one_worker(), 2).await;
+    clients_through_proxy(&backends, moving(), 2).await;
+    // Each backend alone answers what the other does, key by key.
+    let mut conns = Vec::new();
+    for b in &backends {
+        conns.push(TcpStream::connect(b).await.expect("backend"));
+    }
+    for id in 0..CLIENTS {
+        for k in 0..6 {
+            let req = format!("mg replicated-moving:c{id}:k{k} v\r\nmn\r\n");
+            let mut seen = Vec::new();
+            for c in conns.iter_mut() {
+                c.write_all(req.as_bytes()).await.expect("write");
+                let mut got = Vec::new();
+                while !got.ends_with(b"MN\r\n") {
+                    let mut buf = [0u8; 512];
+                    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await.expect("in time");
+                    let n = n.expect("read");
+                    assert!(n > 0, "closed");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                seen.push(got);
+            }
+            assert_eq!(seen[0], seen[1], "client {id} key {k}: the two owners differ");
+        }
+    }
     trigger.trigger();
 }
 
@@ -150,6 +197,7 @@ async fn the_same_holds_in_front_of_memcached() {
     let servers: Vec<_> =
         (0..2).map(|_| memshard_testkit::spawn_memcached(&["-t", "1", "-m", "64"]).expect("memcached")).collect();
     let addrs: Vec<_> = servers.iter().map(|m| m.addr()).collect();
-    clients_through_proxy(&addrs, one_worker()).await;
-    clients_through_proxy(&addrs, moving()).await;
+    clients_through_proxy(&addrs, one_worker(), 1).await;
+    clients_through_proxy(&addrs, moving(), 1).await;
+    clients_through_proxy(&addrs, moving(), 2).await;
 }

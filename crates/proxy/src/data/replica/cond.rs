@@ -98,8 +98,11 @@ impl Chain {
     }
 
     /// The next owner, if any, from a task of its own; else `last` answers.
+    /// Not when the client wrote the key since: the next owner would run
+    /// the request after that write (see `Reads::wrote_after`).
     fn next_or(self: Rc<Self>, last: &[u8], failure: bool) {
-        if self.at.get() + 1 < self.owners.len() {
+        let later_write = self.ctx.reads.wrote_after(self.slot.seq(), &self.key);
+        if self.at.get() + 1 < self.owners.len() && !later_write {
             self.at.set(self.at.get() + 1);
             later(move || self.ask(Instant::now()));
             return;
@@ -150,7 +153,9 @@ impl Step for Chain {
                     self.slot.answer(&self.ctx.queue, &answer);
                     if !targets.is_empty() {
                         let me = self.clone();
-                        later(move || copy::start(&me.ctx, &me.key, owner, targets, Mode::Fill, Box::new(|| {})));
+                        later(move || {
+                            copy::start(&me.ctx, &me.key, me.slot.seq(), owner, targets, Mode::Fill, Box::new(|| {}));
+                        });
                     }
                     return;
                 }
@@ -158,7 +163,7 @@ impl Step for Chain {
                 later(move || {
                     let (ctx, slot) = (me.ctx.clone(), me.slot);
                     let done = Box::new(move || slot.answer(&ctx.queue, &answer));
-                    copy::start(&me.ctx, &me.key, owner, targets, Mode::Sync, done);
+                    copy::start(&me.ctx, &me.key, me.slot.seq(), owner, targets, Mode::Sync, done);
                 });
             }
         }

@@ -38,6 +38,8 @@ const SOURCE: usize = usize::MAX;
 struct Copy {
     ctx: Rc<Ctx>,
     key: Key,
+    /// The client's slot of the request the copy follows.
+    after: u64,
     to: Owners,
     mode: Mode,
     /// Targets not answered yet.
@@ -46,9 +48,20 @@ struct Copy {
     then: RefCell<Option<Box<dyn FnOnce()>>>,
 }
 
-/// Copies `key`'s item from owner `from` to each of `to`, then runs `then`.
+/// Copies `key`'s item from owner `from` to each of `to`, then runs `then`;
+/// `after` is the client's slot of the request it follows: if the client
+/// wrote the key since, nothing is copied (its write decides the item).
 /// Queues requests: call it from outside a step's `answered` (see `later`).
-pub(super) fn start(ctx: &Rc<Ctx>, key: &[u8], from: usize, to: Owners, mode: Mode, then: Box<dyn FnOnce()>) {
+#[allow(clippy::too_many_arguments)]
+pub(super) fn start(
+    ctx: &Rc<Ctx>,
+    key: &[u8],
+    after: u64,
+    from: usize,
+    to: Owners,
+    mode: Mode,
+    then: Box<dyn FnOnce()>,
+) {
     if to.is_empty() {
         then();
         return;
@@ -56,6 +69,7 @@ pub(super) fn start(ctx: &Rc<Ctx>, key: &[u8], from: usize, to: Owners, mode: Mo
     let copy = Rc::new(Copy {
         ctx: ctx.clone(),
         key: key.into(),
+        after,
         left: Cell::new(to.len()),
         to,
         mode,
@@ -145,6 +159,11 @@ impl Step for Copy {
             }
             let me = self.clone();
             later(move || {
+                // Checked in the turn that queues the copies: no write of
+                // the client can slip in between.
+                if me.ctx.reads.wrote_after(me.after, &me.key) {
+                    return me.finish_all();
+                }
                 let now = Instant::now();
                 for (tag, &t) in me.to.iter().enumerate() {
                     let sink = Sink::Step(me.clone(), tag);

@@ -61,6 +61,8 @@ struct Ctx {
     conns: Rc<Conns>,
     set: Arc<ServerSet>,
     queue: Queue,
+    /// The client's reads and write log.
+    reads: Rc<Reads>,
 }
 
 /// One batch of a client's requests to a replicated pool.
@@ -80,7 +82,12 @@ impl<'a> Batch<'a> {
     /// The batch's context, made on first use.
     fn ctx(&self) -> &Rc<Ctx> {
         self.ctx.get_or_init(|| {
-            Rc::new(Ctx { conns: self.reads.conns().clone(), set: self.set.clone(), queue: self.reads.queue.clone() })
+            Rc::new(Ctx {
+                conns: self.reads.conns().clone(),
+                set: self.set.clone(),
+                queue: self.reads.queue.clone(),
+                reads: self.reads.clone(),
+            })
         })
     }
 }
@@ -129,6 +136,13 @@ enum Slot {
 }
 
 impl Slot {
+    /// The client's answer slot.
+    fn seq(self) -> u64 {
+        match self {
+            Slot::Shown(seq) | Slot::Quiet(seq, _) | Slot::Silent(seq) => seq,
+        }
+    }
+
     /// Fills the slot with `answer`, as the client is to see it.
     fn answer(self, q: &Queue, answer: &[u8]) {
         match self {
@@ -180,6 +194,7 @@ pub(crate) fn route(b: &Batch<'_>, ring: &Ring, req: &Request<'_>, raw: &[u8], n
         Request::Store(s) => {
             let (slot, bytes) =
                 form(s.noreply, &|out| memshard_proto::Store { noreply: false, ..s.clone() }.encode(out));
+            b.reads.wrote(slot.seq(), s.key);
             match s.cmd {
                 StoreCmd::Set => write::all(ctx, slot, owners(s.key), &bytes, now),
                 _ => cond::run(ctx, slot, owners(s.key), bytes.into_owned(), s.key, cond::Kind::Write, now),
@@ -188,6 +203,7 @@ pub(crate) fn route(b: &Batch<'_>, ring: &Ring, req: &Request<'_>, raw: &[u8], n
         Request::Delete(d) => {
             let (slot, bytes) =
                 form(d.noreply, &|out| memshard_proto::Delete { noreply: false, ..d.clone() }.encode(out));
+            b.reads.wrote(slot.seq(), d.key);
             write::all(ctx, slot, owners(d.key), &bytes, now);
         }
         Request::Touch(t) => {
@@ -198,6 +214,7 @@ pub(crate) fn route(b: &Batch<'_>, ring: &Ring, req: &Request<'_>, raw: &[u8], n
         Request::Arith(a) => {
             let (slot, bytes) =
                 form(a.noreply, &|out| memshard_proto::Arith { noreply: false, ..a.clone() }.encode(out));
+            b.reads.wrote(slot.seq(), a.key);
             cond::run(ctx, slot, owners(a.key), bytes.into_owned(), a.key, cond::Kind::Write, now);
         }
         Request::MetaGet(m) => {
@@ -210,6 +227,7 @@ pub(crate) fn route(b: &Batch<'_>, ring: &Ring, req: &Request<'_>, raw: &[u8], n
         }
         Request::MetaSet(m) => {
             let (slot, bytes) = meta_form(q, b"ms", &m.key, Some(m.value), &m.flags, raw);
+            b.reads.wrote(slot.seq(), &m.key);
             let plain = m.mode == MetaSetMode::Set && m.flags.compare_cas.is_none() && m.flags.new_cas.is_none();
             match plain {
                 true => write::all(ctx, slot, owners(&m.key), &bytes, now),
@@ -218,6 +236,7 @@ pub(crate) fn route(b: &Batch<'_>, ring: &Ring, req: &Request<'_>, raw: &[u8], n
         }
         Request::MetaDelete(m) => {
             let (slot, bytes) = meta_form(q, b"md", &m.key, None, &m.flags, raw);
+            b.reads.wrote(slot.seq(), &m.key);
             match m.flags.compare_cas.is_none() {
                 true => write::all(ctx, slot, owners(&m.key), &bytes, now),
                 false => cond::run(ctx, slot, owners(&m.key), bytes, &m.key, cond::Kind::Write, now),
@@ -225,6 +244,7 @@ pub(crate) fn route(b: &Batch<'_>, ring: &Ring, req: &Request<'_>, raw: &[u8], n
         }
         Request::MetaArith(m) => {
             let (slot, bytes) = meta_form(q, b"ma", &m.key, None, &m.flags, raw);
+            b.reads.wrote(slot.seq(), &m.key);
             cond::run(ctx, slot, owners(&m.key), bytes, &m.key, cond::Kind::Write, now);
         }
         // `me` reads one server's view of an item: the first live owner's.

@@ -17,18 +17,36 @@ use crate::data::backend::conns::Conns;
 use crate::data::slots::order::Queue;
 use memshard_proto::GetCmd;
 use memshard_ring::Ring;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-/// One client connection's single-key reads.
+/// One client connection's single-key reads, and its recent writes.
 pub(crate) struct Reads {
     conns: Rc<Conns>,
     pub(super) queue: Queue,
     /// The set of the connection's latest batch.
     set: RefCell<Arc<ServerSet>>,
     slab: RefCell<Slab>,
+    /// The client's latest writes, as (answer slot, key hash): a step that
+    /// would go on after the client's later requests were queued — a read
+    /// failing over, a fill, a sync — first asks whether one of them wrote
+    /// its key (see [`Reads::wrote_after`]).
+    writes: RefCell<VecDeque<(u64, u64)>>,
+    /// The newest slot dropped from `writes`.
+    forgotten: Cell<Option<u64>>,
+}
+
+/// Writes a client's log holds: more than its pipeline keeps in flight
+/// for one step to outlive, in the usual case.
+const WRITE_LOG: usize = 256;
+
+/// A key's 64-bit FNV-1a hash, for the write log (a collision only makes a
+/// step more careful).
+fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[derive(Default)]
@@ -68,7 +86,40 @@ impl Pending {
 
 impl Reads {
     pub(crate) fn new(conns: Rc<Conns>, queue: Queue, set: Arc<ServerSet>) -> Rc<Reads> {
-        Rc::new(Reads { conns, queue, set: RefCell::new(set), slab: RefCell::default() })
+        Rc::new(Reads {
+            conns,
+            queue,
+            set: RefCell::new(set),
+            slab: RefCell::default(),
+            writes: RefCell::default(),
+            forgotten: Cell::new(None),
+        })
+    }
+
+    /// The client's request in slot `seq` writes `key`.
+    pub(super) fn wrote(&self, seq: u64, key: &[u8]) {
+        let mut log = self.writes.borrow_mut();
+        if log.len() == WRITE_LOG {
+            if let Some((old, _)) = log.pop_front() {
+                self.forgotten.set(Some(old));
+            }
+        }
+        log.push_back((seq, key_hash(key)));
+    }
+
+    /// Whether the client may have written `key` in a request after slot
+    /// `seq`: one such write is logged, or the log no longer reaches back
+    /// that far. A read that failed over must then not be asked of the
+    /// next owner (it would be queued after that write and could return
+    /// it, out of the client's order), nor an item copied to other owners
+    /// (a fill could bring back what the write deleted, a sync overwrite
+    /// what it set).
+    pub(super) fn wrote_after(&self, seq: u64, key: &[u8]) -> bool {
+        if self.forgotten.get().is_some_and(|old| old > seq) {
+            return true;
+        }
+        let h = key_hash(key);
+        self.writes.borrow().iter().any(|&(s, k)| s > seq && k == h)
     }
 
     /// The worker's connections.
@@ -128,6 +179,16 @@ impl Reads {
         Some(read)
     }
 
+    /// Read `tag` ends with `last` (a failure line when `failure`).
+    fn last(&self, tag: usize, last: &[u8], failure: bool) {
+        if let Some(read) = self.finish(tag) {
+            if failure {
+                stats::add(&self.conns.pool().stats.forward_error, 1);
+            }
+            self.queue.fill(read.seq, &[last]);
+        }
+    }
+
     /// Read `tag` goes on to its next owner (from a task of its own), or,
     /// with none left, answers `last`. `missed`: the owner asked answered a
     /// miss.
@@ -136,6 +197,12 @@ impl Reads {
         let next = {
             let mut slab = self.slab.borrow_mut();
             let Some(Some(read)) = slab.entries.get_mut(tag) else { return };
+            if self.wrote_after(read.seq, &read.key) {
+                // The client wrote the key since: this owner's answer
+                // stands (see `wrote_after`).
+                drop(slab);
+                return self.last(tag, last, failure);
+            }
             let asked = read.asked();
             // A new server set since: its owners are asked afresh (what was
             // seen belongs to the old one).
@@ -161,15 +228,7 @@ impl Reads {
             }
             walk.owners.get(walk.at).map(|&o| (o, read.cmd, read.key.clone()))
         };
-        let Some((owner, cmd, key)) = next else {
-            if let Some(read) = self.finish(tag) {
-                if failure {
-                    stats::add(&self.conns.pool().stats.forward_error, 1);
-                }
-                self.queue.fill(read.seq, &[last]);
-            }
-            return;
-        };
+        let Some((owner, cmd, key)) = next else { return self.last(tag, last, failure) };
         later(move || {
             let len = u32::try_from(key.len() + 6).unwrap_or(u32::MAX);
             let sink = Sink::Step(self.clone(), tag);
@@ -198,20 +257,20 @@ impl Step for Reads {
             let Some(entry) = slab.entries.get_mut(tag) else { return };
             let Some(read) = entry.as_mut() else { return };
             self.queue.fill(read.seq, parts);
-            let walked = read.more.take().map(|w| (w, read.generation, std::mem::take(&mut read.key)));
+            let walked = read.more.take().map(|w| (w, read.generation, read.seq, std::mem::take(&mut read.key)));
             *entry = None;
             slab.free.push(tag);
             walked
         };
-        let Some((walk, generation, key)) = walked else { return };
+        let Some((walk, generation, seq, key)) = walked else { return };
         let set = self.set.borrow().clone();
-        let ctx = Rc::new(Ctx { conns: self.conns.clone(), set, queue: self.queue.clone() });
+        let ctx = Rc::new(Ctx { conns: self.conns.clone(), set, queue: self.queue.clone(), reads: self.clone() });
         if walk.at > 0 {
             failed_over(&ctx);
         }
         let owner = walk.owners[walk.at];
         if !walk.missed.is_empty() && generation == ctx.set.generation {
-            later(move || copy::start(&ctx, &key, owner, walk.missed, Mode::Fill, Box::new(|| {})));
+            later(move || copy::start(&ctx, &key, seq, owner, walk.missed, Mode::Fill, Box::new(|| {})));
         }
     }
 

@@ -125,9 +125,11 @@ impl Read {
     /// Key `k` goes on to its next owner (from a task of its own), or, with
     /// none left, settles as `last`.
     fn next_or(self: Rc<Self>, k: usize, last: Answer) {
+        // Not when the client wrote the key since (see `Reads::wrote_after`).
+        let later_write = self.ctx.reads.wrote_after(self.seq, &self.keys[k]);
         let more = {
             let mut st = self.st.borrow_mut();
-            let more = st[k].at + 1 < self.owners[k].len();
+            let more = !later_write && st[k].at + 1 < self.owners[k].len();
             if more {
                 st[k].at += 1;
             }
@@ -209,7 +211,8 @@ impl Step for Read {
             later(move || {
                 let key = me.keys[k].clone();
                 let ctx = me.ctx.clone();
-                copy::start(&ctx, &key, owner, targets, Mode::Sync, Box::new(move || me.settle(k, Ok(unit))));
+                let seq = me.seq;
+                copy::start(&ctx, &key, seq, owner, targets, Mode::Sync, Box::new(move || me.settle(k, Ok(unit))));
             });
             return;
         }
@@ -217,7 +220,7 @@ impl Step for Read {
         self.settle(k, Ok(unit));
         if !missed.is_empty() {
             let me = self.clone();
-            later(move || copy::start(&me.ctx, &me.keys[k], owner, missed, Mode::Fill, Box::new(|| {})));
+            later(move || copy::start(&me.ctx, &me.keys[k], me.seq, owner, missed, Mode::Fill, Box::new(|| {})));
         }
     }
 
