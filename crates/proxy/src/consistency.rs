@@ -122,15 +122,21 @@ async fn clients_through_proxy(backends: &[std::net::SocketAddr], proxy: ProxyCo
     trigger.trigger();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_clients_sharing_backend_lines_see_their_own_order() {
-    let (trigger, sd) = ShutdownTrigger::new();
+/// Two memshard servers on loopback.
+async fn two_backends(sd: &memshard_net::Shutdown) -> Vec<std::net::SocketAddr> {
     let mut backends = Vec::new();
     for _ in 0..2 {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         backends.push(l.local_addr().expect("addr"));
         tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, sd.clone()));
     }
+    backends
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_clients_sharing_backend_lines_see_their_own_order() {
+    let (trigger, sd) = ShutdownTrigger::new();
+    let backends = two_backends(&sd).await;
     clients_through_proxy(&backends, one_worker(), 1).await;
     clients_through_proxy(&backends, moving(), 1).await;
     trigger.trigger();
@@ -141,12 +147,7 @@ async fn pipelined_clients_sharing_backend_lines_see_their_own_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_replicated_pool_too() {
     let (trigger, sd) = ShutdownTrigger::new();
-    let mut backends = Vec::new();
-    for _ in 0..2 {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        backends.push(l.local_addr().expect("addr"));
-        tokio::spawn(memshard_server::run(l, ServerConfig { threads: 1, ..ServerConfig::default() }, sd.clone()));
-    }
+    let backends = two_backends(&sd).await;
     clients_through_proxy(&backends, one_worker(), 2).await;
     clients_through_proxy(&backends, moving(), 2).await;
     // Each backend alone answers what the other does, key by key.
