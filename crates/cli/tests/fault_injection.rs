@@ -5,13 +5,13 @@
 
 mod tier_support;
 
-use memshard_client::Client;
 use memshard_testkit::{http, spawn_role};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tier_support::load::{Load, Report};
+use tier_support::run::{figure, sleep_ms, wait_until};
 use tier_support::slow;
 use tier_support::tier::{RETRY_MS, TIMEOUT_MS, Tier};
 
@@ -20,37 +20,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const TASKS: usize = 8;
 const KEYS: usize = 40;
-
-async fn sleep_ms(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-}
-
-/// Polls `cond` every 20 ms until it holds, for up to `secs`.
-async fn wait_until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut cond: F) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep_ms(20).await;
-    }
-}
-
-/// Whether shard `i` is in the proxy's ring: a fresh value written through
-/// the proxy for a key whose home is `i` is found on `i` itself.
-async fn in_ring(tier: &Tier, i: usize) -> bool {
-    let key = (0..).map(|n| format!("marker:{n}")).find(|k| tier.home_of(k) == i).expect("a key homed at the shard");
-    let value = format!("{:?}", Instant::now());
-    let (Ok(proxy), Ok(shard)) = (Client::connect(tier.proxy_addr).await, Client::connect(tier.shard_addrs[i]).await)
-    else {
-        return false;
-    };
-    if proxy.set(&key, &value, 0, 0).await.is_err() {
-        return false;
-    }
-    shard.get(&key).await.is_ok_and(|item| item.is_some_and(|it| it.value.as_ref() == value.as_bytes()))
-}
 
 /// Now, as a time since the Unix epoch (the clock of `server_ejected_at`).
 fn wall() -> Duration {
@@ -68,11 +37,6 @@ fn assert_no_wrong_data(report: &Report) {
 
 fn ms(d: Duration) -> u128 {
     d.as_millis()
-}
-
-#[allow(clippy::print_stderr)]
-fn figure(text: String) {
-    eprintln!("FIGURE {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +59,7 @@ async fn shard_killed_under_load_is_ejected_remapped_and_returns_after_a_probe()
     // It returns once server_retry_timeout has passed and a probe succeeded:
     // then the load's writes for its keys land on it again.
     let ejected_at = tier.ejected_at(victim).await.expect("server_ejected_at");
-    wait_until(10, "the restarted shard is back in the ring", async || in_ring(&tier, victim).await).await;
+    wait_until(10, "the restarted shard is back in the ring", async || tier.in_ring(victim).await).await;
     let t_return = load.elapsed();
     let out_for = wall().saturating_sub(ejected_at);
     sleep_ms(500).await;
@@ -143,7 +107,7 @@ async fn hung_shard_times_out_without_hanging_anyone_and_recovers_flushed() {
     tier.signal_shard(victim, "CONT");
     let t_cont = load.elapsed();
     let ejected_at = tier.ejected_at(victim).await.expect("server_ejected_at");
-    wait_until(10, "the resumed shard is back in the ring", async || in_ring(&tier, victim).await).await;
+    wait_until(10, "the resumed shard is back in the ring", async || tier.in_ring(victim).await).await;
     let t_return = load.elapsed();
     let out_for = wall().saturating_sub(ejected_at);
     sleep_ms(1000).await;
@@ -185,7 +149,7 @@ async fn without_flush_on_return_a_resumed_shard_serves_stale_values() {
     wait_until(5, "the hung shard is ejected", async || tier.ejections().await >= 1).await;
     sleep_ms(1000).await;
     tier.signal_shard(victim, "CONT");
-    wait_until(10, "the resumed shard is back in the ring", async || in_ring(&tier, victim).await).await;
+    wait_until(10, "the resumed shard is back in the ring", async || tier.in_ring(victim).await).await;
     sleep_ms(500).await;
     let report = load.stop().await;
     assert!(!report.wrong.is_empty(), "stale values were expected without flush_on_return");

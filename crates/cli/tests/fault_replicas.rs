@@ -8,8 +8,9 @@
 
 mod tier_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tier_support::load::{Load, Report};
+use tier_support::run::{figure, sleep_ms, wait_until};
 use tier_support::tier::{RETRY_MS, TIMEOUT_MS, Tier};
 
 /// One case at a time: they measure timing against the proxy's timeouts.
@@ -18,19 +19,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const TASKS: usize = 8;
 const KEYS: usize = 40;
 const REPLICAS: &str = "  replicas: 2\n";
-
-async fn sleep_ms(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-}
-
-/// Polls `cond` every 20 ms until it holds, for up to `secs`.
-async fn wait_until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut cond: F) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep_ms(20).await;
-    }
-}
 
 /// The load's keys that shard `i` owns (first owner or not).
 fn keys_owned_by(tier: &Tier, i: usize) -> Vec<String> {
@@ -43,39 +31,12 @@ fn reads_of(report: &Report, keys: &[String], from: Duration, to: Duration) -> u
     report.between(from, to).filter(|e| keys.contains(&e.key)).count()
 }
 
-async fn pool_stat(tier: &Tier, name: &str) -> u64 {
-    tier.stats().await["memcached"][name].as_u64().unwrap_or_else(|| panic!("no {name} in the stats"))
-}
-
-/// Whether shard `i` answers through the ring again: the proxy's ejection
-/// count stops at `ejects` and the shard holds a fresh marker written
-/// through the proxy.
-async fn back(tier: &Tier, i: usize) -> bool {
-    let key = (0..).map(|n| format!("marker:{n}")).find(|k| tier.owners_of(k)[0] == i).expect("a key homed at i");
-    let value = format!("{:?}", Instant::now());
-    let (Ok(proxy), Ok(shard)) = (
-        memshard_client::Client::connect(tier.proxy_addr).await,
-        memshard_client::Client::connect(tier.shard_addrs[i]).await,
-    ) else {
-        return false;
-    };
-    if proxy.set(&key, &value, 0, 0).await.is_err() {
-        return false;
-    }
-    shard.get(&key).await.is_ok_and(|item| item.is_some_and(|it| it.value.as_ref() == value.as_bytes()))
-}
-
 fn assert_clean(report: &Report, what: &str) {
     assert!(report.wrong.is_empty(), "{what}: wrong data:\n{}", report.wrong.join("\n"));
     let lost = &report.lost;
     assert!(lost.is_empty(), "{what}: {} acknowledged writes lost, first: {:?}", lost.len(), lost.first());
     let failed: Vec<_> = report.events.iter().filter(|e| e.error.is_some()).take(3).collect();
     assert!(failed.is_empty(), "{what}: requests failed: {failed:?}");
-}
-
-#[allow(clippy::print_stderr)]
-fn figure(text: String) {
-    eprintln!("FIGURE {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +58,7 @@ async fn with_two_replicas_a_killed_shard_loses_nothing_and_fails_nothing() {
     assert_clean(&report, "shard killed");
     let served = reads_of(&report, &owned, t_fault, end);
     assert!(served > 100, "the dead shard's keys were read meanwhile ({served} requests)");
-    let failovers = pool_stat(&tier, "replica_failovers").await;
+    let failovers = tier.pool_stat("replica_failovers").await;
     figure(format!(
         "replicas 2, shard killed: {} requests, 0 failed, 0 acknowledged writes lost, 0 wrong reads; ejected {} ms \
          after the kill; {served} requests for the {} keys it owned served by their other owner; {failovers} \
@@ -121,7 +82,7 @@ async fn with_two_replicas_a_hung_shard_costs_one_timeout_and_nothing_else() {
     let t_eject = load.elapsed();
     sleep_ms(1000).await;
     tier.signal_shard(victim, "CONT");
-    wait_until(10, "the resumed shard is back in the ring", async || back(&tier, victim).await).await;
+    wait_until(10, "the resumed shard is back in the ring", async || tier.in_ring(victim).await).await;
     let t_back = load.elapsed();
     sleep_ms(1000).await;
     let end = load.elapsed();
@@ -158,7 +119,7 @@ async fn with_two_replicas_a_shard_restarted_empty_keeps_every_key_a_hit() {
     wait_until(5, "the dead shard is ejected", async || tier.ejections().await >= 1).await;
     tier.restart_shard(victim);
     let t_restart = load.elapsed();
-    wait_until(10, "the restarted shard is back in the ring", async || back(&tier, victim).await).await;
+    wait_until(10, "the restarted shard is back in the ring", async || tier.in_ring(victim).await).await;
     let t_back = load.elapsed();
     sleep_ms(1500).await;
     let end = load.elapsed();
@@ -167,7 +128,7 @@ async fn with_two_replicas_a_shard_restarted_empty_keeps_every_key_a_hit() {
     // Every read of an acknowledged key hit, before and after the return:
     // the empty shard's misses went to the other owner and refilled it.
     assert_clean(&report, "shard restarted empty");
-    let fills = pool_stat(&tier, "replica_fills").await;
+    let fills = tier.pool_stat("replica_fills").await;
     assert!(fills > 0, "the returning shard was refilled by reads");
     let read_after = reads_of(&report, &owned, t_back, end);
     assert!(read_after > 100, "its keys were read after its return ({read_after})");

@@ -6,5 +6,6 @@
 
 pub(crate) mod checker;
 pub(crate) mod load;
+pub(crate) mod run;
 pub(crate) mod slow;
 pub(crate) mod tier;

@@ -3,6 +3,7 @@
 //! ketama, auto_eject_hosts, timeout 400, server_retry_timeout 2000,
 //! server_failure_limit 1), and faults applied to them.
 
+use memshard_client::Client;
 use memshard_config::Config;
 use memshard_proxy::placement;
 use memshard_testkit::{RoleProcess, free_port, spawn_role};
@@ -148,7 +149,29 @@ impl Tier {
 
     /// `server_ejects` of the pool.
     pub(crate) async fn ejections(&self) -> u64 {
-        self.stats().await["memcached"]["server_ejects"].as_u64().expect("server_ejects")
+        self.pool_stat("server_ejects").await
+    }
+
+    /// One counter of the pool in the proxy's stats.
+    pub(crate) async fn pool_stat(&self, name: &str) -> u64 {
+        self.stats().await["memcached"][name].as_u64().unwrap_or_else(|| panic!("no {name} in the stats"))
+    }
+
+    /// Whether shard `i` is in the proxy's ring: a fresh value written
+    /// through the proxy for a key whose home is `i` is found on `i` itself.
+    pub(crate) async fn in_ring(&self, i: usize) -> bool {
+        let key =
+            (0..).map(|n| format!("marker:{n}")).find(|k| self.home_of(k) == i).expect("a key homed at the shard");
+        let value = format!("{:?}", std::time::Instant::now());
+        let (Ok(proxy), Ok(shard)) =
+            (Client::connect(self.proxy_addr).await, Client::connect(self.shard_addrs[i]).await)
+        else {
+            return false;
+        };
+        if proxy.set(&key, &value, 0, 0).await.is_err() {
+            return false;
+        }
+        shard.get(&key).await.is_ok_and(|item| item.is_some_and(|it| it.value.as_ref() == value.as_bytes()))
     }
 }
 
