@@ -94,6 +94,32 @@ def served(backends):
     return total
 
 
+def callgrind_instructions(cmd, port, out, prefill, load):
+    """Instructions a server executes under callgrind while `load()` runs:
+    starts `cmd` (listening on `port`) under `valgrind --tool=callgrind`,
+    runs `prefill()`, zeroes the counters, runs `load()`, dumps them and
+    stops it. Returns (instructions, what `load` returned); `out` is the
+    dump files' prefix."""
+    import glob, re
+    p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"] + cmd,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listen(port, timeout=120)
+        prefill()
+        subprocess.run(["callgrind_control", "-z", str(p.pid)], check=True, capture_output=True)
+        result = load()
+        for f in glob.glob(f"{out}.*"):
+            os.remove(f)
+        subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True, capture_output=True)
+        time.sleep(1)
+    finally:
+        stop(p)
+    # The dump taken after the load (".1"); the file written at exit holds only the shutdown.
+    dumps = sorted(glob.glob(f"{out}.*.1")) or sorted(glob.glob(f"{out}.*"))
+    with open(dumps[0]) as f:
+        return int(re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M).group(1)), result
+
+
 def user_system(pid):
     """(user, system) CPU seconds, every thread, a process has used so far."""
     with open(f"/proc/{pid}/stat") as f:

@@ -27,7 +27,7 @@ for `--generators memtier`) in PATH. `--syscalls` counts the proxies' system
 calls per request with `perf stat` and splits their CPU into user and kernel
 time. Loopback only; every process started is stopped.
 """
-import argparse, glob, os, re, resource, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, glob, os, resource, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import MEMSHARD, ROOT, cpu_seconds as cpu_secs, free_port, pool_file, served, start, stop, wait_listen  # noqa: E402
@@ -79,25 +79,14 @@ def callgrind(a, backends, tmp):
         cmds[name] = cmd
         for pipeline in a.pipelines:
             out = os.path.join(tmp, f"cg.{name.replace(' ', '_')}.{pipeline}")
-            p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"] + cmd,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                wait_listen(port, timeout=120)
-                bench(port, 16, 1, prefill=True, keys=a.keys, warmup=0)
-                subprocess.run(["callgrind_control", "-z", str(p.pid)], check=True, capture_output=True)
+
+            def load():
                 before = served(backends)
                 _, load_cmd = bench(port, pipeline, a.duration, keys=a.keys, warmup=0)
-                after = served(backends)
-                for f in glob.glob(f"{out}.*"):
-                    os.remove(f)
-                subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True, capture_output=True)
-                time.sleep(1)
-            finally:
-                stop(p)
-            # The dump taken after the load (".1"); the file written at exit holds only the shutdown.
-            dumps = sorted(glob.glob(f"{out}.*.1")) or sorted(glob.glob(f"{out}.*"))
-            with open(dumps[0]) as f:
-                ir = int(re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M).group(1))
+                return before, served(backends), load_cmd
+
+            ir, (before, after, load_cmd) = common.callgrind_instructions(
+                cmd, port, out, lambda: bench(port, 16, 1, prefill=True, keys=a.keys, warmup=0), load)
             n = after - before
             print(f"| {name} | {pipeline} | {n:,} | {ir:,} | {ir / n:,.0f} |", flush=True)
     print("\nCommands:\n")

@@ -23,7 +23,7 @@ zeroed, then the load runs for `--duration` seconds.
 Installs nothing; needs memcached in PATH (and valgrind for `--callgrind`). Loopback only; every process
 started is stopped.
 """
-import argparse, glob, os, re, statistics, subprocess, sys, tempfile, time
+import argparse, os, statistics, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import MEMSHARD, ROOT, cpu_seconds, free_port, pool_file, served, start, stop, wait_listen  # noqa: E402
@@ -51,22 +51,9 @@ def callgrind(a, backends, tmp):
                 cmd, port = proxy_cmd(tmp, backends, r, a.workers)
                 cmds[r] = cmd
                 out = os.path.join(tmp, f"cg.r{r}.{pipeline}.{ratio}")
-                p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"] + cmd,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                try:
-                    wait_listen(port, timeout=120)
-                    common.bench(port, 16, 1, prefill=True, warmup=0)
-                    subprocess.run(["callgrind_control", "-z", str(p.pid)], check=True, capture_output=True)
-                    rep, load_cmd = common.bench(port, pipeline, a.duration, prefill=False, warmup=0, get_ratio=ratio)
-                    for f in glob.glob(f"{out}.*"):
-                        os.remove(f)
-                    subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True, capture_output=True)
-                    time.sleep(1)
-                finally:
-                    stop(p)
-                dumps = sorted(glob.glob(f"{out}.*.1")) or sorted(glob.glob(f"{out}.*"))
-                with open(dumps[0]) as f:
-                    ir = int(re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M).group(1))
+                ir, (rep, load_cmd) = common.callgrind_instructions(
+                    cmd, port, out, lambda: common.bench(port, 16, 1, prefill=True, warmup=0),
+                    lambda: common.bench(port, pipeline, a.duration, prefill=False, warmup=0, get_ratio=ratio))
                 per = ir / max(rep["ops"], 1)
                 base = base or per
                 print(f"| {ratio:.0%} | {pipeline} | {r} | {rep['ops']:,} | {per:,.0f} | {per / base:.2f}× |", flush=True)
