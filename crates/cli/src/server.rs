@@ -48,6 +48,11 @@ pub(crate) struct ServerArgs {
     /// the per-prefix counting on at start.
     #[arg(short = 'D', value_name = "CHAR", value_parser = parse_delimiter)]
     prefix_delimiter: Option<u8>,
+    /// Memory file: a graceful stop (SIGTERM, SIGINT, SIGUSR1) writes every
+    /// item there and the next start loads it, then removes it (memcached's
+    /// warm restart). Put it on a volume that outlives the process.
+    #[arg(short = 'e', long = "memory-file", value_name = "PATH")]
+    memory_file: Option<PathBuf>,
     /// Verbose logging (-v, -vv).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     verbose: u8,
@@ -79,6 +84,7 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
         threads,
         shutdown_command: args.enable_shutdown,
         prefix_delimiter: args.prefix_delimiter,
+        memory_file: args.memory_file.clone(),
         ..ServerConfig::default()
     };
     // The acceptor, the sweeper and signal handling share one small runtime;
@@ -99,7 +105,20 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
         };
         let (trigger, shutdown) = ShutdownTrigger::new();
         tokio::spawn(async move {
-            os_signal().await;
+            // SIGUSR1 is memcached's graceful-restart signal; SIGTERM and
+            // SIGINT stop the same way (and save the -e file, if any).
+            let usr1 = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = os_signal() => {}
+                () = usr1 => {}
+            }
             tracing::info!("shutting down");
             trigger.trigger();
         });

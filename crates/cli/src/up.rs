@@ -39,6 +39,11 @@ pub(crate) struct UpArgs {
     /// Item memory of each shard, in megabytes.
     #[arg(short = 'm', long = "memory-limit", default_value_t = 64)]
     memory_limit: usize,
+    /// Keep the cache across restarts of `up`: each shard saves its items
+    /// to DIR/shard-N.mem when stopped and loads them at the next start
+    /// (`memshard server -e`). The folder is created if missing.
+    #[arg(long = "data-dir", value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
     /// Verbose logging (-v, -vv).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     verbose: u8,
@@ -120,6 +125,11 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
     let stats_addr = stats_listener.local_addr().context("stats address")?;
     let app_listener = bind(&args.listen, args.app_port).await?;
     let app_addr = app_listener.local_addr().context("app address")?;
+    if let Some(dir) = &args.data_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create --data-dir {}", dir.display()))
+            .map_err(Failure::Runtime)?;
+    }
     let config = Config::from_yaml(&system_config(proxy_addr, &shard_addrs))
         .map_err(|e| Failure::Runtime(anyhow!("generated proxy config: {e}")))?;
 
@@ -129,6 +139,9 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
         let cfg = ServerConfig {
             memory_limit: args.memory_limit.saturating_mul(1024 * 1024),
             threads: 1,
+            // Shards are numbered as on the ring, so shard i finds its own
+            // items again whatever port it gets next time.
+            memory_file: args.data_dir.as_ref().map(|d| d.join(format!("shard-{i}.mem"))),
             ..ServerConfig::default()
         };
         shards.push(Role::spawn(format!("shard {i}"), &exited, |s| memshard_server::run(listener, cfg, s)));
@@ -139,7 +152,7 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
     let app_config = AppConfig { cache: proxy_addr.to_string(), ..AppConfig::default() };
     let app = Role::spawn("app".to_owned(), &exited, |s| memshard_app::run(app_listener, app_config, s));
 
-    print_summary(&shard_addrs, proxy_addr, stats_addr, app_addr);
+    print_summary(&shard_addrs, proxy_addr, stats_addr, app_addr, args.data_dir.as_deref());
 
     // Run until Ctrl-C/SIGTERM, or until a role stops by itself (a failure).
     tokio::select! {
@@ -155,13 +168,26 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
     if failures.is_empty() { Ok(()) } else { Err(Failure::Runtime(anyhow!("{}", failures.join("; ")))) }
 }
 
-fn print_summary(shards: &[SocketAddr], proxy: SocketAddr, stats: SocketAddr, app: SocketAddr) {
+fn print_summary(
+    shards: &[SocketAddr],
+    proxy: SocketAddr,
+    stats: SocketAddr,
+    app: SocketAddr,
+    data_dir: Option<&std::path::Path>,
+) {
     let mut out = String::from("memshard up: the whole system is running\n");
     for (i, addr) in shards.iter().enumerate() {
         let _ = writeln!(out, "  shard {i:<3}  {addr:<21}  (on the ring as sharded-memcache-{i}.memcache)");
     }
     let _ = writeln!(out, "  proxy      {proxy:<21}  (fnv1a_64, ketama, auto-eject; stats JSON on {stats})");
     let _ = writeln!(out, "  app        http://{app}");
+    if let Some(dir) = data_dir {
+        let _ = writeln!(
+            out,
+            "  data       {} (each shard's items, saved at Ctrl-C, loaded at the next start)",
+            dir.display()
+        );
+    }
     let host =
         if app.ip().is_loopback() || app.ip().is_unspecified() { "localhost".to_owned() } else { app.ip().to_string() };
     let _ = writeln!(out, "\nTry it:\n  curl \"http://{host}:{}/memcache?lookup=cat\"", app.port());

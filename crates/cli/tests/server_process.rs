@@ -44,6 +44,54 @@ fn serves_and_exits_zero_on_sigterm() {
     assert_eq!(srv.stop().expect("exits after SIGTERM"), Some(0));
 }
 
+/// SIGUSR1 (memcached's graceful-restart signal) stops the server and saves
+/// its `-e` file; the next start serves what was saved.
+#[test]
+fn sigusr1_saves_the_memory_file_and_the_next_start_serves_it() {
+    let dir = std::env::temp_dir().join(format!("memshard-usr1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("mem");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let mut srv = start(&["-e", file_arg]);
+    let mut c = connect(srv.addr().port());
+    c.write_all(b"set k 0 0 2\r\nhi\r\n").expect("write");
+    assert_eq!(read_n(&mut c, 8), b"STORED\r\n");
+    let pid = srv.child.id().to_string();
+    assert!(Command::new("kill").args(["-USR1", &pid]).status().expect("kill").success());
+    // The open connection hears the goodbye, then the close.
+    assert_eq!(read_n(&mut c, 64), b"SERVER_ERROR restarting\r\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(s) = srv.child.child_mut().try_wait().expect("wait") {
+            break s.code();
+        }
+        assert!(std::time::Instant::now() < deadline, "no exit within 15 s of SIGUSR1");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    assert!(file.exists(), "the memory file was written");
+    let mut srv = start(&["-e", file_arg]);
+    let mut c = connect(srv.addr().port());
+    c.write_all(b"get k\r\n").expect("write");
+    assert_eq!(read_n(&mut c, 24), b"VALUE k 0 2\r\nhi\r\nEND\r\n");
+    assert!(!file.exists(), "removed once loaded");
+    assert_eq!(srv.stop().expect("exits"), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A memory file in a folder that cannot be written is an error at start
+/// (not at the stop, when the items would be lost).
+#[test]
+fn an_unwritable_memory_file_fails_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_memshard"))
+        .args(["server", "-l", "127.0.0.1", "-p", "0", "-e", "/nonexistent-folder/memory"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent-folder/memory"), "{err}");
+}
+
 #[test]
 fn bad_flags_exit_two() {
     for args in

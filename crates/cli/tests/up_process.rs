@@ -20,8 +20,13 @@ struct Up {
 }
 
 fn start_up() -> Up {
+    start_up_with(&[])
+}
+
+fn start_up_with(extra: &[&str]) -> Up {
     let child = Command::new(env!("CARGO_BIN_EXE_memshard"))
         .args(["up", "--app-port", "0", "--proxy-port", "0", "--stats-port", "0", "-m", "16"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -96,6 +101,12 @@ async fn up_serves_the_endpoint_across_three_shards_and_stops_on_ctrl_c() {
     }
 
     // Ctrl-C: everything stops, exit code 0.
+    ctrl_c(&mut up);
+    assert!(http::get(up.app, "/healthz").await.is_err(), "the app still answers after exit");
+}
+
+/// SIGINT, then the exit code must be 0 within 15 s.
+fn ctrl_c(up: &mut Up) {
     let status = Command::new("kill").args(["-INT", &up.child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let start = Instant::now();
@@ -107,7 +118,41 @@ async fn up_serves_the_endpoint_across_three_shards_and_stops_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(code, Some(0));
-    assert!(http::get(up.app, "/healthz").await.is_err(), "the app still answers after exit");
+}
+
+/// With `--data-dir` the cache outlives `up`: a value the app stored is a
+/// hit, with the same value, after a restart; without it, a miss (control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_a_data_dir_keeps_the_cache_across_restarts() {
+    let dir = std::env::temp_dir().join(format!("memshard-up-data-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.to_str().expect("utf-8 path");
+    let keys: Vec<String> = (0..30).map(|i| format!("warm:{i:x}{}", i * 7919)).collect();
+    let mut up = start_up_with(&["--data-dir", data]);
+    let mut values = Vec::new();
+    for key in &keys {
+        let r = json(&http::get(up.app, &format!("/memcache?lookup={key}")).await.expect("lookup"));
+        assert_eq!(r["hit"], false, "{key}: {r}");
+        values.push(r["value"].clone());
+    }
+    ctrl_c(&mut up);
+    for i in 0..3 {
+        assert!(dir.join(format!("shard-{i}.mem")).exists(), "shard {i} saved its items");
+    }
+
+    let mut up = start_up_with(&["--data-dir", data]);
+    for (key, value) in keys.iter().zip(&values) {
+        let r = json(&http::get(up.app, &format!("/memcache?lookup={key}")).await.expect("lookup"));
+        assert_eq!((&r["hit"], &r["value"]), (&Value::Bool(true), value), "{key} after the restart: {r}");
+    }
+    ctrl_c(&mut up);
+
+    // Control: without the folder the same keys miss after a restart.
+    let mut up = start_up();
+    let r = json(&http::get(up.app, &format!("/memcache?lookup={}", keys[0])).await.expect("lookup"));
+    assert_eq!(r["hit"], false, "{r}");
+    ctrl_c(&mut up);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -45,6 +45,8 @@ enum Key {
     FlushOnReturn,
     Discovery,
     Replicas,
+    ServerRestartTimeout,
+    RingChangeSettle,
 }
 
 /// The directives a pool may use and their names. The first block is
@@ -75,6 +77,8 @@ const KEYS: &[(&str, Key)] = &[
     ("flush_on_return", Key::FlushOnReturn),
     ("discovery", Key::Discovery),
     ("replicas", Key::Replicas),
+    ("server_restart_timeout", Key::ServerRestartTimeout),
+    ("ring_change_settle", Key::RingChangeSettle),
 ];
 
 /// A value and the line it was written on.
@@ -114,6 +118,8 @@ pub(crate) struct PoolBuilder {
     flush_on_return: Option<bool>,
     discovery: Option<At<Discovery>>,
     replicas: Option<At<u32>>,
+    server_restart_timeout: Option<u32>,
+    ring_change_settle: Option<u32>,
 }
 
 impl PoolBuilder {
@@ -168,6 +174,8 @@ impl PoolBuilder {
             flush_on_return: None,
             discovery: None,
             replicas: None,
+            server_restart_timeout: None,
+            ring_change_settle: None,
         }
     }
 
@@ -235,6 +243,8 @@ impl PoolBuilder {
             Key::DnsRefreshInterval => self.dns_refresh_interval = Some(number(text).map_err(err)?),
             Key::Discovery => self.discovery = Some(At { value: Discovery::parse(text).map_err(err)?, line }),
             Key::Replicas => self.replicas = Some(At { value: number(text).map_err(err)?, line }),
+            Key::ServerRestartTimeout => self.server_restart_timeout = Some(number(text).map_err(err)?),
+            Key::RingChangeSettle => self.ring_change_settle = Some(number(text).map_err(err)?),
         }
         Ok(())
     }
@@ -328,6 +338,12 @@ impl PoolBuilder {
         pool.extensions.flush_on_return = self.flush_on_return.unwrap_or(pool.extensions.flush_on_return);
         pool.extensions.discovery = self.discovery.map(|d| d.value);
         pool.extensions.replicas = replicas;
+        if let Some(ms) = self.server_restart_timeout {
+            pool.extensions.server_restart_timeout = millis(ms);
+        }
+        if let Some(ms) = self.ring_change_settle {
+            pool.extensions.ring_change_settle = millis(ms);
+        }
         Ok((self.name, pool))
     }
 }

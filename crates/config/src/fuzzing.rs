@@ -102,6 +102,8 @@ fn check_pool(name: &str, pool: &PoolConfig, next_pool_line: usize) {
     if let Some(t) = pool.extensions.dns_refresh_interval {
         assert!(!t.is_zero() && t.as_millis() <= max_ms, "dns_refresh_interval {t:?}");
     }
+    assert!(pool.extensions.server_restart_timeout.as_millis() <= max_ms);
+    assert!(pool.extensions.ring_change_settle.as_millis() <= max_ms);
     let r = pool.extensions.replicas as usize;
     assert!(r >= 1, "pool {name}: replicas 0");
     assert!(r == 1 || pool.distribution != memshard_ring::Distribution::Random, "pool {name}: replicas with random");
@@ -217,6 +219,8 @@ fn render(config: &Config) -> String {
         let _ = writeln!(out, "  dns_refresh_interval: {dns}");
         let _ = writeln!(out, "  server_probe: {}", pool.extensions.server_probe);
         let _ = writeln!(out, "  flush_on_return: {}", pool.extensions.flush_on_return);
+        let _ = writeln!(out, "  server_restart_timeout: {}", pool.extensions.server_restart_timeout.as_millis());
+        let _ = writeln!(out, "  ring_change_settle: {}", pool.extensions.ring_change_settle.as_millis());
         if pool.extensions.replicas != 1 {
             let _ = writeln!(out, "  replicas: {}", pool.extensions.replicas);
         }

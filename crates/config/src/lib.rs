@@ -60,7 +60,7 @@
 //!   twemproxy parses and ignores it.
 //! - **`reuseport`** (twemproxy's master branch, after 0.5.0) is accepted;
 //!   nutcracker 0.5.0 calls it unknown.
-//! - **Extension keys** (`dns_refresh_interval`, `server_probe`, `flush_on_return`, `discovery`, `replicas`, see
+//! - **Extension keys** (`dns_refresh_interval`, `server_probe`, `flush_on_return`, `discovery`, `replicas`, `server_restart_timeout`, `ring_change_settle`, see
 //!   [`Extensions`]) are accepted; nutcracker calls them unknown.
 //! - **The listen host is not resolved while loading.** twemproxy runs
 //!   getaddrinfo on it and refuses a name that does not resolve; here only
@@ -99,7 +99,7 @@ pub use error::{ConfigError, ErrorKind};
 pub use listen::{Listen, MAX_UNIX_PATH};
 pub use memshard_ring::{Distribution, HashKind};
 pub use pool::{
-    DEFAULT_BACKLOG, DEFAULT_DNS_REFRESH_INTERVAL, DEFAULT_SERVER_CONNECTIONS, DEFAULT_SERVER_FAILURE_LIMIT,
-    DEFAULT_SERVER_RETRY_TIMEOUT, Extensions, PoolConfig,
+    DEFAULT_BACKLOG, DEFAULT_DNS_REFRESH_INTERVAL, DEFAULT_RING_CHANGE_SETTLE, DEFAULT_SERVER_CONNECTIONS,
+    DEFAULT_SERVER_FAILURE_LIMIT, DEFAULT_SERVER_RESTART_TIMEOUT, DEFAULT_SERVER_RETRY_TIMEOUT, Extensions, PoolConfig,
 };
 pub use server::{KETAMA_PORT, ServerAddr, ServerEntry};

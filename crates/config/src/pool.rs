@@ -17,6 +17,10 @@ pub const DEFAULT_SERVER_RETRY_TIMEOUT: Duration = Duration::from_millis(30_000)
 pub const DEFAULT_SERVER_FAILURE_LIMIT: u32 = 2;
 /// `dns_refresh_interval:` default (memshard extension), 5000 ms.
 pub const DEFAULT_DNS_REFRESH_INTERVAL: Duration = Duration::from_millis(5_000);
+/// Default `ring_change_settle`.
+pub const DEFAULT_RING_CHANGE_SETTLE: Duration = Duration::from_millis(5_000);
+/// Default `server_restart_timeout`.
+pub const DEFAULT_SERVER_RESTART_TIMEOUT: Duration = Duration::from_millis(30_000);
 
 /// A pool as configured: every key of a twemproxy 0.5.0 pool, with
 /// twemproxy's defaults, plus memshard's [`Extensions`].
@@ -148,8 +152,11 @@ pub struct Extensions {
     /// sent `flush_all` after its probe succeeds and before it rejoins the
     /// ring. While it was out, its keys were written on other servers; the
     /// values it still holds are older, and without the flush the ring's
-    /// return would serve them again. `false` keeps twemproxy's behaviour
-    /// (the server returns with whatever it holds). Needs `server_probe`.
+    /// return would serve them again. Likewise, before a reload or a
+    /// discovery changes the ring, the keys about to move to a server it
+    /// keeps are deleted on it (it may hold copies from an earlier time it
+    /// owned them). `false` keeps twemproxy's behaviour (a server serves
+    /// whatever it holds). Needs `server_probe`.
     pub flush_on_return: bool,
     /// `discovery:` (instead of `servers:`): where the pool's servers are
     /// found (`dnssrv+NAME`: DNS SRV records, looked up every
@@ -163,6 +170,25 @@ pub struct Extensions {
     /// or a failure. 1 is twemproxy's behaviour, bit for bit. At most the
     /// number of servers; not with `distribution: random`.
     pub replicas: u32,
+    /// `server_restart_timeout:` in ms (default 30000): how long a server
+    /// that said goodbye (`memshard server -e` at a graceful stop: a planned
+    /// restart, it comes back with its items) keeps its keys. Meanwhile its
+    /// failures do not count towards ejection: requests for its keys fail
+    /// fast instead of moving to other servers, so when it returns nothing
+    /// was written elsewhere and its items are still the latest. Past the
+    /// timeout it is ejected as any failing server. 0 treats a goodbye as a
+    /// crash. A replicated pool ignores goodbyes (the other owners serve).
+    pub server_restart_timeout: Duration,
+    /// `ring_change_settle:` in ms (default 5000): for this long after the
+    /// ring changes (a reload, a discovery, an ejection, a return), a key
+    /// that moved is read from its new server first and, on a miss, from
+    /// the one it left, and its writes reach both. Proxies see a change at
+    /// slightly different moments; while one still uses the old ring and
+    /// another the new one, both keep a moved key's latest value where the
+    /// other looks. Set it above the time all proxies take to see a change
+    /// (a ConfigMap reaches pods within about a minute). 0 turns it off.
+    /// Not used by replicated pools, nor with `distribution: random`.
+    pub ring_change_settle: Duration,
 }
 
 impl Default for Extensions {
@@ -173,6 +199,8 @@ impl Default for Extensions {
             flush_on_return: true,
             discovery: None,
             replicas: 1,
+            server_restart_timeout: DEFAULT_SERVER_RESTART_TIMEOUT,
+            ring_change_settle: DEFAULT_RING_CHANGE_SETTLE,
         }
     }
 }

@@ -204,7 +204,7 @@ fn every_hash_and_distribution_name() {
 
 #[test]
 fn extensions_and_reuseport() {
-    let yaml = "p:\n  listen: 127.0.0.1:22121\n  reuseport: true\n  dns_refresh_interval: 1000\n  server_probe: false\n  flush_on_return: false\n  servers:\n   - a:11211:1\nq:\n  listen: 127.0.0.1:22122\n  dns_refresh_interval: 0\n  servers:\n   - a:11211:1\n";
+    let yaml = "p:\n  listen: 127.0.0.1:22121\n  reuseport: true\n  dns_refresh_interval: 1000\n  server_probe: false\n  flush_on_return: false\n  server_restart_timeout: 5000\n  servers:\n   - a:11211:1\nq:\n  listen: 127.0.0.1:22122\n  dns_refresh_interval: 0\n  ring_change_settle: 0\n  servers:\n   - a:11211:1\n";
     let config = Config::from_yaml(yaml).unwrap();
     let p = config.pool("p").unwrap();
     assert!(p.reuseport);
@@ -216,6 +216,8 @@ fn extensions_and_reuseport() {
             flush_on_return: false,
             discovery: None,
             replicas: 1,
+            server_restart_timeout: Duration::from_millis(5000),
+            ring_change_settle: memshard_config::DEFAULT_RING_CHANGE_SETTLE,
         }
     );
     let q = config.pool("q").unwrap();
@@ -226,12 +228,17 @@ fn extensions_and_reuseport() {
             server_probe: true,
             flush_on_return: true,
             discovery: None,
-            replicas: 1
+            replicas: 1,
+            server_restart_timeout: memshard_config::DEFAULT_SERVER_RESTART_TIMEOUT,
+            ring_change_settle: Duration::ZERO,
         }
     );
 
     let e = Config::from_yaml("p:\n  listen: a:1\n  server_probe: yes\n  servers:\n   - a:1:1\n").unwrap_err();
     assert_eq!(e.to_string(), "line 3: directive \"server_probe\" value \"yes\" is not \"true\" or \"false\"");
+    let e =
+        Config::from_yaml("p:\n  listen: a:1\n  server_restart_timeout: soon\n  servers:\n   - a:1:1\n").unwrap_err();
+    assert!(e.to_string().starts_with("line 3: directive \"server_restart_timeout\""), "{e}");
 }
 
 /// `replicas:` is a count of owners: 1 by default, never 0, never more

@@ -69,6 +69,12 @@ pub mod msg {
     pub const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
     /// The data block did not end with `\r\n`.
     pub const BAD_CHUNK: &str = "CLIENT_ERROR bad data chunk";
+    /// memshard's own: the last line a `memshard server -e` sends on each
+    /// text connection at a graceful stop. It is a planned restart: the
+    /// server will come back with its items, so a proxy should wait for it
+    /// rather than move its keys elsewhere. A client that sent a request
+    /// the server did not read reads this as its (failed) answer.
+    pub const GOODBYE: &str = "SERVER_ERROR restarting";
     /// Declared value larger than the item size limit.
     pub const TOO_LARGE: &str = "SERVER_ERROR object too large for cache";
     /// incr/decr on a value that is not a decimal number.

@@ -11,7 +11,7 @@ use crate::control::pool::Pool;
 use crate::control::publish::PoolError;
 use crate::control::resolve::Resolver;
 use crate::control::servers::ServerSet;
-use crate::control::{discover, prober, refresh};
+use crate::control::{discover, prober, purge, refresh};
 use crate::data::client::frontend::{self, Route};
 use crate::{ProxyConfig, Workers};
 use arc_swap::ArcSwap;
@@ -119,6 +119,7 @@ impl Pools {
             Listener::Unix(l) => tasks.spawn(serve_pool(l, serve_cfg, conns, sd.clone(), workers, route, decoder)),
         };
         tasks.spawn(prober::run(pool.clone(), sd.clone()));
+        tasks.spawn(purge::sweeper(pool.clone(), sd.clone()));
         tasks.spawn(refresh::run(pool.clone(), sd.clone()));
         tasks.spawn(discover::run(pool.clone(), sd.clone()));
         if set.cfg.preconnect {
@@ -182,6 +183,18 @@ impl Pools {
                         true => *set,
                         false => served.pool.prepare(&cfg).unwrap_or(*set),
                     };
+                    // Keys the change moves are cleared where they arrive
+                    // first; a discovery that published meanwhile is not
+                    // undone (prepared again from it, and cleared again).
+                    let mut set = set;
+                    for _ in 0..3 {
+                        let before = served.pool.servers();
+                        purge::moving_in(&served.pool, &before, &set).await;
+                        if served.pool.servers().generation == before.generation {
+                            break;
+                        }
+                        set = served.pool.prepare(&cfg).unwrap_or(set);
+                    }
                     served.pool.publish(set);
                     match listener {
                         Some(l) => {

@@ -130,6 +130,9 @@ where
         // the middle of a request reads on until the request is complete and
         // answered (the accept loop's drain timeout bounds the wait).
         if close || (shutdown.is_triggered() && !rbuf.mid_request()) {
+            if !close {
+                goodbye(&mut stream, &shared, binary).await;
+            }
             let _ = stream.shutdown().await;
             return;
         }
@@ -140,12 +143,24 @@ where
                 Ok(n) => n,
             },
             () = &mut stop, if !rbuf.mid_request() => {
+                goodbye(&mut stream, &shared, binary).await;
                 let _ = stream.shutdown().await;
                 return;
             }
         };
         shared.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
         me.info.last_cmd.store(shared.store.now() as u32, Ordering::Relaxed);
+    }
+}
+
+/// A server that will come back with its items (`-e`) tells each text
+/// connection it closes at a stop (see [`memshard_proto::msg::GOODBYE`]);
+/// one that comes back empty closes silently, as memcached does.
+async fn goodbye<S: AsyncWrite + Unpin>(stream: &mut S, shared: &Shared, binary: Option<bool>) {
+    if shared.cfg.memory_file.is_some() && binary != Some(true) {
+        let line = [memshard_proto::msg::GOODBYE.as_bytes(), b"\r\n"].concat();
+        // Bounded: a client that reads nothing cannot hold the stop.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), stream.write_all(&line)).await;
     }
 }
 

@@ -4,7 +4,8 @@
 //! unix socket as with memcached's `-s`), backed by a memory-bounded
 //! [`memshard_store::Store`], until the shutdown signal fires; it then stops
 //! accepting, lets every connection finish the batch it is working on, and
-//! returns. It is a drop-in for the `memcached` image: same replies,
+//! returns. With a memory file (`-e`, [`snapshot`]) it loads the file before
+//! the first accept and writes it back after the last connection ended. It is a drop-in for the `memcached` image: same replies,
 //! same error strings, same stats names (see `docs/architecture.md` for the few
 //! documented differences). It is not a proxy and holds no routing logic.
 //!
@@ -23,6 +24,7 @@ mod exec;
 mod meta_exec;
 mod reply;
 mod settings;
+pub mod snapshot;
 mod stats;
 mod stats_report;
 mod watch;
@@ -56,6 +58,9 @@ pub struct ServerConfig {
     /// `-D`: the delimiter between a key's prefix and the rest for `stats
     /// detail`; setting it turns the per-prefix counting on at start.
     pub prefix_delimiter: Option<u8>,
+    /// `-e`: the snapshot file a graceful stop writes and the next start
+    /// loads (memcached's memory file); see [`snapshot`].
+    pub memory_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +74,7 @@ impl Default for ServerConfig {
             sweep_interval: Duration::from_secs(1),
             shutdown_command: false,
             prefix_delimiter: None,
+            memory_file: None,
         }
     }
 }
@@ -79,6 +85,16 @@ pub enum ServerError {
     /// The store settings are invalid.
     #[error("invalid store settings: {0}")]
     Config(String),
+    /// The snapshot file could not be read or removed; the server does not
+    /// start, since a file it cannot remove could bring old values back.
+    #[error("memory file {path}: {source}")]
+    Snapshot {
+        /// The `-e` path.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The listener has no local address.
     #[error("listener error: {0}")]
     Io(#[from] std::io::Error),
@@ -127,6 +143,9 @@ pub async fn run(listener: impl Into<Listener>, cfg: ServerConfig, shutdown: Shu
         ..StoreConfig::default()
     };
     let store = Store::new(store_cfg).map_err(|e| ServerError::Config(e.to_string()))?;
+    if let Some(path) = &cfg.memory_file {
+        load_snapshot(&store, path)?;
+    }
     let addr = listener.local_addr()?;
     // The server stops on the caller's signal or on its own `shutdown`
     // command, whichever comes first.
@@ -166,11 +185,64 @@ pub async fn run(listener: impl Into<Listener>, cfg: ServerConfig, shutdown: Shu
         ..ServeConfig::default()
     };
     match listener {
-        Listener::Tcp(l) => serve(l, serve_cfg, shared, shutdown).await?,
-        Listener::Unix(l) => serve(l, serve_cfg, shared, shutdown).await?,
+        Listener::Tcp(l) => serve(l, serve_cfg, shared.clone(), shutdown).await?,
+        Listener::Unix(l) => serve(l, serve_cfg, shared.clone(), shutdown).await?,
     }
     sweeper.abort();
+    if let Some(path) = &shared.cfg.memory_file {
+        // Every connection has ended: nothing writes the store any more.
+        match snapshot::save(&shared.store, path, shared.cfg.memory_limit as u64) {
+            Ok(r) => tracing::info!(
+                role = "server",
+                "memory file {}: saved {} items ({} bytes) in {} ms",
+                path.display(),
+                r.items,
+                r.bytes,
+                r.elapsed.as_millis()
+            ),
+            Err(e) => {
+                tracing::error!(role = "server", "memory file {}: cannot save: {e}", path.display());
+                return Err(ServerError::Snapshot { path: path.display().to_string(), source: e });
+            }
+        }
+    }
     tracing::info!(role = "server", "stopped");
+    // Giving a large store's memory back item by item takes a while; the
+    // caller (a process about to exit, a restart waiting for it) need not
+    // wait for it.
+    std::thread::spawn(move || drop(shared));
+    Ok(())
+}
+
+/// Loads the `-e` file, if there is one, and says in one line what it kept.
+fn load_snapshot(store: &Store, path: &std::path::Path) -> Result<(), ServerError> {
+    let err = |source| ServerError::Snapshot { path: path.display().to_string(), source };
+    // A file the stop could not write would lose the cache then: find out now.
+    snapshot::check_writable(path).map_err(err)?;
+    let Some(r) = snapshot::load(store, path).map_err(err)? else {
+        tracing::info!(role = "server", "memory file {}: none, starting empty", path.display());
+        return Ok(());
+    };
+    let age = r.saved_at.map_or(String::new(), |t| format!(", saved {} s ago", unix_now().saturating_sub(t)));
+    let dropped = format!(
+        "{} expired, {} above -I, {} evicted to fit -m, {} in damaged blocks",
+        r.expired, r.too_large, r.evicted, r.damaged
+    );
+    match &r.problem {
+        None => tracing::info!(
+            role = "server",
+            "memory file {}: loaded {} items in {} ms{age} ({dropped})",
+            path.display(),
+            r.loaded,
+            r.elapsed.as_millis()
+        ),
+        Some(why) => tracing::warn!(
+            role = "server",
+            "memory file {}: {why}; kept {} items ({dropped})",
+            path.display(),
+            r.loaded
+        ),
+    }
     Ok(())
 }
 

@@ -158,5 +158,6 @@ pub use item::{
 };
 pub use meta::{MetaGetOptions, MetaItem, TokenFlags};
 pub use mutation::{DeleteOutcome, DeleteRequest, StoreMode, StoreOutcome, StoreRequest, StoreResult};
+pub use persist::{ItemCursor, SavedItem};
 pub use stats::StoreStats;
 pub use store::{Store, TouchOutcome};

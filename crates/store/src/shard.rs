@@ -417,9 +417,25 @@ impl Shard {
     /// Live items from least to most recently used, so re-inserting them in
     /// this order rebuilds the same LRU order.
     pub(crate) fn live_items(&self, env: &Env<'_>) -> Vec<LiveItem> {
-        let mut out = Vec::with_capacity(self.index.len());
-        let mut cur = self.lru.tail();
+        self.live_items_from(env, self.lru.tail(), usize::MAX).0
+    }
+
+    /// Up to `max` live items walking towards the LRU head from slot `from`
+    /// (visited slots count towards `max` dead or alive), and the slot to go
+    /// on from, `None` once the head was passed.
+    pub(crate) fn live_items_from(&self, env: &Env<'_>, from: Option<u32>, max: usize) -> (Vec<LiveItem>, Option<u32>) {
+        let mut out = Vec::with_capacity(self.index.len().min(max));
+        let mut cur = from;
+        let mut visited = 0;
         while let Some(i) = cur {
+            if visited == max {
+                break;
+            }
+            visited += 1;
+            if i >= self.slab.high_water() {
+                // A cursor from before the shard changed; end the walk.
+                return (out, None);
+            }
             let h = self.slab.get(i);
             if env.death(h).is_none() {
                 if let Some(view) = self.view(i) {
@@ -433,7 +449,12 @@ impl Shard {
             }
             cur = Lru::newer(&self.slab, i);
         }
-        out
+        (out, cur)
+    }
+
+    /// The least recently used slot, where a walk of the items starts.
+    pub(crate) fn lru_tail(&self) -> Option<u32> {
+        self.lru.tail()
     }
 
     /// Checks the internal invariants; used by tests.

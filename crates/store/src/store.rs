@@ -157,6 +157,18 @@ impl Store {
         self.cas.0.fetch_max(cas, Ordering::Relaxed);
     }
 
+    /// The shard (of [`Store::shard_count`]) that holds `key`: loaders that
+    /// split work by shard keep each shard's insertion order.
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        self.shard_index(key).1
+    }
+
+    /// `key`'s hash and the index of its shard.
+    pub(crate) fn shard_index(&self, key: &[u8]) -> (u64, usize) {
+        let hash = self.hasher.hash_one(key);
+        (hash, ((hash >> SHARD_HASH_SHIFT) & self.shard_mask) as usize)
+    }
+
     /// Hash of `key` and the locked shard that owns it.
     pub(crate) fn route(&self, key: &[u8]) -> (u64, MutexGuard<'_, Shard>) {
         let hash = self.hasher.hash_one(key);
@@ -368,9 +380,14 @@ impl Store {
     /// used first, collected under its lock as shared views (no value is
     /// copied); empty for an index out of range.
     pub fn shard_items(&self, idx: usize) -> Vec<LiveItem> {
-        let Some(cell) = self.shards.get(idx) else { return Vec::new() };
+        let Some(cell) = self.shard_cell(idx) else { return Vec::new() };
         let env = self.env();
-        cell.0.lock().live_items(&env)
+        cell.lock().live_items(&env)
+    }
+
+    /// Shard `idx`'s lock, `None` for an index out of range.
+    pub(crate) fn shard_cell(&self, idx: usize) -> Option<&Mutex<Shard>> {
+        self.shards.get(idx).map(|c| &c.0)
     }
 }
 

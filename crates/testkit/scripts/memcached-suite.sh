@@ -28,14 +28,16 @@ FILES=(
 target=${1:?usage: $0 PATH/TO/memshard | --memcached}
 if [[ $target == --memcached ]]; then
   command -v memcached >/dev/null || { echo "memcached not installed" >&2; exit 2; }
-  start() { memcached -U 0 -l 127.0.0.1 -p "$1" -u root; }
+  # exec: the background job is then the server itself, so `$!` is its PID
+  # and the kill below stops it (not only the subshell around it).
+  start() { exec memcached -U 0 -l 127.0.0.1 -p "$1" -u root; }
   # Without ext_path in its help the suite skips the extstore parts, which
   # need start flags a running daemon did not get.
   help() { memcached -h | grep -v ext_path; }
 else
   bin=$(cd "$(dirname "$target")" && pwd)/$(basename "$target")
   [[ -x $bin ]] || { echo "$target is not an executable" >&2; exit 2; }
-  start() { "$bin" server -l 127.0.0.1 -p "$1" -t 2; }
+  start() { exec "$bin" server -l 127.0.0.1 -p "$1" -t 2; }
   help() { "$bin" server --help; }
 fi
 command -v perl >/dev/null || { echo "perl not installed" >&2; exit 2; }

@@ -74,11 +74,22 @@ fn workload(w: &Workload<'_>, problems: &mut Vec<String>) {
 fn container(w: &Workload<'_>, c: &Yaml, cid: &str, problems: &mut Vec<String>) {
     for probe in ["readinessProbe", "livenessProbe"] {
         let p = &c[probe];
-        let port = if !p["tcpSocket"].is_badvalue() { &p["tcpSocket"]["port"] } else { &p["httpGet"]["port"] };
         if p.is_badvalue() {
             problems.push(format!("{cid}: no {probe}"));
-        } else if w.resolve_port(port).is_none() {
-            problems.push(format!("{cid}: {probe} port {:?} is not a container port", scalar(port)));
+        } else if !p["exec"].is_badvalue() {
+            // An exec probe talks to the server through bash's /dev/tcp/HOST/PORT.
+            match exec_probe_port(p) {
+                None => problems.push(format!("{cid}: {probe} exec command names no /dev/tcp/HOST/PORT")),
+                Some(port) if w.resolve_port(&Yaml::Integer(port)).is_none() => {
+                    problems.push(format!("{cid}: {probe} exec port {port} is not a container port"));
+                }
+                Some(_) => {}
+            }
+        } else {
+            let port = if !p["tcpSocket"].is_badvalue() { &p["tcpSocket"]["port"] } else { &p["httpGet"]["port"] };
+            if w.resolve_port(port).is_none() {
+                problems.push(format!("{cid}: {probe} port {:?} is not a container port", scalar(port)));
+            }
         }
     }
     for section in ["requests", "limits"] {
@@ -160,4 +171,13 @@ fn pdbs(m: &Manifests, problems: &mut Vec<String>) {
             problems.push(format!("{}: no PodDisruptionBudget", w.id()));
         }
     }
+}
+
+/// The port of `/dev/tcp/HOST/PORT` in an exec probe's command.
+pub(crate) fn exec_probe_port(probe: &Yaml) -> Option<i64> {
+    seq(&probe["exec"]["command"]).iter().filter_map(Yaml::as_str).find_map(|arg| {
+        let rest = &arg[arg.find("/dev/tcp/")? + "/dev/tcp/".len()..];
+        let (_host, port) = rest.split_once('/')?;
+        port.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+    })
 }

@@ -8,6 +8,22 @@ use yaml_rust2::Yaml;
 
 const MIB: u64 = 1 << 20;
 
+/// A shard's grace period with a memory file: 30 s (the 10 s drain, and
+/// slack) plus 10 s per GiB of `-m`, rounded up (the file written at
+/// 100 MiB/s, a slow network disk).
+pub(crate) fn shard_grace_floor(memory_mb: u64) -> i64 {
+    30 + 10 * i64::try_from(memory_mb.div_ceil(1024)).unwrap_or(i64::MAX / 20)
+}
+
+/// The smallest volume for a memory file of `-m` MB: 1.25 x -m + 64 MiB
+/// (the file holds at most the item memory; the rest is filesystem overhead).
+pub(crate) fn shard_volume_floor(memory_mb: u64) -> u64 {
+    ((memory_mb * 5).div_ceil(4) + 64) * MIB
+}
+
+/// Seconds a restarted shard must be ready before a rollout stops the next.
+pub(crate) const MIN_READY_SECONDS: i64 = 10;
+
 /// Every topology problem found, one line each.
 pub(crate) fn system(m: &Manifests) -> Vec<String> {
     let mut problems = Vec::new();
@@ -93,7 +109,9 @@ fn shards_ok(m: &Manifests, shards: &Workload<'_>, problems: &mut Vec<String>) -
             }
         }
     }
-    if let Some(mb) = flag(&argv, "-m", "--memory-limit").and_then(|v| v.parse::<u64>().ok()) {
+    let memory_mb = flag(&argv, "-m", "--memory-limit").and_then(|v| v.parse::<u64>().ok());
+    memory_file_ok(shards, c, &argv, memory_mb.unwrap_or(64), problems);
+    if let Some(mb) = memory_mb {
         let request = bytes(&c["resources"]["requests"]["memory"]).unwrap_or(0);
         let limit = bytes(&c["resources"]["limits"]["memory"]).unwrap_or(0);
         if request * 5 < mb * MIB * 6 + 500 * MIB {
@@ -104,6 +122,92 @@ fn shards_ok(m: &Manifests, shards: &Workload<'_>, problems: &mut Vec<String>) -
         }
     }
     Some(port)
+}
+
+/// Warm restarts: a shard started with `-e PATH` keeps PATH on a
+/// PersistentVolumeClaim of its own, large enough, writable, deleted with
+/// the shard; it has the time to save before SIGKILL; it is ready only once
+/// it answers (the port is bound before the load); and a rollout waits for
+/// it. A claim template without `-e` is a volume nothing uses.
+fn memory_file_ok(shards: &Workload<'_>, c: &Yaml, argv: &[String], memory_mb: u64, problems: &mut Vec<String>) {
+    let id = shards.id();
+    let spec = &shards.doc["spec"];
+    let templates = seq(&spec["volumeClaimTemplates"]);
+    let Some(path) = flag(argv, "-e", "--memory-file") else {
+        if !templates.is_empty() {
+            problems.push(format!("{id}: volumeClaimTemplates without -e: a volume per shard that nothing uses"));
+        }
+        return;
+    };
+    let file = std::path::Path::new(&path);
+    let mount = seq(&c["volumeMounts"])
+        .iter()
+        .filter(|m| {
+            m["mountPath"].as_str().is_some_and(|dir| file.starts_with(dir) && file != std::path::Path::new(dir))
+        })
+        .max_by_key(|m| m["mountPath"].as_str().map_or(0, str::len));
+    let Some(mount) = mount else {
+        problems.push(format!("{id}: memory file {path} is on no volume: it goes with the container"));
+        return;
+    };
+    let volume = mount["name"].as_str().unwrap_or("?");
+    let claim = templates.iter().find(|t| t["metadata"]["name"].as_str() == Some(volume));
+    match claim {
+        Some(claim) => {
+            let size = bytes(&claim["spec"]["resources"]["requests"]["storage"]).unwrap_or(0);
+            let need = shard_volume_floor(memory_mb);
+            if size < need {
+                problems.push(format!(
+                    "{id}: volume {volume} requests {size} bytes, below 1.25 x -m {memory_mb} + 64Mi ({need} bytes)"
+                ));
+            }
+        }
+        None => problems.push(format!(
+            "{id}: memory file {path} is on volume {volume}, not a PersistentVolumeClaim of the StatefulSet: it does not outlive the pod"
+        )),
+    }
+    if mount["readOnly"].as_bool() == Some(true) {
+        problems.push(format!("{id}: volume {volume} of the memory file is mounted read-only"));
+    }
+    if shards.pod_spec()["securityContext"]["fsGroup"].as_i64().is_none() {
+        problems.push(format!("{id}: no fsGroup: the non-root server cannot write the memory file on a fresh volume"));
+    }
+    let retention = &spec["persistentVolumeClaimRetentionPolicy"];
+    for (when, what) in [("whenScaled", "a shard scaled in and out again"), ("whenDeleted", "a StatefulSet recreated")]
+    {
+        if retention[when].as_str() != Some("Delete") {
+            problems.push(format!(
+                "{id}: persistentVolumeClaimRetentionPolicy.{when} is not Delete: {what} would load a memory file from before"
+            ));
+        }
+    }
+    let grace = shards.pod_spec()["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+    let floor = shard_grace_floor(memory_mb);
+    if grace < floor {
+        problems.push(format!(
+            "{id}: terminationGracePeriodSeconds {grace} < {floor}, the drain and the save of -m {memory_mb} (30 s + 10 s per GiB)"
+        ));
+    }
+    let min_ready = spec["minReadySeconds"].as_i64().unwrap_or(0);
+    if min_ready < MIN_READY_SECONDS {
+        problems.push(format!(
+            "{id}: minReadySeconds {min_ready} < {MIN_READY_SECONDS}: a rollout would not wait for a restarted shard"
+        ));
+    }
+    let strategy = &spec["updateStrategy"];
+    if strategy["type"].as_str().unwrap_or("RollingUpdate") != "RollingUpdate"
+        || strategy["rollingUpdate"]["maxUnavailable"].as_i64().unwrap_or(1) != 1
+    {
+        problems.push(format!("{id}: updateStrategy is not a RollingUpdate of one shard at a time"));
+    }
+    if c["readinessProbe"]["exec"].is_badvalue() {
+        problems.push(format!(
+            "{id}: readinessProbe needs no answer: it passes while the memory file loads (the port is bound before)"
+        ));
+    }
+    if !c["livenessProbe"]["exec"].is_badvalue() && c["startupProbe"].is_badvalue() {
+        problems.push(format!("{id}: livenessProbe needs an answer: a long load of the memory file would be killed"));
+    }
 }
 
 /// The proxy: its pool file loads, lists exactly the StatefulSet's pod

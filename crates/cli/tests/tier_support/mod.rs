@@ -9,3 +9,4 @@ pub(crate) mod load;
 pub(crate) mod run;
 pub(crate) mod slow;
 pub(crate) mod tier;
+pub(crate) mod warm;

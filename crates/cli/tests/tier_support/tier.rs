@@ -17,7 +17,7 @@ pub(crate) const TIMEOUT_MS: u64 = 400;
 /// `server_retry_timeout` of the system's pool.
 pub(crate) const RETRY_MS: u64 = 2000;
 
-fn bin() -> &'static Path {
+pub(crate) fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_memshard"))
 }
 
@@ -45,8 +45,37 @@ pub(crate) struct Tier {
 }
 
 fn start_shard(port: u16) -> RoleProcess {
+    start_shard_with(port, &[])
+}
+
+/// A shard as every fault suite runs one (`-t 1 -m 32`) on `port`, with
+/// `extra` flags.
+pub(crate) fn start_shard_with(port: u16, extra: &[&str]) -> RoleProcess {
     let port = port.to_string();
-    spawn_role(bin(), &["server", "-l", "127.0.0.1", "-p", &port, "-t", "1", "-m", "32"], 1).expect("start shard")
+    let mut args = vec!["server", "-l", "127.0.0.1", "-p", &port, "-t", "1", "-m", "32"];
+    args.extend_from_slice(extra);
+    spawn_role(bin(), &args, 1).expect("start shard")
+}
+
+/// The system's pool file, listening on `port`, with `extra` keys and one
+/// `shard-N` server per address.
+pub(crate) fn system_pool(port: u16, extra: &str, servers: &[SocketAddr]) -> String {
+    let mut yaml = format!(
+        "memcached:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  auto_eject_hosts: true\n  \
+         timeout: {TIMEOUT_MS}\n  server_retry_timeout: {RETRY_MS}\n  server_failure_limit: 1\n{extra}  servers:\n"
+    );
+    for (i, a) in servers.iter().enumerate() {
+        yaml.push_str(&format!("   - {a}:1 shard-{i}\n"));
+    }
+    yaml
+}
+
+/// The JSON document of the stats port at `addr`.
+pub(crate) async fn stats_at(addr: SocketAddr) -> serde_json::Value {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("stats connect");
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.expect("stats read");
+    serde_json::from_str(&text).expect("stats JSON")
 }
 
 impl Tier {
@@ -69,14 +98,7 @@ impl Tier {
         let shards: Vec<Option<RoleProcess>> = (0..n).map(|_| Some(start_shard(0))).collect();
         let shard_addrs: Vec<SocketAddr> = shards.iter().flatten().map(RoleProcess::addr).collect();
         let fronts: Vec<SocketAddr> = shard_addrs.iter().enumerate().map(|(i, a)| front(i, *a)).collect();
-        let port = free_port().expect("free port");
-        let mut yaml = format!(
-            "memcached:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  auto_eject_hosts: true\n  \
-             timeout: {TIMEOUT_MS}\n  server_retry_timeout: {RETRY_MS}\n  server_failure_limit: 1\n{extra}  servers:\n"
-        );
-        for (i, a) in fronts.iter().enumerate() {
-            yaml.push_str(&format!("   - {a}:1 shard-{i}\n"));
-        }
+        let yaml = system_pool(free_port().expect("free port"), extra, &fronts);
         let conf = dir.join("pool.yml");
         std::fs::write(&conf, &yaml).expect("write pool file");
         let config = Config::from_yaml(&yaml).expect("pool file loads");
@@ -134,10 +156,7 @@ impl Tier {
 
     /// The proxy's stats document.
     pub(crate) async fn stats(&self) -> serde_json::Value {
-        let mut s = tokio::net::TcpStream::connect(self.stats_addr).await.expect("stats connect");
-        let mut text = String::new();
-        s.read_to_string(&mut text).await.expect("stats read");
-        serde_json::from_str(&text).expect("stats JSON")
+        stats_at(self.stats_addr).await
     }
 
     /// When shard `i` was last ejected (`server_ejected_at`), as a time since

@@ -14,7 +14,7 @@
 //! Targets that are not valid host names are left out (and logged).
 
 use crate::control::pool::Pool;
-use crate::control::refresh;
+use crate::control::{purge, refresh};
 use memshard_config::{Discovery, checked_servers, discovered_server};
 use memshard_net::Shutdown;
 use std::sync::Arc;
@@ -119,6 +119,11 @@ async fn discover(pool: &Arc<Pool>, d: &Discovery, was_failing: bool) -> bool {
                 return false;
             }
             tracing::info!(pool = %pool.name, discovery = %d, servers = cfg.servers.len(), "discovered servers changed");
+            // Keys the change moves are cleared where they arrive first.
+            purge::moving_in(pool, &pool.servers(), &next).await;
+            if pool.servers().generation != generation {
+                return false;
+            }
             pool.publish(next);
             false
         }

@@ -16,6 +16,9 @@ pub(crate) struct Health {
     ejected: AtomicBool,
     /// When an ejected server may be probed again, in ms since `started`.
     retry_at_ms: AtomicU64,
+    /// Until when (ms since `started`) a server that said goodbye is waited
+    /// for: its failures do not count. 0: not restarting.
+    restart_until_ms: AtomicU64,
     started: Instant,
 }
 
@@ -25,6 +28,7 @@ impl Default for Health {
             failures: AtomicU32::new(0),
             ejected: AtomicBool::new(false),
             retry_at_ms: AtomicU64::new(0),
+            restart_until_ms: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
@@ -35,11 +39,32 @@ impl Health {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// A request succeeded.
+    /// A request succeeded (a restarting server is back).
     pub(crate) fn succeeded(&self) {
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
         }
+        if self.restart_until_ms.load(Ordering::Relaxed) != 0 {
+            self.restart_until_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The server said goodbye (a planned restart): for `hold` its failures
+    /// do not count, so it is not ejected and its keys stay on it. Whether
+    /// this call started the wait (false: already waiting, or ejected).
+    pub(crate) fn hold_restart(&self, hold: Duration) -> bool {
+        if self.is_ejected() {
+            return false;
+        }
+        let until = self.now_ms() + hold.as_millis() as u64;
+        self.failures.store(0, Ordering::Relaxed);
+        self.restart_until_ms.swap(until, Ordering::Relaxed) == 0
+    }
+
+    /// Waiting for a server that said goodbye?
+    pub(crate) fn is_restarting(&self) -> bool {
+        let until = self.restart_until_ms.load(Ordering::Relaxed);
+        until != 0 && self.now_ms() < until
     }
 
     /// A request failed. With `eject_at` (auto-ejection on), the failure
@@ -47,6 +72,9 @@ impl Health {
     /// after `retry_after`: then the count of failures is returned (once, by
     /// the call that ejected it).
     pub(crate) fn failed(&self, eject_at: Option<u32>, retry_after: Duration) -> Option<u32> {
+        if self.is_restarting() {
+            return None;
+        }
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n < eject_at? || self.ejected.swap(true, Ordering::AcqRel) {
             return None;
@@ -85,9 +113,15 @@ impl Health {
         self.ejected.load(Ordering::Acquire)
     }
 
-    /// Failed since the last success (or ejected)?
+    /// Did its last request succeed? (An ejected server can: with every
+    /// server out, the last ring stays and still routes to it.)
+    pub(crate) fn last_succeeded(&self) -> bool {
+        self.failures.load(Ordering::Relaxed) == 0
+    }
+
+    /// Failed since the last success (or ejected, or restarting)?
     pub(crate) fn is_failing(&self) -> bool {
-        self.failures.load(Ordering::Relaxed) != 0 || self.is_ejected()
+        self.failures.load(Ordering::Relaxed) != 0 || self.is_ejected() || self.is_restarting()
     }
 
     /// Ejected, and its retry time has come?
@@ -148,5 +182,27 @@ mod tests {
         // Taken out at once (an owner that missed a write), once.
         assert!(h.eject_now(wait) && !h.eject_now(wait));
         assert!(h.is_ejected() && !h.due_for_retry());
+    }
+
+    /// A goodbye keeps failures from counting until the first success or
+    /// the end of the wait; an ejected server is not held.
+    #[test]
+    fn a_goodbye_holds_off_ejection_until_success_or_timeout() {
+        let h = Health::default();
+        let wait = Duration::from_secs(30);
+        assert!(h.hold_restart(Duration::from_secs(60)));
+        assert!(!h.hold_restart(Duration::from_secs(60)), "once");
+        for _ in 0..10 {
+            assert_eq!(h.failed(Some(1), wait), None);
+        }
+        assert!(h.is_live() && h.is_restarting() && h.is_failing());
+        h.succeeded();
+        assert!(!h.is_restarting() && !h.is_failing());
+        // Control: without the wait the same failure ejects.
+        assert_eq!(h.failed(Some(1), wait), Some(1));
+        assert!(!h.hold_restart(Duration::from_secs(60)), "an ejected server is not held");
+        let short = Health::default();
+        assert!(short.hold_restart(Duration::ZERO));
+        assert_eq!(short.failed(Some(1), wait), Some(1), "past the wait failures count");
     }
 }

@@ -14,6 +14,7 @@ pub(crate) mod health;
 pub(crate) mod pool;
 pub(crate) mod prober;
 pub(crate) mod publish;
+pub(crate) mod purge;
 pub(crate) mod refresh;
 pub(crate) mod reload;
 pub(crate) mod resolve;

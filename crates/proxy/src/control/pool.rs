@@ -78,29 +78,67 @@ impl Pool {
     /// Puts `set` in force: requests routed from the next batch on use it.
     /// The ring is rebuilt from the servers' health as it is now (an
     /// ejection or a return since `set` was prepared counts).
-    pub(crate) fn publish(&self, set: ServerSet) {
+    pub(crate) fn publish(&self, mut set: ServerSet) {
+        // The ring in force until now settles the change: a moved key is
+        // also read from and written to its owner there for a while, which
+        // may be a server this change removes (kept after the ring's ones).
+        let current = self.set.load_full();
+        if let (Some(previous), true) = (current.ring(), set.settles()) {
+            if !current.places_like(&set) {
+                // Every server a key may still be read from or written to
+                // during the settle: the ring's, and those of a settle under way.
+                let now = tokio::time::Instant::now();
+                let earlier = current.settling_rings(now);
+                let mut referenced: Vec<Arc<Server>> = current.servers[..current.ring_len].to_vec();
+                for (_, map) in &earlier {
+                    for &i in map {
+                        if let Some(s) = current.servers.get(i) {
+                            if !referenced.iter().any(|r| r.id == s.id) {
+                                referenced.push(s.clone());
+                            }
+                        }
+                    }
+                }
+                let leaving: Vec<Arc<Server>> =
+                    referenced.into_iter().filter(|s| !set.servers.iter().any(|n| n.id == s.id)).collect();
+                set.keep_leaving(leaving);
+                // An index of the current set as one of the new set.
+                let to_new =
+                    |i: usize| current.servers.get(i).and_then(|s| set.servers.iter().position(|n| n.id == s.id));
+                let map_of = |m: &[usize]| m.iter().map(|&i| to_new(i).unwrap_or(usize::MAX)).collect::<Vec<_>>();
+                let map = map_of(&(0..current.ring_len).collect::<Vec<_>>());
+                let earlier = earlier.iter().map(|(r, m)| (r.clone(), map_of(m))).collect();
+                set.start_settle(previous, map, earlier);
+            }
+        }
+        drop(current);
         let old = self.set.swap(Arc::new(set));
         let new = self.set.load();
         if !new.ring_follows_health() {
-            self.rebuild(&new);
+            // Part of this change: its settle (from the ring before) stands.
+            if let Err(e) = new.rebuild() {
+                tracing::warn!(pool = %self.name, error = %e, "no live servers; keeping the last ring");
+            }
         }
-        let kept = new.servers.iter().filter(|s| old.servers.iter().any(|o| o.id == s.id)).count();
+        // The ring's servers (those kept for the settle come after them).
+        let (old_ring, new_ring) = (&old.servers[..old.ring_len], &new.servers[..new.ring_len]);
+        let kept = new_ring.iter().filter(|s| old_ring.iter().any(|o| o.id == s.id)).count();
         {
             let mut removed = self.removed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for s in old.servers.iter().filter(|s| !new.servers.iter().any(|n| n.id == s.id)) {
+            for s in old_ring.iter().filter(|s| !new_ring.iter().any(|n| n.id == s.id)) {
                 removed.insert(s.name.clone());
             }
             // Bounded: past it, a server removed long ago returns unheld.
             if removed.len() > MAX_REMOVED {
                 removed.clear();
             }
-            for s in new.servers.iter() {
+            for s in new_ring.iter() {
                 removed.remove(&s.name);
             }
         }
         tracing::info!(
-            pool = %self.name, generation = new.generation, servers = new.servers.len(), kept,
-            added = new.servers.len() - kept, removed = old.servers.len() - kept, "server set published"
+            pool = %self.name, generation = new.generation, servers = new_ring.len(), kept,
+            added = new_ring.len() - kept, removed = old_ring.len() - kept, "server set published"
         );
     }
 
@@ -112,6 +150,23 @@ impl Pool {
     /// A request to `server` succeeded.
     pub(crate) fn record_success(&self, server: &Server) {
         server.health.succeeded();
+    }
+
+    /// `server` said goodbye (`memshard server -e` stopping: a planned
+    /// restart, it returns with its items): for `server_restart_timeout` it
+    /// keeps its keys and its failures do not count, so nothing meant for it
+    /// is written elsewhere and its items are still the latest when it is
+    /// back. A replicated pool, or a timeout of 0, treats it as a crash.
+    pub(crate) fn record_goodbye(&self, server: &Server) {
+        let set = self.set.load();
+        let hold = set.cfg.extensions.server_restart_timeout;
+        if set.cfg.extensions.replicas > 1 || hold.is_zero() {
+            return;
+        }
+        if server.health.hold_restart(hold) {
+            tracing::info!(pool = %self.name, server = %server.addr, wait_ms = hold.as_millis() as u64,
+                "server restarting: its keys wait for it (failing fast) instead of moving");
+        }
     }
 
     /// A request to `server` failed; with `auto_eject_hosts`, the
@@ -149,8 +204,20 @@ impl Pool {
     /// Rebuilds `set`'s ring from its servers not ejected and swaps it in.
     /// With every server ejected the last ring stays (requests then fail on it).
     fn rebuild(&self, set: &ServerSet) {
-        if let Err(e) = set.rebuild() {
-            tracing::warn!(pool = %self.name, error = %e, "no live servers; keeping the last ring");
+        let previous = set.ring();
+        match set.rebuild() {
+            Ok(()) => {
+                // A change that moved keys settles; one that did not (a
+                // removed server's health) leaves a settle under way alone.
+                let now = set.ring();
+                if let (Some(previous), Some(now)) = (previous, now) {
+                    if previous.live_servers() != now.live_servers() {
+                        let earlier = set.settling_rings(tokio::time::Instant::now());
+                        set.start_settle(previous, (0..set.ring_len).collect(), earlier);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(pool = %self.name, error = %e, "no live servers; keeping the last ring"),
         }
     }
 

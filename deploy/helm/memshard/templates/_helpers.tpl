@@ -80,3 +80,46 @@ Spread a workload's pods over nodes. Call with (dict "root" $ "component" "..." 
     - protocol: TCP
       port: 53
 {{- end }}
+
+{{/*
+Warm restarts (persistence.enabled): the memory file each shard writes at a
+graceful stop and loads at start, on its own PersistentVolumeClaim.
+*/}}
+{{- define "memshard.memoryFile" -}}/data/memory{{- end }}
+
+{{/*
+The shards' grace period: 30 s (the 10 s drain, and slack), plus, with
+persistence, 10 s per GiB of -m rounded up (the memory file written at
+100 MiB/s). An explicit shards.terminationGracePeriodSeconds below that is
+refused when persistence is on.
+*/}}
+{{- define "memshard.shardGraceSeconds" -}}
+{{- $m := int .Values.shards.memoryMB -}}
+{{- $floor := 30 -}}
+{{- if .Values.persistence.enabled -}}
+{{- $floor = add 30 (mul 10 (div (add $m 1023) 1024)) -}}
+{{- end -}}
+{{- $set := .Values.shards.terminationGracePeriodSeconds -}}
+{{- if kindIs "invalid" $set -}}
+{{- $floor -}}
+{{- else -}}
+{{- if and .Values.persistence.enabled (lt (int $set) $floor) -}}
+{{- fail (printf "shards.terminationGracePeriodSeconds (%d) is below %d s, the drain and the save of -m %d MB (30 s + 10 s per GiB): a SIGKILL in the middle of the save loses the memory file; leave it null to compute it" (int $set) $floor $m) -}}
+{{- end -}}
+{{- int $set -}}
+{{- end -}}
+{{- end }}
+
+{{/* The shard volume: persistence.size, refused below 1.25 x -m + 64 Mi. */}}
+{{- define "memshard.shardVolumeSize" -}}
+{{- $m := int .Values.shards.memoryMB -}}
+{{- $need := add (div (add (mul $m 5) 3) 4) 64 -}}
+{{- $size := .Values.persistence.size -}}
+{{- $n := int (trimSuffix "Mi" (trimSuffix "Gi" (trimSuffix "Ti" $size))) -}}
+{{- $mi := $n -}}
+{{- if hasSuffix "Gi" $size }}{{ $mi = mul $n 1024 }}{{ else if hasSuffix "Ti" $size }}{{ $mi = mul $n 1048576 }}{{ end -}}
+{{- if lt $mi $need -}}
+{{- fail (printf "persistence.size %s is below %dMi, what the memory file of -m %d MB needs (1.25 x memoryMB + 64 Mi): raise it" $size $need $m) -}}
+{{- end -}}
+{{- $size -}}
+{{- end }}

@@ -128,6 +128,13 @@ impl Failure {
         Failure::new(Fault::Timeout, "Connection timed out")
     }
 
+    /// The server said goodbye (see `memshard_proto::msg::GOODBYE`): what
+    /// it did not answer fails. (Not the goodbye's own words: a proxy in
+    /// front of this one must not take the answer for a goodbye.)
+    pub(crate) fn goodbye() -> Failure {
+        Failure::new(Fault::Eof, "server restarting")
+    }
+
     pub(crate) fn eof() -> Failure {
         Failure::new(Fault::Eof, "Connection closed by server")
     }

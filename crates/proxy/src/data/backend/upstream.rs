@@ -240,7 +240,20 @@ impl Upstream {
         let st = &mut *guard;
         let mut pos = 0;
         let mut answered = false;
+        let mut goodbye = false;
         let res = loop {
+            // Between answers, a restarting memshard server's last words.
+            if st.scanned == 0 {
+                match goodbye_line(&buf[pos..]) {
+                    Some(true) => {
+                        goodbye = true;
+                        break Err(Failure::goodbye());
+                    }
+                    // Its start: wait for the rest before reading it as an answer.
+                    None => break Ok(()),
+                    Some(false) => {}
+                }
+            }
             let Some(front) = st.fifo.front_mut() else {
                 if pos < buf.len() {
                     break Err(Failure::protocol(&memshard_proto::ReplyError::Malformed("unsolicited reply".into())));
@@ -284,10 +297,14 @@ impl Upstream {
         if answered {
             self.pool.record_success(&self.server);
         }
+        if goodbye {
+            self.pool.record_goodbye(&self.server);
+        }
         res.map(|()| pos)
     }
 
     /// Breaks the connection: every request owed gets `f`.
+    /// (A goodbye was recorded first, so these failures do not count.)
     pub(crate) fn break_with(&self, f: &Failure) {
         let fifo = {
             let mut st = self.st.borrow_mut();
@@ -467,4 +484,38 @@ fn scan(buf: &[u8], scanned: &mut usize) -> Result<bool, memshard_proto::ReplyEr
         }
     }
     Ok(false)
+}
+
+/// Whether `buf` starts with a memshard server's goodbye line: `None` while
+/// it holds only a start of it (no real answer is a start of it but itself).
+fn goodbye_line(buf: &[u8]) -> Option<bool> {
+    const LINE: &[u8] = b"SERVER_ERROR restarting\r\n";
+    debug_assert_eq!(&LINE[..LINE.len() - 2], memshard_proto::msg::GOODBYE.as_bytes());
+    if buf.is_empty() {
+        Some(false)
+    } else if buf.len() < LINE.len() {
+        if LINE.starts_with(buf) { None } else { Some(false) }
+    } else {
+        Some(buf.starts_with(LINE))
+    }
+}
+
+#[cfg(test)]
+mod goodbye_tests {
+    use super::goodbye_line;
+
+    #[test]
+    fn the_goodbye_is_told_from_answers_and_waited_for_when_cut() {
+        assert_eq!(goodbye_line(b"SERVER_ERROR restarting\r\n"), Some(true));
+        assert_eq!(goodbye_line(b"SERVER_ERROR restarting\r\nEND\r\n"), Some(true));
+        for cut in 1..25 {
+            assert_eq!(goodbye_line(&b"SERVER_ERROR restarting\r\n"[..cut]), None, "{cut} bytes");
+        }
+        for answer in
+            [&b""[..], b"END\r\n", b"SERVER_ERROR out of memory\r\n", b"SERVER_ERROR restarting now\r\n", b"S"]
+        {
+            let want = if answer == b"S" { None } else { Some(false) };
+            assert_eq!(goodbye_line(answer), want, "{:?}", String::from_utf8_lossy(answer));
+        }
+    }
 }

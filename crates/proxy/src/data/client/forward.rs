@@ -246,9 +246,10 @@ fn meta(
 /// server said so, otherwise the first failure.
 fn fan_out(c: &Client, set: &ServerSet, raw: &[u8], want_reply: bool, now: Instant) {
     let pool = c.conns.pool();
-    let servers = set.servers.len();
-    let merge = want_reply.then(|| Merge::new(c.queue.clone(), c.queue.reserve(), pool.clone(), Kind::All, servers));
-    for (i, server) in set.servers.iter().enumerate() {
+    // The pool's servers (not those a reload removed, kept for its settle).
+    let ring = &set.servers[..set.ring_len];
+    let merge = want_reply.then(|| Merge::new(c.queue.clone(), c.queue.reserve(), pool.clone(), Kind::All, ring.len()));
+    for (i, server) in ring.iter().enumerate() {
         let sink = merge.as_ref().map(|m| Sink::Part(m.clone(), i));
         let up = c.conns.pick(set, server);
         let seq = up.send(&c.queue, |out| out.extend_from_slice(raw), sink, now);

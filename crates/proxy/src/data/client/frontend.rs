@@ -157,7 +157,9 @@ fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut Request
     let set = r.pool.servers();
     let ring = set.ring();
     let now = Instant::now();
-    let reads = (set.replicas() > 1).then(|| client.reads(&set));
+    // A replicated pool, or a ring change settling, goes through the
+    // owners' path (`replica`); otherwise one server per key.
+    let reads = (set.replicas() > 1 || set.settling(now).is_some()).then(|| client.reads(&set));
     let replicated = reads.as_ref().map(|reads| replica::Batch::new(&set, reads));
     loop {
         if rbuf.mid_request() && (client.queue.pending() >= MAX_PENDING || !client.queue.has_room()) {

@@ -62,7 +62,10 @@ pub(super) fn start(
     mode: Mode,
     then: Box<dyn FnOnce()>,
 ) {
-    if to.is_empty() {
+    // A settling change (one owner per key) never fills: the server a key
+    // left may miss a write another proxy, still on the old ring, sends
+    // only to it, and a copy made now would outlive that write.
+    if to.is_empty() || (mode == Mode::Fill && ctx.set.replicas() == 1) {
         then();
         return;
     }
