@@ -4,6 +4,7 @@
 //! listeners and calls each role's library `run` function. Exit codes: 0 clean
 //! shutdown, 1 runtime failure, 2 bad flags or bad config.
 
+mod admin_addr;
 mod app;
 mod bench;
 mod daemon;

@@ -50,6 +50,12 @@ pub(crate) struct ProxyArgs {
     /// pool without a restart; a bad one changes nothing. memshard extension.
     #[arg(long = "watch-interval", value_name = "MS", default_value_t = 2000)]
     watch_interval: u64,
+    /// Serve the admin HTTP surface on this address (host:port; port 0 picks
+    /// one): Prometheus /metrics, /healthz, /readyz, /ring?key=K, /config,
+    /// /hotkeys and a live dashboard at /. Turns on hot-key tracking.
+    /// memshard extension.
+    #[arg(long = "admin", value_name = "HOST:PORT", value_parser = crate::admin_addr::parse)]
+    admin: Option<String>,
     /// Log level 0..11 as nutcracker (≥ 6 is debug, ≥ 7 trace).
     #[arg(short = 'v', long = "verbose", default_value_t = 5)]
     verbose: u8,
@@ -146,13 +152,22 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
         });
         let stats_addr = format!("{}:{}", args.stats_addr, args.stats_port);
         let stats = memshard_net::bind(&stats_addr).await.map_err(|e| Failure::Runtime(e.into()))?;
+        let admin = match &args.admin {
+            Some(a) => Some(
+                memshard_net::bind(a)
+                    .await
+                    .map_err(|e| Failure::Runtime(anyhow!("cannot listen on --admin {a}: {e}")))?,
+            ),
+            None => None,
+        };
         let (trigger, shutdown) = ShutdownTrigger::new();
         tokio::spawn(async move {
             os_signal().await;
             tracing::info!("shutting down");
             trigger.trigger();
         });
-        memshard_proxy::run(config, listeners, Some(stats), proxy, shutdown).await.map_err(|e| {
+        let ports = memshard_proxy::Ports { stats: Some(stats), admin };
+        memshard_proxy::run(config, listeners, ports, proxy, shutdown).await.map_err(|e| {
             // A daemon's stderr is /dev/null: the log is where this is seen.
             tracing::error!("{e}");
             Failure::Runtime(e.into())

@@ -53,6 +53,11 @@ pub(crate) struct ServerArgs {
     /// warm restart). Put it on a volume that outlives the process.
     #[arg(short = 'e', long = "memory-file", value_name = "PATH")]
     memory_file: Option<PathBuf>,
+    /// Serve the admin HTTP port on HOST:PORT (port 0: any free port, printed
+    /// at start): /metrics in the memcached_exporter's names, /healthz,
+    /// /readyz, /config, /summary.json and a dashboard at /.
+    #[arg(long = "admin", value_name = "ADDR", value_parser = crate::admin_addr::parse)]
+    admin: Option<String>,
     /// Verbose logging (-v, -vv).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     verbose: u8,
@@ -87,7 +92,7 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
         memory_file: args.memory_file.clone(),
         ..ServerConfig::default()
     };
-    // The acceptor, the sweeper and signal handling share one small runtime;
+    // The acceptor, the sweeper, the admin port and signal handling share one small runtime;
     // connections run on `threads` dedicated worker threads (memshard_server::run).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async move {
@@ -102,6 +107,11 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
                 let addr = format!("{}:{}", args.listen, args.port);
                 memshard_net::bind(&addr).await.map_err(|e| Failure::Runtime(e.into()))?.into()
             }
+        };
+        // Bound before serving: a port that is taken stops the start.
+        let admin = match &args.admin {
+            Some(addr) => Some(memshard_net::bind(addr).await.map_err(|e| Failure::Runtime(e.into()))?),
+            None => None,
         };
         let (trigger, shutdown) = ShutdownTrigger::new();
         tokio::spawn(async move {
@@ -122,7 +132,7 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
             tracing::info!("shutting down");
             trigger.trigger();
         });
-        memshard_server::run(listener, cfg, shutdown).await.map_err(|e| Failure::Runtime(e.into()))
+        memshard_server::run_with_admin(listener, cfg, admin, shutdown).await.map_err(|e| Failure::Runtime(e.into()))
     })
 }
 

@@ -33,6 +33,10 @@ pub(crate) struct UpArgs {
     /// Port of the proxy's stats JSON.
     #[arg(long = "stats-port", default_value_t = 22222)]
     stats_port: u16,
+    /// Port of the proxy's admin page (dashboard, /metrics, /ring?key=K,
+    /// /hotkeys); each shard's admin page takes a free port.
+    #[arg(long = "admin-port", default_value_t = 9151)]
+    admin_port: u16,
     /// Interface every listener binds (shards always take free ports on it).
     #[arg(long, default_value = "127.0.0.1")]
     listen: String,
@@ -119,10 +123,18 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
     }
     let shard_addrs: Vec<SocketAddr> =
         shard_listeners.iter().map(TcpListener::local_addr).collect::<Result<_, _>>().context("shard address")?;
+    let mut shard_admins = Vec::new();
+    for _ in 0..args.shards {
+        shard_admins.push(bind(&args.listen, 0).await?);
+    }
+    let shard_admin_addrs: Vec<SocketAddr> =
+        shard_admins.iter().map(TcpListener::local_addr).collect::<Result<_, _>>().context("shard admin address")?;
     let proxy_listener = bind(&args.listen, args.proxy_port).await?;
     let proxy_addr = proxy_listener.local_addr().context("proxy address")?;
     let stats_listener = bind(&args.listen, args.stats_port).await?;
     let stats_addr = stats_listener.local_addr().context("stats address")?;
+    let admin_listener = bind(&args.listen, args.admin_port).await?;
+    let admin_addr = admin_listener.local_addr().context("admin address")?;
     let app_listener = bind(&args.listen, args.app_port).await?;
     let app_addr = app_listener.local_addr().context("app address")?;
     if let Some(dir) = &args.data_dir {
@@ -135,7 +147,7 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
 
     let (exited, mut exits) = mpsc::unbounded_channel();
     let mut shards = Vec::new();
-    for (i, listener) in shard_listeners.into_iter().enumerate() {
+    for (i, (listener, admin)) in shard_listeners.into_iter().zip(shard_admins).enumerate() {
         let cfg = ServerConfig {
             memory_limit: args.memory_limit.saturating_mul(1024 * 1024),
             threads: 1,
@@ -144,15 +156,26 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
             memory_file: args.data_dir.as_ref().map(|d| d.join(format!("shard-{i}.mem"))),
             ..ServerConfig::default()
         };
-        shards.push(Role::spawn(format!("shard {i}"), &exited, |s| memshard_server::run(listener, cfg, s)));
+        shards.push(Role::spawn(format!("shard {i}"), &exited, |s| {
+            memshard_server::run_with_admin(listener, cfg, Some(admin), s)
+        }));
     }
     let proxy = Role::spawn("proxy".to_owned(), &exited, |s| {
-        memshard_proxy::run(config, vec![proxy_listener], Some(stats_listener), ProxyConfig::default(), s)
+        let ports = memshard_proxy::Ports { stats: Some(stats_listener), admin: Some(admin_listener) };
+        memshard_proxy::run(config, vec![proxy_listener], ports, ProxyConfig::default(), s)
     });
     let app_config = AppConfig { cache: proxy_addr.to_string(), ..AppConfig::default() };
     let app = Role::spawn("app".to_owned(), &exited, |s| memshard_app::run(app_listener, app_config, s));
 
-    print_summary(&shard_addrs, proxy_addr, stats_addr, app_addr, args.data_dir.as_deref());
+    let addrs = Addrs {
+        shards: &shard_addrs,
+        shard_admins: &shard_admin_addrs,
+        proxy: proxy_addr,
+        stats: stats_addr,
+        admin: admin_addr,
+        app: app_addr,
+    };
+    print_summary(&addrs, args.data_dir.as_deref());
 
     // Run until Ctrl-C/SIGTERM, or until a role stops by itself (a failure).
     tokio::select! {
@@ -168,18 +191,27 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
     if failures.is_empty() { Ok(()) } else { Err(Failure::Runtime(anyhow!("{}", failures.join("; ")))) }
 }
 
-fn print_summary(
-    shards: &[SocketAddr],
+/// Where each part of the local system listens.
+struct Addrs<'a> {
+    shards: &'a [SocketAddr],
+    shard_admins: &'a [SocketAddr],
     proxy: SocketAddr,
     stats: SocketAddr,
+    admin: SocketAddr,
     app: SocketAddr,
-    data_dir: Option<&std::path::Path>,
-) {
+}
+
+fn print_summary(addrs: &Addrs<'_>, data_dir: Option<&std::path::Path>) {
+    let Addrs { shards, shard_admins, proxy, stats, admin, app } = *addrs;
     let mut out = String::from("memshard up: the whole system is running\n");
-    for (i, addr) in shards.iter().enumerate() {
-        let _ = writeln!(out, "  shard {i:<3}  {addr:<21}  (on the ring as sharded-memcache-{i}.memcache)");
+    for (i, (addr, admin)) in shards.iter().zip(shard_admins).enumerate() {
+        let _ = writeln!(
+            out,
+            "  shard {i:<3}  {addr:<21}  (on the ring as sharded-memcache-{i}.memcache; admin http://{admin}/)"
+        );
     }
     let _ = writeln!(out, "  proxy      {proxy:<21}  (fnv1a_64, ketama, auto-eject; stats JSON on {stats})");
+    let _ = writeln!(out, "  dashboard  http://{admin}/  (the proxy's admin page: /metrics, /ring?key=K, /hotkeys)");
     let _ = writeln!(out, "  app        http://{app}");
     if let Some(dir) = data_dir {
         let _ = writeln!(

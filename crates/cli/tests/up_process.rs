@@ -16,6 +16,9 @@ struct Up {
     child: ChildGuard,
     shards: Vec<SocketAddr>,
     app: SocketAddr,
+    /// The proxy's admin port (the dashboard), and each shard's.
+    dashboard: SocketAddr,
+    shard_admins: Vec<SocketAddr>,
     curl_line: String,
 }
 
@@ -25,7 +28,7 @@ fn start_up() -> Up {
 
 fn start_up_with(extra: &[&str]) -> Up {
     let child = Command::new(env!("CARGO_BIN_EXE_memshard"))
-        .args(["up", "--app-port", "0", "--proxy-port", "0", "--stats-port", "0", "-m", "16"])
+        .args(["up", "--app-port", "0", "--proxy-port", "0", "--stats-port", "0", "--admin-port", "0", "-m", "16"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -34,12 +37,20 @@ fn start_up_with(extra: &[&str]) -> Up {
     let mut child = ChildGuard::new(child);
     let stdout = child.child_mut().stdout.take().expect("stdout");
     let (mut shards, mut app, mut curl_line) = (Vec::new(), None, String::new());
+    let (mut dashboard, mut shard_admins) = (None, Vec::new());
+    let url = |u: &str| -> SocketAddr {
+        u.trim_start_matches("http://").trim_end_matches(['/', ')']).parse().expect("an http://ADDR/ address")
+    };
     // The summary ends with the Ctrl-C hint; stop reading there.
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("read stdout");
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["shard", _, addr, ..] => shards.push(addr.parse().expect("shard address")),
+            ["shard", _, addr, .., "admin", admin] => {
+                shards.push(addr.parse().expect("shard address"));
+                shard_admins.push(url(admin));
+            }
+            ["dashboard", admin, ..] => dashboard = Some(url(admin)),
             ["app", url] => app = url.strip_prefix("http://").map(|a| a.parse().expect("app address")),
             ["curl", ..] => curl_line = line.trim().to_owned(),
             ["Ctrl-C", ..] => break,
@@ -47,7 +58,8 @@ fn start_up_with(extra: &[&str]) -> Up {
         }
     }
     let app = app.expect("the app's address is printed");
-    Up { child, shards, app, curl_line }
+    let dashboard = dashboard.expect("the dashboard's address is printed");
+    Up { child, shards, app, dashboard, shard_admins, curl_line }
 }
 
 fn json(r: &http::HttpResponse) -> Value {
@@ -99,6 +111,28 @@ async fn up_serves_the_endpoint_across_three_shards_and_stops_on_ctrl_c() {
         assert!(*held > 0, "shard {i} holds no key: {per_shard:?}");
         assert!(*held * 100 <= 45 * 300, "shard {i} holds more than 45% of the keys: {per_shard:?}");
     }
+
+    // The admin ports: the proxy's summary names the three shards and has
+    // seen the lookups; each shard's metrics count what it holds.
+    let summary = json(&http::get(up.dashboard, "/summary.json").await.expect("proxy summary"));
+    let servers = summary["pools"][0]["servers"].as_array().expect("servers").clone();
+    assert_eq!(servers.len(), 3, "{summary}");
+    let requests: u64 = servers.iter().map(|s| s["requests"].as_u64().expect("requests")).sum();
+    // 302 lookups: one get each, and an add for each of the 301 misses.
+    assert!(requests >= 302 + 301, "the lookups went through the proxy: {summary}");
+    assert_eq!(http::get(up.dashboard, "/").await.expect("dashboard").status, 200);
+    assert_eq!(up.shard_admins.len(), 3);
+    let mut items = 0;
+    for admin in &up.shard_admins {
+        let metrics = http::get(*admin, "/metrics").await.expect("shard metrics").body;
+        assert!(metrics.contains("\nmemcached_up 1"), "{metrics}");
+        items += metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("memcached_current_items "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("memcached_current_items") as usize;
+    }
+    assert_eq!(items, 301, "cat and the 300 keys");
 
     // Ctrl-C: everything stops, exit code 0.
     ctrl_c(&mut up);
@@ -160,7 +194,7 @@ fn a_taken_port_fails_before_anything_starts() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_memshard"))
-        .args(["up", "--app-port", &port, "--proxy-port", "0", "--stats-port", "0"])
+        .args(["up", "--app-port", &port, "--proxy-port", "0", "--stats-port", "0", "--admin-port", "0"])
         .output()
         .expect("run memshard up");
     assert_eq!(out.status.code(), Some(1), "{out:?}");

@@ -109,7 +109,7 @@ async fn clients_through_proxy(backends: &[std::net::SocketAddr], proxy: ProxyCo
     };
     let pools = pools(&config, &proxy).expect("pools");
     let stats = pools[0].conns.clone();
-    tokio::spawn(serve(pools, vec![l], None, proxy, sd.clone()));
+    tokio::spawn(serve(pools, vec![l], crate::Ports::default(), proxy, sd.clone()));
     let clients: Vec<_> = (0..CLIENTS).map(|id| tokio::spawn(client(addr, id, run))).collect();
     for c in clients {
         c.await.expect("client passed");

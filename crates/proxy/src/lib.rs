@@ -114,6 +114,9 @@ pub struct ProxyConfig {
     /// The sha256 ([`sha256_hex`]) of the bytes the starting configuration
     /// was parsed from; when `None`, the file is read again for it.
     pub config_sha256: Option<String>,
+    /// Track each pool's most requested keys (on whenever the admin port
+    /// is: nothing else shows them).
+    pub hot_keys: bool,
 }
 
 impl Default for ProxyConfig {
@@ -127,6 +130,7 @@ impl Default for ProxyConfig {
             watch_interval: Some(DEFAULT_WATCH_INTERVAL),
             reload: Arc::new(Notify::new()),
             config_sha256: None,
+            hot_keys: false,
         }
     }
 }
@@ -153,29 +157,44 @@ pub enum ProxyError {
     },
 }
 
+/// The proxy's other ports: twemproxy's stats JSON, and the admin HTTP
+/// surface (`memshard_admin`: metrics, probes, key lookup, hot keys,
+/// dashboard).
+#[derive(Debug, Default)]
+pub struct Ports {
+    /// twemproxy's stats port.
+    pub stats: Option<TcpListener>,
+    /// The admin port; hot keys are tracked when it is given.
+    pub admin: Option<TcpListener>,
+}
+
 /// Serves each pool of `config` on its listener (same order as
 /// `config.pools`; TCP or unix socket, see [`memshard_net::Listener`]), and
-/// twemproxy's stats JSON on `stats` when given, until `shutdown`; then
-/// drains and returns. A unix socket listener's file is removed when its
-/// pool stops serving.
+/// the [`Ports`] given, until `shutdown`; then drains and returns. A unix
+/// socket listener's file is removed when its pool stops serving.
 pub async fn run(
     config: Config,
     listeners: Vec<impl Into<Listener>>,
-    stats: Option<TcpListener>,
-    proxy: ProxyConfig,
+    ports: Ports,
+    mut proxy: ProxyConfig,
     shutdown: Shutdown,
 ) -> Result<(), ProxyError> {
     if listeners.len() != config.pools.len() {
         return Err(ProxyError::Listeners { expected: config.pools.len(), got: listeners.len() });
     }
+    proxy.hot_keys |= ports.admin.is_some();
     let pools = pools(&config, &proxy)?;
-    serve(pools, listeners, stats, proxy, shutdown).await
+    serve(pools, listeners, ports, proxy, shutdown).await
 }
 
 /// Every pool of `config`, ready to serve.
 fn pools(config: &Config, proxy: &ProxyConfig) -> Result<Vec<Arc<Pool>>, PoolError> {
     let resolver = Arc::new(resolve::Resolver::new(&proxy.dns_servers));
-    config.pools.iter().map(|(name, cfg)| Ok(Arc::new(Pool::new(name, cfg, resolver.clone())?))).collect()
+    config
+        .pools
+        .iter()
+        .map(|(name, cfg)| Ok(Arc::new(Pool::new(name, cfg, resolver.clone())?.with_hot_keys(proxy.hot_keys))))
+        .collect()
 }
 
 /// [`run`] with the pools made: serves each on its listener (same order),
@@ -183,10 +202,11 @@ fn pools(config: &Config, proxy: &ProxyConfig) -> Result<Vec<Arc<Pool>>, PoolErr
 async fn serve(
     pools: Vec<Arc<Pool>>,
     listeners: Vec<impl Into<Listener>>,
-    stats: Option<TcpListener>,
+    ports: Ports,
     proxy: ProxyConfig,
     shutdown: Shutdown,
 ) -> Result<(), ProxyError> {
+    let started = std::time::Instant::now();
     let resolver =
         pools.first().map_or_else(|| Arc::new(resolve::Resolver::new(&proxy.dns_servers)), |p| p.resolver.clone());
     let mut running = Pools::new(proxy.clone(), resolver, shutdown.clone());
@@ -197,10 +217,11 @@ async fn serve(
     running.publish();
     // The configuration in force: the file's hash as it is now.
     let file = proxy.config_file.clone();
-    let sha = proxy.config_sha256.clone().unwrap_or_else(|| {
-        file.as_ref().and_then(|f| std::fs::read(f).ok()).map(|b| reload::sha256(&b)).unwrap_or_default()
-    });
-    let info = ConfigInfo::started(sha.clone());
+    let bytes = file.as_ref().and_then(|f| std::fs::read(f).ok());
+    let sha =
+        proxy.config_sha256.clone().unwrap_or_else(|| bytes.as_ref().map(|b| reload::sha256(b)).unwrap_or_default());
+    let text = bytes.map(|b| Arc::from(String::from_utf8_lossy(&b)));
+    let info = ConfigInfo::started(sha.clone(), file.as_ref().map(|f| f.display().to_string()), text);
     let (apply, mut reloads) = tokio::sync::mpsc::channel(1);
     if let Some(file) = file {
         tokio::spawn(reload::watch(
@@ -213,10 +234,20 @@ async fn serve(
             shutdown.clone(),
         ));
     }
-    if let Some(l) = stats {
+    if let Some(l) = ports.stats {
         let addr = l.local_addr()?;
         tracing::info!(role = "proxy-stats", "listening on {addr}");
         tasks.spawn(stats_server::run(l, running.registry.clone(), info.clone(), shutdown.clone()));
+    }
+    if let Some(l) = ports.admin {
+        let source = control::admin::ProxyAdmin {
+            registry: running.registry.clone(),
+            info: info.clone(),
+            started,
+            workers: proxy.workers,
+            shutdown: shutdown.clone(),
+        };
+        tasks.spawn(memshard_admin::run(l, Arc::new(source), memshard_admin::Limits::default(), shutdown.clone()));
     }
     loop {
         tokio::select! {
@@ -230,7 +261,7 @@ async fn serve(
                 match running.apply(&checked.config, &mut tasks).await {
                     Ok(()) => {
                         tracing::info!(sha256 = %checked.sha256, "reload applied");
-                        ConfigInfo::record(&info, Ok(&checked.sha256));
+                        ConfigInfo::record(&info, Ok((&checked.sha256, &checked.text)));
                     }
                     Err(why) => {
                         tracing::error!("reload refused, keeping the running configuration: {why}");

@@ -163,7 +163,9 @@ impl Pools {
                     steps.push(Step::Keep { i, set: Box::new(set), from, cfg: Box::new(cfg.clone()), listener });
                 }
                 None => {
-                    let pool = Pool::new(name, cfg, self.resolver.clone()).map_err(|e| e.to_string())?;
+                    let pool = Pool::new(name, cfg, self.resolver.clone())
+                        .map_err(|e| e.to_string())?
+                        .with_hot_keys(self.proxy.hot_keys);
                     steps.push(Step::Start { pool: Arc::new(pool), listener: bind(cfg).await? });
                 }
             }

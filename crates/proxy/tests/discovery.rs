@@ -11,7 +11,7 @@ mod common;
 use common::{FileProxy, ask, eventually, stats_doc};
 use memshard_config::Config;
 use memshard_net::{Shutdown, ShutdownTrigger};
-use memshard_proxy::{ProxyConfig, run};
+use memshard_proxy::{Ports, ProxyConfig, run};
 use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
 use memshard_server::ServerConfig;
 use memshard_testkit::dns::{self, SERVFAIL, Zone};
@@ -63,7 +63,7 @@ async fn start_proxy(dns: SocketAddr, shutdown: Shutdown) -> (SocketAddr, Socket
     let addrs = (l.local_addr().expect("addr"), stats.local_addr().expect("addr"));
     let proxy = ProxyConfig { workers: 2, dns_servers: vec![dns], ..ProxyConfig::default() };
     tokio::spawn(async move {
-        if let Err(e) = run(config, vec![l], Some(stats), proxy, shutdown).await {
+        if let Err(e) = run(config, vec![l], Ports { stats: Some(stats), admin: None }, proxy, shutdown).await {
             panic!("proxy failed: {e}");
         }
     });

@@ -8,7 +8,7 @@ mod common;
 use common::ask;
 use memshard_config::Config;
 use memshard_net::{PARK_TICK, ShutdownTrigger};
-use memshard_proxy::{ProxyConfig, run};
+use memshard_proxy::{Ports, ProxyConfig, run};
 use memshard_server::ServerConfig;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -33,7 +33,13 @@ async fn a_parked_client_is_answered_in_order_and_stays_counted() {
         (TcpListener::bind("127.0.0.1:0").await.expect("bind"), TcpListener::bind("127.0.0.1:0").await.expect("bind"));
     let (proxy, stats) = (l.local_addr().expect("addr"), stats_l.local_addr().expect("addr"));
     let cfg = ProxyConfig { workers: 2, ..ProxyConfig::default() };
-    tokio::spawn(run(Config::from_yaml(&yaml).expect("config"), vec![l], Some(stats_l), cfg, sd.clone()));
+    tokio::spawn(run(
+        Config::from_yaml(&yaml).expect("config"),
+        vec![l],
+        Ports { stats: Some(stats_l), admin: None },
+        cfg,
+        sd.clone(),
+    ));
     let mut clients = Vec::new();
     for i in 0..8 {
         let mut c = TcpStream::connect(proxy).await.expect("connect");

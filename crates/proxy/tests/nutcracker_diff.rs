@@ -10,7 +10,7 @@
 
 use memshard_config::Config;
 use memshard_net::ShutdownTrigger;
-use memshard_proxy::{ProxyConfig, run};
+use memshard_proxy::{Ports, ProxyConfig, run};
 use memshard_testkit::{BackendAddr, ChildGuard, KeyRecorders, free_port, peer_or_skip, wait_for_listen};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
@@ -215,7 +215,13 @@ async fn every_key_on_the_same_server_as_nutcracker() {
             listeners.push(l);
         }
         let (trigger, sd) = ShutdownTrigger::new();
-        tokio::spawn(run(config, listeners, None, ProxyConfig { workers: 1, ..ProxyConfig::default() }, sd));
+        tokio::spawn(run(
+            config,
+            listeners,
+            Ports::default(),
+            ProxyConfig { workers: 1, ..ProxyConfig::default() },
+            sd,
+        ));
         for (name, _) in &pools {
             seen();
             send_keys(addrs[name], &keys).await;
@@ -315,7 +321,8 @@ async fn a_unix_listener_and_a_missing_unix_server_behave_as_in_nutcracker() {
     let memshard_config::Listen::Unix { path, perm } = &pool.listen else { panic!("unix listen") };
     let l = memshard_net::bind_unix(path, *perm, pool.backlog).await.expect("bind over nutcracker's file");
     let (trigger, sd) = ShutdownTrigger::new();
-    let proxy = tokio::spawn(run(config, vec![l], None, ProxyConfig { workers: 1, ..ProxyConfig::default() }, sd));
+    let proxy =
+        tokio::spawn(run(config, vec![l], Ports::default(), ProxyConfig { workers: 1, ..ProxyConfig::default() }, sd));
     assert_eq!(mode(&sock), their_mode);
     let mut c = connect_unix_when_up(&sock, || true).await.expect("memshard listens");
     c.write_all(b"get a\r\n").await.expect("write");

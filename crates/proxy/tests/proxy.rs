@@ -7,7 +7,7 @@ mod common;
 use common::ask;
 use memshard_config::Config;
 use memshard_net::{Shutdown, ShutdownTrigger};
-use memshard_proxy::{ProxyConfig, run};
+use memshard_proxy::{Ports, ProxyConfig, run};
 use memshard_ring::{Distribution, HashKind, Ring, ServerSpec};
 use memshard_server::ServerConfig;
 use std::net::SocketAddr;
@@ -204,7 +204,13 @@ async fn stats_port_serves_twemproxy_json() {
     let proxy_addr = l.local_addr().expect("addr");
     let stats_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let stats_addr = stats_l.local_addr().expect("addr");
-    tokio::spawn(run(config, vec![l], Some(stats_l), ProxyConfig { workers: 1, ..ProxyConfig::default() }, sd.clone()));
+    tokio::spawn(run(
+        config,
+        vec![l],
+        Ports { stats: Some(stats_l), admin: None },
+        ProxyConfig { workers: 1, ..ProxyConfig::default() },
+        sd.clone(),
+    ));
     let mut c = TcpStream::connect(proxy_addr).await.expect("connect");
     let r = ask(&mut c, b"set a 0 0 1\r\nx\r\nget a b c d\r\n", b"END\r\n").await;
     assert!(r.starts_with(b"STORED\r\nVALUE a 0 1\r\nx\r\n"));

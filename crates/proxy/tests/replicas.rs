@@ -41,7 +41,9 @@ async fn proxy(servers: &[SocketAddr], replicas: usize, extra: &str, sd: &Shutdo
     let addr = l.local_addr().expect("addr");
     let cfg = ProxyConfig { workers: 2, ..ProxyConfig::default() };
     let sd = sd.clone();
-    tokio::spawn(async move { memshard_proxy::run(config, vec![l], Some(stats), cfg, sd).await });
+    tokio::spawn(async move {
+        memshard_proxy::run(config, vec![l], memshard_proxy::Ports { stats: Some(stats), admin: None }, cfg, sd).await
+    });
     (addr, stats_addr)
 }
 

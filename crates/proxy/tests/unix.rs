@@ -10,7 +10,7 @@ mod common;
 use common::ask;
 use memshard_config::{Config, Listen};
 use memshard_net::{Shutdown, ShutdownTrigger};
-use memshard_proxy::{ProxyConfig, placement, run};
+use memshard_proxy::{Ports, ProxyConfig, placement, run};
 use memshard_server::{ServerConfig, ServerError};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -81,7 +81,8 @@ async fn a_pool_on_a_unix_socket_serves_clients_and_removes_the_file_at_shutdown
     let Listen::Unix { path, perm } = &pool.listen else { panic!("not a unix listen line: {:?}", pool.listen) };
     assert_eq!(*perm, Some(0o600));
     let l = memshard_net::bind_unix(path, *perm, pool.backlog).await.expect("bind proxy socket");
-    let proxy = tokio::spawn(run(config, vec![l], None, ProxyConfig { workers: 2, ..ProxyConfig::default() }, sd));
+    let proxy =
+        tokio::spawn(run(config, vec![l], Ports::default(), ProxyConfig { workers: 2, ..ProxyConfig::default() }, sd));
 
     let mode = std::fs::metadata(&sock).expect("socket file").permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
@@ -201,7 +202,13 @@ async fn a_stopped_unix_server_errors_is_ejected_and_returns_after_a_probe() {
     let proxy_addr = l.local_addr().expect("addr");
     let stats_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let stats_addr = stats_l.local_addr().expect("addr");
-    tokio::spawn(run(config, vec![l], Some(stats_l), ProxyConfig { workers: 1, ..ProxyConfig::default() }, sd.clone()));
+    tokio::spawn(run(
+        config,
+        vec![l],
+        Ports { stats: Some(stats_l), admin: None },
+        ProxyConfig { workers: 1, ..ProxyConfig::default() },
+        sd.clone(),
+    ));
     let mut c = TcpStream::connect(proxy_addr).await.expect("connect");
     let r = ask(&mut c, format!("set {key} 0 0 1\r\nx\r\n").as_bytes(), b"\r\n").await;
     assert_eq!(r, b"STORED\r\n");

@@ -33,6 +33,17 @@ impl Modula {
         &self.servers
     }
 
+    /// The sum of the live servers' weights.
+    pub(crate) fn total_weight(&self) -> u32 {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
+    /// Each live server with its weight, in server order.
+    pub(crate) fn weights(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        self.servers.iter().zip(self.ends.iter().zip(starts)).map(|(s, (end, start))| (*s, end - start))
+    }
+
     /// Index into [`Modula::servers`] of the server owning `hash`: the run holding slot
     /// `hash % total_weight`. There must be at least one server.
     #[inline]

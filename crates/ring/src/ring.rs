@@ -249,6 +249,40 @@ impl Ring {
         }
     }
 
+    /// Each live server's share of the key space, as `(index, fraction)` in
+    /// [`Ring::live_servers`] order; the fractions add up to 1. Ketama: the
+    /// arcs of the continuum its points end (a point owns the hashes after
+    /// the previous point, up to and including its own); modula: its weight
+    /// over the total; random: an equal share.
+    pub fn shares(&self) -> Vec<(usize, f64)> {
+        let mut share = vec![0.0_f64; self.live.iter().max().map_or(0, |m| m + 1)];
+        match &self.table {
+            Table::Ketama(points) => {
+                let span = 4_294_967_296.0_f64;
+                let mut before = points.last().map_or(0, |p| p.value);
+                for p in points {
+                    // The first point's arc wraps past 2^32 − 1.
+                    let arc = f64::from(p.value.wrapping_sub(before));
+                    let arc = if arc == 0.0 && points.len() == 1 { span } else { arc };
+                    share[p.server as usize] += arc / span;
+                    before = p.value;
+                }
+            }
+            Table::Modula(modula) => {
+                let total = f64::from(modula.total_weight().max(1));
+                for (server, weight) in modula.weights() {
+                    share[server as usize] += f64::from(weight) / total;
+                }
+            }
+            Table::Random(servers) => {
+                for &s in servers {
+                    share[s as usize] += 1.0 / servers.len() as f64;
+                }
+            }
+        }
+        self.live.iter().map(|&i| (i, share[i])).collect()
+    }
+
     /// The hash function keys are positioned with.
     pub fn hash_kind(&self) -> HashKind {
         self.hash

@@ -187,3 +187,32 @@ fn ring_is_shareable_across_threads() {
         assert_eq!(handle.join().expect("thread"), 1);
     }
 }
+
+#[test]
+fn shares_add_up_to_one_and_follow_the_keys() {
+    let list = servers(4);
+    for distribution in [Distribution::Ketama, Distribution::Modula, Distribution::Random] {
+        let ring = Ring::build(&list, HashKind::Fnv1a64, distribution, None).expect("valid");
+        let shares = ring.shares();
+        assert_eq!(shares.len(), 4, "{distribution:?}");
+        let total: f64 = shares.iter().map(|s| s.1).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{distribution:?}: {total}");
+        if distribution == Distribution::Random {
+            continue;
+        }
+        // The fraction of 40 000 keys each server owns is its share, give or take.
+        let mut owned = [0u32; 4];
+        for i in 0..40_000 {
+            owned[ring.server_for(format!("key:{i}").as_bytes())] += 1;
+        }
+        for (server, share) in shares {
+            let seen = f64::from(owned[server]) / 40_000.0;
+            assert!((seen - share).abs() < 0.02, "{distribution:?}: server {server} owns {seen}, share {share}");
+        }
+    }
+    // Modula by weight: 1 and 3.
+    let weighted = [ServerSpec::tcp("h", 1, 1), ServerSpec::tcp("h", 2, 3)];
+    let ring = Ring::build(&weighted, HashKind::Fnv1a64, Distribution::Modula, None).expect("valid");
+    let shares: Vec<f64> = ring.shares().iter().map(|s| s.1).collect();
+    assert_eq!(shares, vec![0.25, 0.75]);
+}

@@ -5,22 +5,29 @@
 //! [`memshard_store::Store`], until the shutdown signal fires; it then stops
 //! accepting, lets every connection finish the batch it is working on, and
 //! returns. With a memory file (`-e`, [`snapshot`]) it loads the file before
-//! the first accept and writes it back after the last connection ended. It is a drop-in for the `memcached` image: same replies,
-//! same error strings, same stats names (see `docs/architecture.md` for the few
-//! documented differences). It is not a proxy and holds no routing logic.
+//! the first accept and writes it back after the last connection ended. With an
+//! admin listener ([`run_with_admin`], `memshard server --admin ADDR`) it also
+//! serves the admin HTTP port (`memshard_admin`): its `stats` as the
+//! `memcached_exporter`'s metrics, probes, settings and the dashboard. It is a
+//! drop-in for the `memcached` image: same replies, same error strings, same
+//! stats names (see `docs/architecture.md` for the few documented
+//! differences). It is not a proxy and holds no routing logic.
 //!
 //! ```text
 //!   listener ─► memshard_net::serve_pinned (conn limit) ─► worker thread i (of -t)
 //!                 round-robin                               └─ connection task: read ─► decode ─► exec ─► write
 //!   sweeper task: reclaims expired items every second ─────────► Store (sharded, LRU)
+//!   admin task (--admin): GET /metrics, /healthz, … ─► the `stats` lines, read
 //! ```
 
 mod admin_exec;
+mod admin_port;
 mod binary_exec;
 mod conn_table;
 mod connection;
 mod detail;
 mod exec;
+mod exporter;
 mod meta_exec;
 mod reply;
 mod settings;
@@ -122,6 +129,28 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A server's shared state over `store`, with nothing counted yet; `stop`
+    /// is what its `shutdown` command triggers.
+    pub(crate) fn new(store: Store, cfg: ServerConfig, stop: ShutdownTrigger) -> Shared {
+        let settings = settings::Settings::default();
+        settings.detail_enabled.store(cfg.prefix_delimiter.is_some(), std::sync::atomic::Ordering::Relaxed);
+        Shared {
+            store,
+            // Binary clients are told apart by their first byte (connection.rs).
+            decoder: Decoder { refuse_binary: false, ..Decoder::new(cfg.max_item_size) },
+            stats: Counters::default(),
+            conns: Arc::new(ServeStats::default()),
+            started: Instant::now(),
+            verbosity: AtomicU32::new(0),
+            settings,
+            logger: watch::Logger::default(),
+            detail: detail::PrefixStats::default(),
+            clients: conn_table::ConnTable::default(),
+            stop,
+            cfg,
+        }
+    }
+
     /// The `stats detail` delimiter while counting is on.
     pub(crate) fn detail_delimiter(&self) -> Option<u8> {
         self.settings
@@ -135,6 +164,20 @@ impl Shared {
 /// `-s`, whose file is removed on return) until `shutdown` fires, then
 /// drains and returns.
 pub async fn run(listener: impl Into<Listener>, cfg: ServerConfig, shutdown: Shutdown) -> Result<(), ServerError> {
+    run_with_admin(listener, cfg, None, shutdown).await
+}
+
+/// [`run`], and with `admin` the admin HTTP port on it (`memshard_admin`):
+/// `/metrics` in the `memcached_exporter`'s names, `/readyz` ready while the
+/// server accepts, `/config`, `/summary.json` and the dashboard. The admin
+/// task runs on the runtime that runs this future (the server's control
+/// runtime, never a connection worker) and ends when this returns.
+pub async fn run_with_admin(
+    listener: impl Into<Listener>,
+    cfg: ServerConfig,
+    admin: Option<tokio::net::TcpListener>,
+    shutdown: Shutdown,
+) -> Result<(), ServerError> {
     let listener: Listener = listener.into();
     let store_cfg = StoreConfig {
         memory_limit: cfg.memory_limit,
@@ -158,26 +201,12 @@ pub async fn run(listener: impl Into<Listener>, cfg: ServerConfig, shutdown: Shu
         });
         (own, own_shutdown)
     };
-    let settings = settings::Settings::default();
-    settings.detail_enabled.store(cfg.prefix_delimiter.is_some(), std::sync::atomic::Ordering::Relaxed);
-    let clients = conn_table::ConnTable::default();
-    clients.set_listener(listener_fd(&listener), listener_text(&listener));
-    let shared = Arc::new(Shared {
-        store,
-        // Binary clients are told apart by their first byte (connection.rs).
-        decoder: Decoder { refuse_binary: false, ..Decoder::new(cfg.max_item_size) },
-        stats: Counters::default(),
-        conns: Arc::new(ServeStats::default()),
-        started: Instant::now(),
-        verbosity: AtomicU32::new(0),
-        settings,
-        logger: watch::Logger::default(),
-        detail: detail::PrefixStats::default(),
-        clients,
-        stop,
-        cfg,
-    });
+    let shared = Shared::new(store, cfg, stop);
+    shared.clients.set_listener(listener_fd(&listener), listener_text(&listener));
+    let shared = Arc::new(shared);
     tracing::info!(role = "server", "listening on {addr}");
+    // Held until this returns: dropping it stops the admin port.
+    let _admin = admin.map(|l| admin_port::start(l, &shared, shutdown.clone(), addr.to_string()));
     let sweeper = tokio::spawn(sweep(shared.clone(), shutdown.clone()));
     let serve_cfg = ServeConfig {
         max_connections: shared.cfg.max_connections,

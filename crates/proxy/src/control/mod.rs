@@ -4,13 +4,16 @@
 //! `refresh`: when names are looked up, and what a change does), which
 //! servers are healthy (`health`: failures and ejection; `prober`: ejected
 //! servers probed back in), the ring built from the healthy ones and swapped
-//! in (`publish`), and the counters and JSON of the stats port (`stats`,
-//! `stats_server`). It writes
+//! in (`publish`), the counters and JSON of the stats port (`stats`,
+//! `stats_server`), the hot-key sketch (`hotkeys`) and what the admin port
+//! shows (`admin`). It writes
 //! what the data path reads per request (a pool's ring, a server's address
 //! generation, its health) and imports nothing from the data path.
 
+pub(crate) mod admin;
 pub(crate) mod discover;
 pub(crate) mod health;
+pub(crate) mod hotkeys;
 pub(crate) mod pool;
 pub(crate) mod prober;
 pub(crate) mod publish;

@@ -5,6 +5,7 @@
 //! decisions that touch several parts — a failure that ejects a server and
 //! so rebuilds the ring — are made here.
 
+use crate::control::hotkeys::HotKeys;
 use crate::control::publish::PoolError;
 use crate::control::resolve::Resolver;
 use crate::control::servers::{Server, ServerSet};
@@ -36,6 +37,8 @@ pub(crate) struct Pool {
     pub(crate) stats: PoolStats,
     /// Client connection counters of this pool's listener.
     pub(crate) conns: Arc<ServeStats>,
+    /// The most requested keys, when the admin port is on (see `hotkeys`).
+    pub(crate) hot_keys: Option<HotKeys>,
 }
 
 impl Pool {
@@ -49,12 +52,19 @@ impl Pool {
             removed: Mutex::default(),
             stats: PoolStats::default(),
             conns: Arc::new(ServeStats::default()),
+            hot_keys: None,
         })
     }
 
     /// The server set `cfg` describes, as the next generation after the one
     /// in force (its servers that stay carried over); nothing changes until
     /// it is [published](Pool::publish).
+    /// The pool, tracking its hot keys when `on`.
+    pub(crate) fn with_hot_keys(mut self, on: bool) -> Pool {
+        self.hot_keys = on.then(HotKeys::default);
+        self
+    }
+
     pub(crate) fn prepare(&self, cfg: &PoolConfig) -> Result<ServerSet, PoolError> {
         let now = self.set.load();
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
@@ -177,6 +187,7 @@ impl Pool {
         let Some(n) = server.health.failed(eject_at, set.cfg.server_retry_timeout) else { return };
         tracing::warn!(pool = %self.name, server = %server.addr, failures = n, "ejecting server");
         stats::add(&self.stats.server_ejects, 1);
+        stats::add(&server.stats.ejections, 1);
         server.stats.server_ejected_at.store(stats::now_usec(), Ordering::Relaxed);
         drop(set);
         // The set in force now: a reload may have published one meanwhile.

@@ -37,6 +37,8 @@ const SETTLE_TRIES: usize = 25;
 pub(crate) struct Checked {
     pub(crate) config: Config,
     pub(crate) sha256: String,
+    /// The file's text (the admin port's `/config`).
+    pub(crate) text: Arc<str>,
 }
 
 /// What the stats show of the configuration in force and the reloads.
@@ -55,6 +57,9 @@ pub(crate) struct ConfigInfo {
     pub(crate) reloads_failed: u64,
     /// The last reload's outcome: `ok`, or why it was refused.
     pub(crate) last_reload: String,
+    /// The file it came from, and its text (`None`: not from a file).
+    pub(crate) file: Option<String>,
+    pub(crate) text: Option<Arc<str>>,
 }
 
 /// The configuration info, shared by the reload loop and the stats port.
@@ -62,8 +67,15 @@ pub(crate) type SharedInfo = Arc<Mutex<ConfigInfo>>;
 
 impl ConfigInfo {
     /// The info of the configuration the proxy starts with.
-    pub(crate) fn started(sha256: String) -> SharedInfo {
-        Arc::new(Mutex::new(ConfigInfo { generation: 1, sha256, loaded_at: now(), ..ConfigInfo::default() }))
+    pub(crate) fn started(sha256: String, file: Option<String>, text: Option<Arc<str>>) -> SharedInfo {
+        Arc::new(Mutex::new(ConfigInfo {
+            generation: 1,
+            sha256,
+            loaded_at: now(),
+            file,
+            text,
+            ..ConfigInfo::default()
+        }))
     }
 
     /// A copy of the info now.
@@ -72,12 +84,13 @@ impl ConfigInfo {
     }
 
     /// Records a reload's outcome.
-    pub(crate) fn record(info: &SharedInfo, outcome: Result<&str, &str>) {
+    pub(crate) fn record(info: &SharedInfo, outcome: Result<(&str, &Arc<str>), &str>) {
         let mut i = info.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match outcome {
-            Ok(sha256) => {
+            Ok((sha256, text)) => {
                 i.generation += 1;
                 i.sha256 = sha256.to_string();
+                i.text = Some(text.clone());
                 i.loaded_at = now();
                 i.reloads += 1;
                 i.last_reload = "ok".to_string();
@@ -152,7 +165,8 @@ pub(crate) async fn watch(
         match Config::from_bytes(&bytes, &file) {
             Ok(config) => {
                 tracing::info!(file = %file.display(), sha256 = %hash, signal = asked, "reload: configuration checked");
-                if apply.send(Checked { config, sha256: hash }).await.is_err() {
+                let text: Arc<str> = String::from_utf8_lossy(&bytes).into();
+                if apply.send(Checked { config, sha256: hash, text }).await.is_err() {
                     return;
                 }
             }

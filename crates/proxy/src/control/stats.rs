@@ -25,6 +25,58 @@ pub(crate) struct ServerStats {
     pub(crate) response_bytes: AtomicU64,
     pub(crate) in_queue: AtomicI64,
     pub(crate) in_queue_bytes: AtomicI64,
+    /// memshard's own (the admin port's metrics, not the stats document).
+    pub(crate) get_hits: AtomicU64,
+    pub(crate) get_misses: AtomicU64,
+    pub(crate) ejections: AtomicU64,
+    pub(crate) latency: Latency,
+}
+
+/// Upper bounds of the latency buckets: powers of two from 32 µs to about
+/// 2.1 s (a bucket index is a leading-zero count, no search), then +Inf.
+pub(crate) const LATENCY_BOUNDS_US: [u64; 17] = {
+    let mut b = [0u64; 17];
+    let mut i = 0;
+    while i < 17 {
+        b[i] = 32 << i;
+        i += 1;
+    }
+    b
+};
+
+/// Buckets: one per bound, and the last for everything above.
+pub(crate) const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_US.len() + 1;
+
+/// The bucket of a latency of `us` microseconds.
+pub(crate) fn latency_bucket(us: u64) -> usize {
+    // 0..=32 → 0, 33..=64 → 1, …: the bit length of us-1, less 5.
+    let bits = 64 - us.saturating_sub(1).leading_zeros() as usize;
+    bits.saturating_sub(5).min(LATENCY_BUCKETS - 1)
+}
+
+/// How long a server took to answer, from the request's queueing to its
+/// answer's arrival: counts per bucket (not cumulative) and the sum.
+#[derive(Debug, Default)]
+pub(crate) struct Latency {
+    pub(crate) buckets: [AtomicU64; LATENCY_BUCKETS],
+    pub(crate) sum_us: AtomicU64,
+}
+
+impl Latency {
+    /// Cumulative counts per bound (the last is the total) and the sum in
+    /// seconds, as a Prometheus histogram has them.
+    pub(crate) fn cumulative(&self) -> (Vec<u64>, f64) {
+        let mut total = 0;
+        let counts = self
+            .buckets
+            .iter()
+            .map(|b| {
+                total += b.load(Ordering::Relaxed);
+                total
+            })
+            .collect();
+        (counts, self.sum_us.load(Ordering::Relaxed) as f64 / 1e6)
+    }
 }
 
 /// Counters of one pool.
@@ -121,7 +173,7 @@ pub(crate) struct PoolView<'a> {
     pub(crate) replicated: bool,
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
@@ -229,6 +281,20 @@ pub(crate) fn document(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latencies_fall_in_the_bucket_of_the_first_bound_above_them() {
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(latency_bucket(32), 0);
+        assert_eq!(latency_bucket(33), 1);
+        assert_eq!(latency_bucket(64), 1);
+        assert_eq!(latency_bucket(65), 2);
+        for (i, b) in LATENCY_BOUNDS_US.iter().enumerate() {
+            assert_eq!(latency_bucket(*b), i, "{b} µs");
+            assert_eq!(latency_bucket(b + 1), i + 1, "{} µs", b + 1);
+        }
+        assert_eq!(latency_bucket(u64::MAX), LATENCY_BUCKETS - 1);
+    }
 
     #[test]
     fn the_description_names_every_field_of_the_document() {

@@ -3,7 +3,7 @@
 
 use memshard_config::Config;
 use memshard_net::Shutdown;
-use memshard_proxy::{ProxyConfig, run};
+use memshard_proxy::{Ports, ProxyConfig, run};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -16,7 +16,7 @@ pub(crate) async fn start_proxy(yaml: &str, proxy: ProxyConfig, shutdown: Shutdo
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move {
-        if let Err(e) = run(config, vec![l], None, proxy, shutdown).await {
+        if let Err(e) = run(config, vec![l], Ports::default(), proxy, shutdown).await {
             panic!("proxy failed: {e}");
         }
     });
@@ -93,6 +93,8 @@ pub(crate) struct FileProxy {
     /// Where each pool listens, in file order.
     pub(crate) pools: Vec<SocketAddr>,
     pub(crate) stats: SocketAddr,
+    /// The admin port (hot keys tracked).
+    pub(crate) admin: SocketAddr,
     pub(crate) reload: std::sync::Arc<tokio::sync::Notify>,
     stop: memshard_net::ShutdownTrigger,
 }
@@ -112,15 +114,17 @@ impl FileProxy {
         }
         let stats = TcpListener::bind("127.0.0.1:0").await.expect("bind stats");
         let stats_addr = stats.local_addr().expect("addr");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let admin_addr = admin.local_addr().expect("addr");
         let reload = std::sync::Arc::new(tokio::sync::Notify::new());
         let proxy = ProxyConfig { config_file: Some(file.to_path_buf()), reload: reload.clone(), ..proxy };
         let (stop, sd) = memshard_net::ShutdownTrigger::new();
         tokio::spawn(async move {
-            if let Err(e) = run(config, listeners, Some(stats), proxy, sd).await {
+            if let Err(e) = run(config, listeners, Ports { stats: Some(stats), admin: Some(admin) }, proxy, sd).await {
                 panic!("proxy failed: {e}");
             }
         });
-        FileProxy { pools, stats: stats_addr, reload, stop }
+        FileProxy { pools, stats: stats_addr, admin: admin_addr, reload, stop }
     }
 
     /// The stats document.

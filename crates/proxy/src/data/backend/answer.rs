@@ -302,6 +302,7 @@ impl Batch {
 
     fn answer(&mut self, parts: &[&[u8]], answered: &mut Tally) {
         let s = &self.subs[self.next];
+        answered.lookup(parts[0]);
         s.sink.deliver_parts(parts);
         answered.answer(parts.iter().map(|p| p.len()).sum(), s.len);
         self.next += 1;
@@ -330,6 +331,11 @@ pub(crate) struct Tally {
     pub(crate) response_bytes: u64,
     pub(crate) in_queue: i64,
     pub(crate) in_queue_bytes: i64,
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    /// Answers per latency bucket, and their sum in µs.
+    pub(crate) latency: [u32; stats::LATENCY_BUCKETS],
+    pub(crate) latency_us: u64,
 }
 
 impl Tally {
@@ -348,6 +354,23 @@ impl Tally {
         self.responses += 1;
         self.response_bytes += bytes as u64;
         self.done(len);
+    }
+
+    /// A get's answer (or a meta get's): a value is a hit, an empty answer
+    /// a miss; any other answer is neither.
+    pub(crate) fn lookup(&mut self, answer: &[u8]) {
+        if answer.starts_with(b"VALUE ") || answer.starts_with(b"VA ") {
+            self.hits += 1;
+        } else if answer == END || answer == b"EN\r\n" {
+            self.misses += 1;
+        }
+    }
+
+    /// A request was answered `waited` after it was queued.
+    pub(crate) fn answered_after(&mut self, waited: std::time::Duration) {
+        let us = waited.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.latency[stats::latency_bucket(us)] += 1;
+        self.latency_us += us;
     }
 
     /// A request of `len` bytes left the queue.
@@ -369,6 +392,18 @@ impl Tally {
         if self.in_queue != 0 || self.in_queue_bytes != 0 {
             stats::gauge(&st.in_queue, self.in_queue);
             stats::gauge(&st.in_queue_bytes, self.in_queue_bytes);
+        }
+        if self.hits != 0 {
+            stats::add(&st.get_hits, self.hits);
+        }
+        if self.misses != 0 {
+            stats::add(&st.get_misses, self.misses);
+        }
+        if self.latency_us != 0 || self.latency.iter().any(|n| *n != 0) {
+            for (at, n) in self.latency.iter().enumerate().filter(|(_, n)| **n != 0) {
+                stats::add(&st.latency.buckets[at], u64::from(*n));
+            }
+            stats::add(&st.latency.sum_us, self.latency_us);
         }
         *self = Tally::default();
     }

@@ -96,6 +96,8 @@ struct Waiter {
     /// Its request's number (see `State::queued`).
     seq: u64,
     deadline: Instant,
+    /// When it was queued (the latency histogram).
+    since: Instant,
     /// Request bytes (stats).
     len: u32,
 }
@@ -177,7 +179,13 @@ impl Upstream {
         st.queued += 1;
         let seq = st.queued;
         if let Some(s) = sink {
-            st.fifo.push_back(Waiter { expect: Expect::Whole(s), seq, deadline: now + self.timeout.get(), len });
+            st.fifo.push_back(Waiter {
+                expect: Expect::Whole(s),
+                seq,
+                deadline: now + self.timeout.get(),
+                since: now,
+                len,
+            });
         }
         kick(st);
         seq
@@ -222,7 +230,8 @@ impl Upstream {
         st.line.push(b' ');
         st.line.extend_from_slice(key);
         // Numbered when the line goes into the output.
-        let waiter = Waiter { expect: Expect::Whole(sink), seq: 0, deadline: now + self.timeout.get(), len };
+        let waiter =
+            Waiter { expect: Expect::Whole(sink), seq: 0, deadline: now + self.timeout.get(), since: now, len };
         st.open = Some(OpenGet { cmd, waiter });
         kick(st);
     }
@@ -230,7 +239,8 @@ impl Upstream {
     /// A request for a connection that already broke.
     fn refuse(&self, expect: Expect) {
         self.st.borrow_mut().tally.sent(0, true);
-        self.fail_all(vec![Waiter { expect, seq: 0, deadline: Instant::now(), len: 0 }], &Failure::eof());
+        let now = Instant::now();
+        self.fail_all(vec![Waiter { expect, seq: 0, deadline: now, since: now, len: 0 }], &Failure::eof());
     }
 
     /// Hands out every whole answer at the start of `buf`; returns the bytes
@@ -241,6 +251,7 @@ impl Upstream {
         let mut pos = 0;
         let mut answered = false;
         let mut goodbye = false;
+        let mut arrived: Option<Instant> = None;
         let res = loop {
             // Between answers, a restarting memshard server's last words.
             if st.scanned == 0 {
@@ -268,6 +279,7 @@ impl Upstream {
                     Ok(true) => {
                         let answer = &rest[..st.scanned];
                         sink.deliver(answer);
+                        st.tally.lookup(answer);
                         st.tally.answer(answer.len(), front.len);
                         pos += st.scanned;
                         st.scanned = 0;
@@ -290,6 +302,9 @@ impl Upstream {
             if done {
                 if let Some(w) = st.fifo.pop_front() {
                     st.answered = w.seq;
+                    // One clock read per pass: the answers in one read came together.
+                    let now = *arrived.get_or_insert_with(Instant::now);
+                    st.tally.answered_after(now.saturating_duration_since(w.since));
                 }
             }
         };

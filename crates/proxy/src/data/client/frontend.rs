@@ -12,6 +12,7 @@
 //! move to another worker thread (see `memshard_net::Seat`): the handler
 //! then returns its stream and the client goes on there, unaware.
 
+use crate::control::hotkeys::HotKeys;
 use crate::control::pool::Pool;
 use crate::control::stats;
 use crate::data::backend::conns;
@@ -168,7 +169,12 @@ fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut Request
         match rbuf.next(&decoder) {
             Step::NeedMore => return Batch::Read,
             Step::Request { req: Request::Quit, .. } => return Batch::Close,
-            Step::Request { req, raw } => route(client, &set, ring.as_deref(), replicated.as_ref(), &req, raw, now),
+            Step::Request { req, raw } => {
+                if let Some(hot) = &r.pool.hot_keys {
+                    offer_keys(hot, &req);
+                }
+                route(client, &set, ring.as_deref(), replicated.as_ref(), &req, raw, now);
+            }
             Step::Refused(e) => {
                 if let Some(l) = e.reply_line() {
                     let mut line = Vec::with_capacity(l.len() + 2);
@@ -181,5 +187,21 @@ fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut Request
                 }
             }
         }
+    }
+}
+
+/// Counts a request's keys in the pool's hot-key sketch (sampled there).
+fn offer_keys(hot: &HotKeys, req: &Request<'_>) {
+    match req {
+        Request::Get(g) => g.keys.iter().for_each(|k| hot.offer(k)),
+        Request::Store(s) => hot.offer(s.key),
+        Request::Delete(d) => hot.offer(d.key),
+        Request::Arith(a) => hot.offer(a.key),
+        Request::Touch(t) => hot.offer(t.key),
+        Request::MetaGet(m) => hot.offer(&m.key),
+        Request::MetaSet(m) => hot.offer(&m.key),
+        Request::MetaDelete(m) => hot.offer(&m.key),
+        Request::MetaArith(m) => hot.offer(&m.key),
+        _ => {}
     }
 }
