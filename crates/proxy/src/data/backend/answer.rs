@@ -366,6 +366,12 @@ impl Tally {
         }
     }
 
+    /// A get of `keys` keys answered whole with `values` values.
+    pub(crate) fn got(&mut self, keys: u32, values: u32) {
+        self.hits += u64::from(values);
+        self.misses += u64::from(keys.saturating_sub(values));
+    }
+
     /// A request was answered `waited` after it was queued.
     pub(crate) fn answered_after(&mut self, waited: std::time::Duration) {
         let us = waited.as_micros().min(u128::from(u64::MAX)) as u64;

@@ -72,6 +72,8 @@ struct State {
     /// Bytes of the front answer found so far (an answer of several units
     /// stays in the read buffer until it is whole).
     scanned: usize,
+    /// Values in the front answer found so far (a get's hits).
+    values: u32,
     broken: bool,
     /// Dropped from the table: finish what is owed, then close.
     retired: bool,
@@ -98,6 +100,8 @@ struct Waiter {
     deadline: Instant,
     /// When it was queued (the latency histogram).
     since: Instant,
+    /// Keys of a get answered whole (hits and misses); 0 for other requests.
+    keys: u32,
     /// Request bytes (stats).
     len: u32,
 }
@@ -184,6 +188,7 @@ impl Upstream {
                 seq,
                 deadline: now + self.timeout.get(),
                 since: now,
+                keys: 0,
                 len,
             });
         }
@@ -230,8 +235,14 @@ impl Upstream {
         st.line.push(b' ');
         st.line.extend_from_slice(key);
         // Numbered when the line goes into the output.
-        let waiter =
-            Waiter { expect: Expect::Whole(sink), seq: 0, deadline: now + self.timeout.get(), since: now, len };
+        let waiter = Waiter {
+            expect: Expect::Whole(sink),
+            seq: 0,
+            deadline: now + self.timeout.get(),
+            since: now,
+            keys: 1,
+            len,
+        };
         st.open = Some(OpenGet { cmd, waiter });
         kick(st);
     }
@@ -240,7 +251,7 @@ impl Upstream {
     fn refuse(&self, expect: Expect) {
         self.st.borrow_mut().tally.sent(0, true);
         let now = Instant::now();
-        self.fail_all(vec![Waiter { expect, seq: 0, deadline: now, since: now, len: 0 }], &Failure::eof());
+        self.fail_all(vec![Waiter { expect, seq: 0, deadline: now, since: now, keys: 0, len: 0 }], &Failure::eof());
     }
 
     /// Hands out every whole answer at the start of `buf`; returns the bytes
@@ -273,13 +284,17 @@ impl Upstream {
             };
             let rest = &buf[pos..];
             let done = match &mut front.expect {
-                Expect::Whole(sink) => match scan(rest, &mut st.scanned) {
+                Expect::Whole(sink) => match scan(rest, &mut st.scanned, &mut st.values) {
                     Err(e) => break Err(Failure::protocol(&e)),
                     Ok(false) => break Ok(()),
                     Ok(true) => {
                         let answer = &rest[..st.scanned];
                         sink.deliver(answer);
-                        st.tally.lookup(answer);
+                        match front.keys {
+                            0 => st.tally.lookup(answer),
+                            keys => st.tally.got(keys, std::mem::take(&mut st.values)),
+                        }
+                        st.values = 0;
                         st.tally.answer(answer.len(), front.len);
                         pos += st.scanned;
                         st.scanned = 0;
@@ -407,6 +422,14 @@ impl Upstream {
         write(&mut st.out)
     }
 
+    /// The request just sent is a get of `keys` keys answered whole: its
+    /// answer counts as that many hits and misses.
+    pub(crate) fn counts_keys(&self, keys: usize) {
+        if let Some(w) = self.st.borrow_mut().fifo.back_mut() {
+            w.keys = u32::try_from(keys).unwrap_or(u32::MAX);
+        }
+    }
+
     /// The oldest owed request's deadline.
     pub(crate) fn oldest_deadline(&self) -> Option<Instant> {
         self.st.borrow().fifo.front().map(|w| w.deadline)
@@ -491,9 +514,12 @@ fn close_line(st: &mut State) {
 
 /// Finds the units of the answer at the start of `buf`, from `scanned` on:
 /// `Ok(true)` once its last unit is there (`scanned` is then its length).
-fn scan(buf: &[u8], scanned: &mut usize) -> Result<bool, memshard_proto::ReplyError> {
+fn scan(buf: &[u8], scanned: &mut usize, values: &mut u32) -> Result<bool, memshard_proto::ReplyError> {
     while let Some(u) = unit(&buf[*scanned..])? {
         *scanned += u.len;
+        if matches!(u.kind, UnitKind::Value(_)) {
+            *values += 1;
+        }
         if matches!(u.kind, UnitKind::End | UnitKind::Last) {
             return Ok(true);
         }

@@ -160,12 +160,18 @@ fn len32(n: usize) -> u32 {
 /// Forwards `raw` to `server`; its answer (when `reply`) goes to the
 /// client's next slot.
 fn forward(c: &Client, set: &ServerSet, server: usize, raw: &[u8], reply: bool, now: Instant) {
+    forward_on(c, set, server, raw, reply, now);
+}
+
+/// [`forward`], giving back the backend connection it went on.
+fn forward_on(c: &Client, set: &ServerSet, server: usize, raw: &[u8], reply: bool, now: Instant) -> Rc<Upstream> {
     let up = c.conns.pick(set, &set.servers[server]);
     let sink = reply.then(|| Sink::Client(c.queue.clone(), c.queue.reserve()));
     let seq = up.send(&c.queue, |out| out.extend_from_slice(raw), sink, now);
     if !reply {
         c.sent_noreply(&up, seq);
     }
+    up
 }
 
 /// get/gets/gat/gats: to the one server holding every key, or one fragment
@@ -180,7 +186,7 @@ fn get(c: &Client, set: &ServerSet, ring: &Ring, g: &Get<'_>, raw: &[u8], now: I
     let server = ring.server_for(first);
     if keys.next().is_none() {
         if g.cmd.touches() {
-            forward(c, set, server, raw, true, now);
+            forward_on(c, set, server, raw, true, now).counts_keys(1);
         } else {
             let seq = c.queue.reserve();
             let sink = Sink::Client(c.queue.clone(), seq);
@@ -197,7 +203,7 @@ fn get(c: &Client, set: &ServerSet, ring: &Ring, g: &Get<'_>, raw: &[u8], now: I
         }
     }
     if per_server.len() == 1 {
-        forward(c, set, server, raw, true, now);
+        forward_on(c, set, server, raw, true, now).counts_keys(per_server[0].1.len());
         return;
     }
     let pool = c.conns.pool();
@@ -207,12 +213,9 @@ fn get(c: &Client, set: &ServerSet, ring: &Ring, g: &Get<'_>, raw: &[u8], now: I
     for (i, (server, keys)) in per_server.iter().enumerate() {
         let joined = keys.join(&b' ');
         let part = Get { cmd: g.cmd, exptime: g.exptime, keys: memshard_proto::Keys::from_raw(&joined) };
-        c.conns.pick(set, &set.servers[*server]).send(
-            &c.queue,
-            |out| part.encode(out),
-            Some(Sink::Part(merge.clone(), i)),
-            now,
-        );
+        let up = c.conns.pick(set, &set.servers[*server]);
+        up.send(&c.queue, |out| part.encode(out), Some(Sink::Part(merge.clone(), i)), now);
+        up.counts_keys(keys.len());
     }
 }
 
