@@ -139,3 +139,33 @@ fn daemonizes_writes_its_pid_file_and_removes_it_on_sigterm() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--admin 127.0.0.1:0`: the admin port logs its address as every listener
+/// does and serves metrics and probes; a malformed address exits 2.
+#[test]
+fn the_admin_port_listens_where_asked_and_a_bad_address_exits_two() {
+    let dir = std::env::temp_dir().join(format!("memshard-proxy-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("nutcracker.yml");
+    std::fs::write(&file, "alpha:\n  listen: 127.0.0.1:0\n  servers:\n   - 127.0.0.1:1:1\n").expect("write");
+    let conf = file.to_str().expect("utf-8 path");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_memshard"));
+    let args = ["proxy", "-c", conf, "-s", "0", "-a", "127.0.0.1", "--admin", "127.0.0.1:0"];
+    let mut proxy = memshard_testkit::spawn_role(bin, &args, 3).expect("pool, stats and admin listening");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let admins: Vec<_> = proxy
+        .addrs
+        .iter()
+        .filter(|a| rt.block_on(memshard_testkit::http::get(**a, "/healthz")).is_ok_and(|r| r.body.contains("\"ok\"")))
+        .copied()
+        .collect();
+    assert_eq!(admins.len(), 1, "one of {:?} is the admin port", proxy.addrs);
+    let metrics = rt.block_on(memshard_testkit::http::get(admins[0], "/metrics")).expect("metrics");
+    assert!(metrics.body.contains("memshard_proxy_server_state{pool=\"alpha\",server=\"127.0.0.1:1\""), "{metrics:?}");
+    assert_eq!(proxy.stop().expect("stop"), Some(0));
+
+    let out = Command::new(bin).args(["proxy", "-c", conf, "--admin", "9151"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not HOST:PORT"), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
