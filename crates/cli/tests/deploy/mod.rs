@@ -6,6 +6,7 @@
 //! can show that a mutated document is reported.
 
 pub(crate) mod checks;
+pub(crate) mod observability;
 pub(crate) mod system;
 
 use std::collections::BTreeMap;

@@ -21,6 +21,14 @@ pub(crate) fn shard_volume_floor(memory_mb: u64) -> u64 {
     ((memory_mb * 5).div_ceil(4) + 64) * MIB
 }
 
+/// The time a shard's startup probe must allow before the liveness probe
+/// takes over, when the liveness probe needs an answer (the admin port
+/// serves only once the memory file is loaded): 60 s plus 10 s per GiB of
+/// `-m`, rounded up (a load reads the file at 100 MiB/s or faster).
+pub(crate) fn shard_startup_floor(memory_mb: u64) -> i64 {
+    60 + 10 * i64::try_from(memory_mb.div_ceil(1024)).unwrap_or(i64::MAX / 20)
+}
+
 /// Seconds a restarted shard must be ready before a rollout stops the next.
 pub(crate) const MIN_READY_SECONDS: i64 = 10;
 
@@ -51,6 +59,9 @@ pub(crate) fn system(m: &Manifests) -> Vec<String> {
     let proxy_port = proxy_ok(m, &proxy, &shards, shard_port, &mut problems);
     let app_port = app_ok(m, &app, &proxy, proxy_port, &mut problems);
     network(m, &mut problems);
+    // The admin ports (a memshard role's, or an exporter's in its place).
+    let admin = Yaml::String("admin".to_owned());
+    let (proxy_admin, shard_admin) = (proxy.resolve_port(&admin), shards.resolve_port(&admin));
     let (app_l, proxy_l, shard_l) = (app.pod_labels(), proxy.pod_labels(), shards.pod_labels());
     let flows = [
         ("anyone -> app", None, Some(&app), app_port, "TCP", true),
@@ -59,6 +70,8 @@ pub(crate) fn system(m: &Manifests) -> Vec<String> {
         ("app -> DNS (UDP)", Some(&app_l), None, Some(53), "UDP", true),
         ("app -> DNS (TCP)", Some(&app_l), None, Some(53), "TCP", true),
         ("proxy -> DNS (UDP)", Some(&proxy_l), None, Some(53), "UDP", true),
+        ("anyone -> proxy admin", None, Some(&proxy), proxy_admin, "TCP", true),
+        ("anyone -> shards admin", None, Some(&shards), shard_admin, "TCP", true),
         ("app -> shards", Some(&app_l), Some(&shards), shard_port, "TCP", false),
         ("anyone -> proxy", None, Some(&proxy), proxy_port, "TCP", false),
         ("anyone -> shards", None, Some(&shards), shard_port, "TCP", false),
@@ -200,13 +213,26 @@ fn memory_file_ok(shards: &Workload<'_>, c: &Yaml, argv: &[String], memory_mb: u
     {
         problems.push(format!("{id}: updateStrategy is not a RollingUpdate of one shard at a time"));
     }
-    if c["readinessProbe"]["exec"].is_badvalue() {
+    // An answer: `version` through an exec probe, or the admin port's
+    // /readyz (served only once the server accepts).
+    if c["readinessProbe"]["exec"].is_badvalue() && c["readinessProbe"]["httpGet"].is_badvalue() {
         problems.push(format!(
             "{id}: readinessProbe needs no answer: it passes while the memory file loads (the port is bound before)"
         ));
     }
-    if !c["livenessProbe"]["exec"].is_badvalue() && c["startupProbe"].is_badvalue() {
-        problems.push(format!("{id}: livenessProbe needs an answer: a long load of the memory file would be killed"));
+    if c["livenessProbe"]["tcpSocket"].is_badvalue() {
+        let startup = &c["startupProbe"];
+        let budget =
+            startup["periodSeconds"].as_i64().unwrap_or(10) * startup["failureThreshold"].as_i64().unwrap_or(3);
+        let floor = shard_startup_floor(memory_mb);
+        if startup.is_badvalue() {
+            problems
+                .push(format!("{id}: livenessProbe needs an answer: a long load of the memory file would be killed"));
+        } else if budget < floor {
+            problems.push(format!(
+                "{id}: startupProbe allows {budget} s, below {floor} s for loading the memory file of -m {memory_mb} (60 s + 10 s per GiB)"
+            ));
+        }
     }
 }
 

@@ -123,3 +123,52 @@ refused when persistence is on.
 {{- end -}}
 {{- $size -}}
 {{- end }}
+
+{{/* Prometheus' annotation-based discovery of a pod's metrics on `port`. */}}
+{{- define "memshard.scrapeAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ . | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+
+{{/*
+The shards' startupProbe budget, in 5 s periods: the admin port answers only
+once the memory file is loaded, so /healthz waits for the load. 60 s, plus,
+with persistence, 10 s per GiB of -m (a load reads the file at 100 MiB/s or
+faster); the liveness probe takes over after.
+*/}}
+{{- define "memshard.shardStartupFailures" -}}
+{{- $m := int .Values.shards.memoryMB -}}
+{{- if .Values.persistence.enabled -}}
+{{- add 12 (mul 2 (div (add $m 1023) 1024)) -}}
+{{- else -}}
+12
+{{- end -}}
+{{- end }}
+
+{{/*
+The ingress rule of an admin port: from networkPolicy.adminFrom,
+or from anyone when it is empty. Call with (dict "root" $ "port" PORT).
+*/}}
+{{- define "memshard.adminIngress" -}}
+- ports:
+    - protocol: TCP
+      port: {{ .port }}
+  {{- with .root.Values.networkPolicy.adminFrom }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* The admin ports must not take a port the same pod already listens on. */}}
+{{- define "memshard.checkAdminPorts" -}}
+{{- if .Values.admin.enabled -}}
+{{- $p := .Values.proxy -}}
+{{- if has (int $p.admin.port) (list (int $p.port) (int $p.statsPort)) -}}
+{{- fail (printf "proxy.admin.port %d is the proxy's memcache or stats port: pick another" (int $p.admin.port)) -}}
+{{- end -}}
+{{- if eq (int .Values.shards.admin.port) (int .Values.shards.port) -}}
+{{- fail (printf "shards.admin.port %d is the shards' memcache port: pick another" (int .Values.shards.admin.port)) -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
