@@ -171,7 +171,9 @@ fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut Request
             Step::Request { req: Request::Quit, .. } => return Batch::Close,
             Step::Request { req, raw } => {
                 if let Some(hot) = &r.pool.hot_keys {
-                    offer_keys(hot, &req);
+                    if HotKeys::sampled() {
+                        offer_keys(hot, &req);
+                    }
                 }
                 route(client, &set, ring.as_deref(), replicated.as_ref(), &req, raw, now);
             }
@@ -190,7 +192,7 @@ fn decode_batch(client: &Client, r: &Route, decoder: Decoder, rbuf: &mut Request
     }
 }
 
-/// Counts a request's keys in the pool's hot-key sketch (sampled there).
+/// Counts a sampled request's keys in the pool's hot-key sketch.
 fn offer_keys(hot: &HotKeys, req: &Request<'_>) {
     match req {
         Request::Get(g) => g.keys.iter().for_each(|k| hot.offer(k)),
