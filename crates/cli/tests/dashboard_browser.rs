@@ -19,7 +19,6 @@
 
 use memshard_client::Client;
 use memshard_testkit::{ChildGuard, peer_or_skip};
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -46,49 +45,6 @@ const MAX_OPS_PER_TASK: u64 = 1_000_000;
 const LOAD_TASKS: u64 = 3;
 const HOT_KEY: &str = "dashboard:hot";
 const WINDOW: (u32, u32) = (1280, 1000);
-
-/// What `memshard up` printed that this test uses.
-struct Up {
-    _child: ChildGuard,
-    shards: Vec<String>,
-    proxy: SocketAddr,
-    dashboard: SocketAddr,
-}
-
-/// Starts `memshard up` on ephemeral ports and reads its summary (as
-/// up_process.rs does).
-fn start_up() -> Up {
-    let child = Command::new(env!("CARGO_BIN_EXE_memshard"))
-        .args(["up", "--app-port", "0", "--proxy-port", "0", "--stats-port", "0", "--admin-port", "0", "-m", "16"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start memshard up");
-    let mut child = ChildGuard::new(child);
-    let stdout = child.child_mut().stdout.take().expect("stdout");
-    let (mut shards, mut proxy, mut dashboard) = (Vec::new(), None, None);
-    // The summary ends with the Ctrl-C hint; stop reading there. If `up`
-    // dies first, stdout closes and the loop ends too.
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read stdout");
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["shard", _, addr, ..] => shards.push((*addr).to_owned()),
-            ["proxy", addr, ..] => proxy = Some(addr.parse().expect("proxy address")),
-            ["dashboard", url, ..] => {
-                dashboard = Some(
-                    url.trim_start_matches("http://").trim_end_matches('/').parse().expect("an http://ADDR/ address"),
-                );
-            }
-            ["Ctrl-C", ..] => break,
-            _ => {}
-        }
-    }
-    let proxy = proxy.expect("the proxy's address is printed");
-    let dashboard = dashboard.expect("the dashboard's address is printed");
-    Up { _child: child, shards, proxy, dashboard }
-}
 
 /// Progress for `--nocapture` readers: the command line, timings, paths.
 #[allow(clippy::print_stderr)]
@@ -370,7 +326,7 @@ async fn chromium_renders_live_data_on_the_dashboard() {
     let docs = docs_screenshot();
     let page_ms = if docs.is_some() { DOCS_PAGE_MS } else { PAGE_MS };
 
-    let up = start_up();
+    let up = memshard_testkit::spawn_up(Path::new(env!("CARGO_BIN_EXE_memshard")), &[]);
     assert_eq!(up.shards.len(), 3, "three shards by default");
 
     // Load for the whole test: two thirds of the keys are stored first, so
@@ -427,7 +383,7 @@ async fn chromium_renders_live_data_on_the_dashboard() {
     assert_eq!(servers.len(), 3, "three server rows:\n{dom}");
     let mut names = cells(&servers, "name");
     names.sort();
-    let mut shards = up.shards.clone();
+    let mut shards: Vec<String> = up.shards.iter().map(ToString::to_string).collect();
     shards.sort();
     assert_eq!(names, shards, "the rows name the three shards");
     assert_eq!(cells(&servers, "state"), ["up", "up", "up"]);

@@ -3,63 +3,18 @@
 //! and Ctrl-C (SIGINT) ending everything with exit code 0.
 
 use memshard_client::Client;
-use memshard_testkit::ChildGuard;
 use memshard_testkit::http;
+use memshard_testkit::{UpProcess, spawn_up};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// What `memshard up` printed: shard addresses and the app's address.
-struct Up {
-    child: ChildGuard,
-    shards: Vec<SocketAddr>,
-    app: SocketAddr,
-    /// The proxy's admin port (the dashboard), and each shard's.
-    dashboard: SocketAddr,
-    shard_admins: Vec<SocketAddr>,
-    curl_line: String,
-}
-
-fn start_up() -> Up {
+fn start_up() -> UpProcess {
     start_up_with(&[])
 }
 
-fn start_up_with(extra: &[&str]) -> Up {
-    let child = Command::new(env!("CARGO_BIN_EXE_memshard"))
-        .args(["up", "--app-port", "0", "--proxy-port", "0", "--stats-port", "0", "--admin-port", "0", "-m", "16"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start memshard up");
-    let mut child = ChildGuard::new(child);
-    let stdout = child.child_mut().stdout.take().expect("stdout");
-    let (mut shards, mut app, mut curl_line) = (Vec::new(), None, String::new());
-    let (mut dashboard, mut shard_admins) = (None, Vec::new());
-    let url = |u: &str| -> SocketAddr {
-        u.trim_start_matches("http://").trim_end_matches(['/', ')']).parse().expect("an http://ADDR/ address")
-    };
-    // The summary ends with the Ctrl-C hint; stop reading there.
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read stdout");
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["shard", _, addr, .., "admin", admin] => {
-                shards.push(addr.parse().expect("shard address"));
-                shard_admins.push(url(admin));
-            }
-            ["dashboard", admin, ..] => dashboard = Some(url(admin)),
-            ["app", url] => app = url.strip_prefix("http://").map(|a| a.parse().expect("app address")),
-            ["curl", ..] => curl_line = line.trim().to_owned(),
-            ["Ctrl-C", ..] => break,
-            _ => {}
-        }
-    }
-    let app = app.expect("the app's address is printed");
-    let dashboard = dashboard.expect("the dashboard's address is printed");
-    Up { child, shards, app, dashboard, shard_admins, curl_line }
+fn start_up_with(extra: &[&str]) -> UpProcess {
+    spawn_up(std::path::Path::new(env!("CARGO_BIN_EXE_memshard")), extra)
 }
 
 fn json(r: &http::HttpResponse) -> Value {
@@ -140,7 +95,7 @@ async fn up_serves_the_endpoint_across_three_shards_and_stops_on_ctrl_c() {
 }
 
 /// SIGINT, then the exit code must be 0 within 15 s.
-fn ctrl_c(up: &mut Up) {
+fn ctrl_c(up: &mut UpProcess) {
     let status = Command::new("kill").args(["-INT", &up.child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let start = Instant::now();

@@ -24,6 +24,7 @@ pub mod recorder;
 pub mod recordings;
 pub mod role;
 pub mod runner;
+mod up;
 mod wire;
 
 pub use conformance::{Case, Expect, Target, table};
@@ -33,4 +34,5 @@ pub use peer::{
 };
 pub use role::{Endpoint, RoleProcess, rss_bytes, spawn_role};
 pub use runner::{Mismatch, Outcome, Report, RunError, run_case, run_table};
+pub use up::{UpProcess, spawn_up};
 pub use wire::Closed;
