@@ -1,0 +1,154 @@
+//! The connecting side: trusted CA and optional client certificate, a
+//! rustls client configuration swapped whole on reload.
+
+use crate::{Fingerprint, MinVersion, TlsError, TlsStats, files, provider};
+use arc_swap::ArcSwap;
+use rustls::pki_types::ServerName;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The files and settings of a connecting side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTlsFiles {
+    /// The CA the peer's certificate must chain to (PEM).
+    pub ca: PathBuf,
+    /// Our own certificate chain, for peers that require one (PEM).
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM); `None` with a `cert`: it is in that file.
+    pub key: Option<PathBuf>,
+    /// The oldest protocol offered.
+    pub min_version: MinVersion,
+}
+
+impl ClientTlsFiles {
+    /// Every file the configuration is built from.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        [Some(&self.ca), self.cert.as_ref(), self.key.as_ref()].into_iter().flatten().cloned().collect()
+    }
+
+    fn build(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let roots = files::roots(&self.ca)?;
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(self.min_version.versions())
+            .map_err(|source| TlsError::Rustls { what: "protocol versions".into(), source })?
+            .with_root_certificates(roots);
+        match (&self.cert, &self.key) {
+            (None, None) => Ok(builder.with_no_client_auth()),
+            (None, Some(k)) => Err(TlsError::Setting(format!("a client key ({}) without a certificate", k.display()))),
+            (Some(cert), key) => {
+                let chain = files::certs(cert)?;
+                let key = files::key(key.as_ref().unwrap_or(cert))?;
+                builder.with_client_auth_cert(chain, key).map_err(|source| TlsError::Rustls {
+                    what: format!("client certificate {} and its key", cert.display()),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// A connecting side's TLS: the configuration in use, reloadable.
+#[derive(Debug)]
+pub struct ClientTls {
+    files: ClientTlsFiles,
+    config: ArcSwap<rustls::ClientConfig>,
+    loaded: ArcSwap<Fingerprint>,
+    stats: Arc<TlsStats>,
+    role: String,
+}
+
+impl ClientTls {
+    /// Loads the files; an error says which file and why.
+    pub fn new(files: ClientTlsFiles, role: impl Into<String>) -> Result<ClientTls, TlsError> {
+        let fingerprint = Fingerprint::of(&files.paths());
+        let config = files.build()?;
+        let stats = Arc::new(TlsStats::default());
+        stats.stamp();
+        Ok(ClientTls {
+            files,
+            config: ArcSwap::from_pointee(config),
+            loaded: ArcSwap::from_pointee(fingerprint),
+            stats,
+            role: role.into(),
+        })
+    }
+
+    /// The files it is built from.
+    pub fn files(&self) -> &ClientTlsFiles {
+        &self.files
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &Arc<TlsStats> {
+        &self.stats
+    }
+
+    /// Rebuilds the configuration from the files; on failure the one in use
+    /// stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fingerprint = Fingerprint::of(&self.files.paths());
+        match self.files.build() {
+            Ok(cfg) => {
+                self.config.store(Arc::new(cfg));
+                self.loaded.store(Arc::new(fingerprint));
+                self.stats.stamp();
+                TlsStats::bump(&self.stats.reloads);
+                tracing::info!(role = %self.role, "TLS client certificates reloaded (CA {})", self.files.ca.display());
+                Ok(())
+            }
+            Err(e) => {
+                TlsStats::bump(&self.stats.reload_errors);
+                tracing::error!(role = %self.role, "TLS client certificates not reloaded, the old ones stay in use: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the files' contents differ from what is in use.
+    pub fn changed(&self) -> bool {
+        Fingerprint::of(&self.files.paths()) != **self.loaded.load()
+    }
+
+    /// Runs the handshake over a connected stream, verifying the peer's
+    /// certificate against `name` (a DNS name or an IP address). The caller
+    /// bounds it in time.
+    pub async fn connect<S>(&self, name: &str, stream: S) -> std::io::Result<crate::ClientStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let server_name = server_name(name)?;
+        let connector = tokio_rustls::TlsConnector::from(self.config.load_full());
+        match connector.connect(server_name, stream).await {
+            Ok(s) => {
+                TlsStats::bump(&self.stats.handshakes);
+                Ok(s)
+            }
+            Err(e) => {
+                TlsStats::bump(&self.stats.handshake_errors);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `name` as what a certificate is checked against.
+pub fn server_name(name: &str) -> std::io::Result<ServerName<'static>> {
+    // An IPv6 literal may come bracketed, as in `[::1]:11211`.
+    let bare = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
+    ServerName::try_from(bare.to_string()).map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("'{name}' is not a TLS server name: {e}"))
+    })
+}
+
+impl crate::watch::Reload for ClientTls {
+    fn paths(&self) -> Vec<PathBuf> {
+        self.files.paths()
+    }
+    fn loaded(&self) -> Fingerprint {
+        **self.loaded.load()
+    }
+    fn reload(&self) -> Result<(), TlsError> {
+        ClientTls::reload(self)
+    }
+}

@@ -1,0 +1,197 @@
+//! The listening side: a rustls server configuration from PEM files, swapped
+//! whole on reload, and the handshake of each accepted connection.
+
+use crate::log_limit::LogLimit;
+use crate::{Fingerprint, MinVersion, TlsError, TlsStats, files, provider};
+use arc_swap::ArcSwap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// How long a client has to complete its handshake before it is closed: a
+/// stalled handshake holds a connection slot no longer than this.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether clients must present a certificate (memcached's
+/// `ssl_verify_mode`: 0 none, 1 request, 2 require, 3 once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// No client certificate is asked for.
+    #[default]
+    None,
+    /// One is asked for and verified if sent; a client without one is let in.
+    Optional,
+    /// A client without a certificate from the CA is refused.
+    Required,
+}
+
+/// The files and settings of a listening side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTlsFiles {
+    /// The certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM); `None`: it is in the `cert` file.
+    pub key: Option<PathBuf>,
+    /// The CA whose certificates clients present (PEM); needed unless
+    /// `client_auth` is [`ClientAuth::None`].
+    pub client_ca: Option<PathBuf>,
+    /// Whether clients must present a certificate.
+    pub client_auth: ClientAuth,
+    /// The oldest protocol accepted.
+    pub min_version: MinVersion,
+}
+
+impl ServerTlsFiles {
+    /// Every file the configuration is built from.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        [Some(&self.cert), self.key.as_ref(), self.client_ca.as_ref()].into_iter().flatten().cloned().collect()
+    }
+
+    /// Builds the rustls configuration.
+    fn build(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let rustls_err = |what: &str| {
+            let what = what.to_string();
+            move |source| TlsError::Rustls { what: what.clone(), source }
+        };
+        let chain = files::certs(&self.cert)?;
+        let key = files::key(self.key.as_ref().unwrap_or(&self.cert))?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(self.min_version.versions())
+            .map_err(rustls_err("protocol versions"))?;
+        let builder = match (self.client_auth, &self.client_ca) {
+            (ClientAuth::None, _) => builder.with_no_client_auth(),
+            (_, None) => {
+                return Err(TlsError::Setting("verifying client certificates needs a client CA file".into()));
+            }
+            (auth, Some(ca)) => {
+                let roots = Arc::new(files::roots(ca)?);
+                let v = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider());
+                let v = if auth == ClientAuth::Optional { v.allow_unauthenticated() } else { v };
+                let v = v.build().map_err(|e| TlsError::Setting(format!("{}: {e}", ca.display())))?;
+                builder.with_client_cert_verifier(v)
+            }
+        };
+        let mut cfg = builder
+            .with_single_cert(chain, key)
+            .map_err(rustls_err(&format!("certificate {} and its key", self.cert.display())))?;
+        // memcached speaks no ALPN; session resumption by tickets is off
+        // (rustls' default), resumption by id stays on.
+        cfg.ignore_client_order = false;
+        Ok(cfg)
+    }
+}
+
+/// A listening side's TLS: the configuration in use, reloadable, with its
+/// counters.
+#[derive(Debug)]
+pub struct ServerTls {
+    files: ServerTlsFiles,
+    config: ArcSwap<rustls::ServerConfig>,
+    /// The contents the configuration in use was built from.
+    loaded: ArcSwap<Fingerprint>,
+    stats: Arc<TlsStats>,
+    handshake_timeout: Duration,
+    log: LogLimit,
+    /// Who this is, for log lines (`server`, `proxy pool alpha`).
+    role: String,
+}
+
+impl ServerTls {
+    /// Loads the files; an error says which file and why.
+    pub fn new(files: ServerTlsFiles, role: impl Into<String>) -> Result<ServerTls, TlsError> {
+        let fingerprint = Fingerprint::of(&files.paths());
+        let config = files.build()?;
+        let stats = Arc::new(TlsStats::default());
+        stats.stamp();
+        Ok(ServerTls {
+            files,
+            config: ArcSwap::from_pointee(config),
+            loaded: ArcSwap::from_pointee(fingerprint),
+            stats,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            log: LogLimit::default(),
+            role: role.into(),
+        })
+    }
+
+    /// The same, with another handshake deadline.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> ServerTls {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The files it is built from.
+    pub fn files(&self) -> &ServerTlsFiles {
+        &self.files
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &Arc<TlsStats> {
+        &self.stats
+    }
+
+    /// Rebuilds the configuration from the files. On success new
+    /// connections use it (established ones keep theirs); on failure the
+    /// one in use stays and the error says why.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fingerprint = Fingerprint::of(&self.files.paths());
+        match self.files.build() {
+            Ok(cfg) => {
+                self.config.store(Arc::new(cfg));
+                self.loaded.store(Arc::new(fingerprint));
+                self.stats.stamp();
+                TlsStats::bump(&self.stats.reloads);
+                tracing::info!(role = %self.role, "TLS certificates reloaded from {}", self.files.cert.display());
+                Ok(())
+            }
+            Err(e) => {
+                TlsStats::bump(&self.stats.reload_errors);
+                tracing::error!(role = %self.role, "TLS certificates not reloaded, the old ones stay in use: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the files' contents differ from what is in use.
+    pub fn changed(&self) -> bool {
+        Fingerprint::of(&self.files.paths()) != **self.loaded.load()
+    }
+
+    /// Runs the handshake of an accepted connection within the deadline.
+    /// A failure (not TLS, a refused or missing client certificate, a
+    /// stall) is counted, logged with `peer` and the reason, and the
+    /// connection closed: `None`.
+    pub async fn accept<S>(&self, stream: S, peer: impl FnOnce() -> String) -> Option<crate::ServerStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.config.load_full());
+        let why = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => {
+                TlsStats::bump(&self.stats.handshakes);
+                return Some(s);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no handshake within {} ms", self.handshake_timeout.as_millis()),
+        };
+        TlsStats::bump(&self.stats.handshake_errors);
+        if let Some(dropped) = self.log.allow() {
+            let more = if dropped > 0 { format!(" ({dropped} more not logged)") } else { String::new() };
+            tracing::warn!(role = %self.role, "TLS handshake from {} failed: {why}{more}", peer());
+        }
+        None
+    }
+}
+
+impl crate::watch::Reload for ServerTls {
+    fn paths(&self) -> Vec<PathBuf> {
+        self.files.paths()
+    }
+    fn loaded(&self) -> Fingerprint {
+        **self.loaded.load()
+    }
+    fn reload(&self) -> Result<(), TlsError> {
+        ServerTls::reload(self)
+    }
+}
