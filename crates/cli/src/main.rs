@@ -13,6 +13,7 @@ mod output;
 mod proxy;
 mod ring;
 mod server;
+mod server_tls;
 mod signals;
 mod size;
 mod up;

@@ -58,6 +58,16 @@ pub(crate) struct ServerArgs {
     /// /readyz, /config, /summary.json and a dashboard at /.
     #[arg(long = "admin", value_name = "ADDR", value_parser = crate::admin_addr::parse)]
     admin: Option<String>,
+    /// TLS on every connection (memcached's -Z); the files come with -o
+    /// ssl_chain_cert=…,ssl_key=…. SIGHUP and the `refresh_certs` command
+    /// reload them.
+    #[arg(short = 'Z', long = "enable-ssl")]
+    enable_ssl: bool,
+    /// memcached's extended options, comma separated (may be repeated):
+    /// ssl_chain_cert, ssl_key, ssl_ca_cert, ssl_verify_mode (0 none, 1
+    /// request, 2 require, 3 once), ssl_min_version (2 tlsv1.2, 3 tlsv1.3).
+    #[arg(short = 'o', long = "extended", value_name = "OPTIONS")]
+    extended: Vec<String>,
     /// Verbose logging (-v, -vv).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     verbose: u8,
@@ -80,6 +90,8 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
     if args.user.is_some() {
         tracing::debug!("-u is accepted for compatibility and ignored");
     }
+    let ssl = crate::server_tls::SslOptions::parse(&args.extended).map_err(Failure::Usage)?;
+    let tls = ssl.load(args.enable_ssl).map_err(Failure::Usage)?;
     let threads =
         if args.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { args.threads };
     let cfg = ServerConfig {
@@ -90,6 +102,8 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
         shutdown_command: args.enable_shutdown,
         prefix_delimiter: args.prefix_delimiter,
         memory_file: args.memory_file.clone(),
+        tls: tls.clone(),
+        ssl_verify_mode: ssl.verify_mode(),
         ..ServerConfig::default()
     };
     // The acceptor, the sweeper, the admin port and signal handling share one small runtime;
@@ -113,6 +127,9 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
             Some(addr) => Some(memshard_net::bind(addr).await.map_err(|e| Failure::Runtime(e.into()))?),
             None => None,
         };
+        if let Some(tls) = tls {
+            tokio::spawn(reload_on_sighup(tls));
+        }
         let (trigger, shutdown) = ShutdownTrigger::new();
         tokio::spawn(async move {
             // SIGUSR1 is memcached's graceful-restart signal; SIGTERM and
@@ -134,6 +151,15 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
         });
         memshard_server::run_with_admin(listener, cfg, admin, shutdown).await.map_err(|e| Failure::Runtime(e.into()))
     })
+}
+
+/// SIGHUP reloads the TLS files (a failure is logged and the old
+/// certificates stay).
+async fn reload_on_sighup(tls: std::sync::Arc<memshard_tls::ServerTls>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        let _ = tls.reload();
+    }
 }
 
 /// memcached's `-D`: one character.

@@ -1,5 +1,5 @@
-//! Operator commands (`me`, `shutdown`, `slabs`, `lru`, `lru_crawler`)
-//! against the server: memcached 1.6.18's replies, with what each valid form
+//! Operator commands (`me`, `shutdown`, `slabs`, `lru`, `lru_crawler`,
+//! `refresh_certs`) against the server: memcached 1.6.18's replies, with what each valid form
 //! really does here said beside it. `watch` and `lru_crawler metadump` take
 //! over the connection and live in `connection.rs`.
 
@@ -65,8 +65,27 @@ pub(crate) fn run(sh: &Shared, cmd: &AdminCmd<'_>, out: &mut Vec<u8>) -> Outcome
         }
         // Served by the connection, which alone can hand itself over.
         Admin::LruCrawlerMetadump(_) | Admin::Watch(_) => send(out, Reply::Error),
+        Admin::RefreshCerts => refresh_certs(sh, cmd.noreply, out),
     }
     Outcome::Continue
+}
+
+/// `refresh_certs`: reload the `-Z` certificate files, as memcached does:
+/// `OK` (which `noreply` suppresses), or the reason, always sent, and the
+/// certificates in use stay.
+fn refresh_certs(sh: &Shared, noreply: bool, out: &mut Vec<u8>) {
+    let Some(tls) = &sh.cfg.tls else {
+        out.extend_from_slice(b"Error TLS not enabled\r\n");
+        return;
+    };
+    match tls.reload() {
+        Ok(()) => send_unless(out, noreply, Reply::Ok),
+        Err(e) => {
+            // One line: a reason never carries the line ending into the reply.
+            let reason = e.to_string().replace(['\r', '\n'], " ");
+            let _ = write!(out, "Error loading the certificates: {reason}\r\n");
+        }
+    }
 }
 
 /// `me <key>`: `ME <key> exp=… la=… cas=… fetch=… cls=… size=…`, with

@@ -43,6 +43,15 @@ impl Peer for tokio::net::UnixStream {
     }
 }
 
+impl<S: Peer> Peer for memshard_tls::ServerStream<S> {
+    fn describe_peer(&self) -> String {
+        self.get_ref().0.describe_peer()
+    }
+    fn describe_local(&self) -> String {
+        self.get_ref().0.describe_local()
+    }
+}
+
 /// One connection's entry.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {

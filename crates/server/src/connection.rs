@@ -160,7 +160,11 @@ async fn goodbye<S: AsyncWrite + Unpin>(stream: &mut S, shared: &Shared, binary:
     if shared.cfg.memory_file.is_some() && binary != Some(true) {
         let line = [memshard_proto::msg::GOODBYE.as_bytes(), b"\r\n"].concat();
         // Bounded: a client that reads nothing cannot hold the stop.
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), stream.write_all(&line)).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), async {
+            stream.write_all(&line).await?;
+            stream.flush().await
+        })
+        .await;
     }
 }
 
@@ -194,6 +198,7 @@ where
         Ok(w) => w,
         Err(_) => {
             let _ = stream.write_all(b"WATCHER_TOO_MANY log watcher limit reached\r\n").await;
+            let _ = stream.flush().await;
             return;
         }
     };
@@ -212,7 +217,7 @@ where
             }
         }
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
                 break;
             }
             shared.stats.bytes_written.fetch_add(out.len() as u64, Ordering::Relaxed);
@@ -280,6 +285,9 @@ where
 
 async fn write_out<S: AsyncWrite + Unpin>(stream: &mut S, wbuf: &mut Vec<u8>, shared: &Shared) -> std::io::Result<()> {
     stream.write_all(wbuf).await?;
+    // A TLS stream may keep the last record in its buffer until flushed (a
+    // no-op on a bare socket).
+    stream.flush().await?;
     shared.stats.bytes_written.fetch_add(wbuf.len() as u64, Ordering::Relaxed);
     wbuf.clear();
     if wbuf.capacity() > 4 * WRITE_HIGH_WATER {

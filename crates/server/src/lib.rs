@@ -68,6 +68,11 @@ pub struct ServerConfig {
     /// `-e`: the snapshot file a graceful stop writes and the next start
     /// loads (memcached's memory file); see [`snapshot`].
     pub memory_file: Option<std::path::PathBuf>,
+    /// `-Z` with its `-o ssl_*` files: every connection speaks TLS. The
+    /// caller keeps a handle to reload it (SIGHUP); `refresh_certs` does too.
+    pub tls: Option<Arc<memshard_tls::ServerTls>>,
+    /// `-o ssl_verify_mode` as given (0–3), for `stats settings`.
+    pub ssl_verify_mode: u8,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +87,8 @@ impl Default for ServerConfig {
             shutdown_command: false,
             prefix_delimiter: None,
             memory_file: None,
+            tls: None,
+            ssl_verify_mode: 0,
         }
     }
 }
@@ -287,12 +294,33 @@ async fn serve<L: Accept>(
 where
     L::Stream: conn_table::Peer,
 {
+    use conn_table::Peer;
     let threads = shared.cfg.threads;
     let conns = shared.conns.clone();
-    serve_pinned(listener, serve_cfg, conns, shutdown, threads, move |stream, sd| {
-        connection::handle(stream, shared.clone(), sd)
-    })
-    .await
+    match shared.cfg.tls.clone() {
+        None => {
+            serve_pinned(listener, serve_cfg, conns, shutdown, threads, move |stream, sd| {
+                connection::handle(stream, shared.clone(), sd)
+            })
+            .await
+        }
+        // The handshake runs in the connection's own task on its worker, so
+        // a slow or hostile one delays nobody else; it is bounded in time,
+        // and a failure closes the connection without a word (memcached's
+        // OpenSSL resets it).
+        Some(tls) => {
+            serve_pinned(listener, serve_cfg, conns, shutdown, threads, move |stream: L::Stream, sd| {
+                let (shared, tls) = (shared.clone(), tls.clone());
+                async move {
+                    let peer = stream.describe_peer();
+                    if let Some(stream) = tls.accept(stream, || peer).await {
+                        connection::handle(stream, shared, sd).await;
+                    }
+                }
+            })
+            .await
+        }
+    }
 }
 
 /// Reclaims expired items in small steps so memory of dead items comes back

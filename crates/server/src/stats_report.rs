@@ -119,6 +119,12 @@ fn general(sh: &Shared, out: &mut Vec<u8>) {
     stat(out, "store_no_memory", r(&s.store_no_memory));
     stat(out, "auth_cmds", 0);
     stat(out, "auth_errors", 0);
+    if let Some(tls) = &sh.cfg.tls {
+        let st = tls.stats();
+        stat(out, "ssl_handshake_errors", memshard_tls::TlsStats::get(&st.handshake_errors));
+        let since = crate::unix_now().saturating_sub(memshard_tls::TlsStats::get(&st.loaded_at));
+        stat(out, "time_since_server_cert_refresh", since);
+    }
     stat(out, "bytes_read", r(&s.bytes_read));
     stat(out, "bytes_written", r(&s.bytes_written));
     stat(out, "limit_maxbytes", st.limit_maxbytes);
@@ -250,17 +256,22 @@ fn settings(sh: &Shared, out: &mut Vec<u8>) {
     stat(out, "ext_max_frag", "0.80");
     stat(out, "slab_automove_freeratio", "0.010");
     stat(out, "ext_drop_unread", "no");
-    stat(out, "ssl_enabled", "no");
-    stat(out, "ssl_chain_cert", "(null)");
-    stat(out, "ssl_key", "(null)");
-    stat(out, "ssl_verify_mode", 0);
+    // memcached's spelling: unset paths are "(null)" for the chain and the
+    // key and "NULL" for the CA.
+    let tls = sh.cfg.tls.as_ref().map(|t| t.files());
+    let path =
+        |p: Option<&std::path::PathBuf>, none: &'static str| p.map_or(none.to_string(), |p| p.display().to_string());
+    stat(out, "ssl_enabled", yes_no(tls.is_some()));
+    stat(out, "ssl_chain_cert", path(tls.map(|f| &f.cert), "(null)"));
+    stat(out, "ssl_key", path(tls.map(|f| f.key.as_ref().unwrap_or(&f.cert)), "(null)"));
+    stat(out, "ssl_verify_mode", sh.cfg.ssl_verify_mode);
     stat(out, "ssl_keyformat", 1);
     stat(out, "ssl_ciphers", "NULL");
-    stat(out, "ssl_ca_cert", "NULL");
+    stat(out, "ssl_ca_cert", path(tls.and_then(|f| f.client_ca.as_ref()), "NULL"));
     stat(out, "ssl_wbuf_size", 16_384);
     stat(out, "ssl_session_cache", "no");
     stat(out, "ssl_kernel_tls", "no");
-    stat(out, "ssl_min_version", "tlsv1.2");
+    stat(out, "ssl_min_version", tls.map_or("tlsv1.2", |f| f.min_version.name()));
     stat(out, "num_napi_ids", "(null)");
     stat(out, "memory_file", "(null)");
 }

@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// How long a client has to complete its handshake before it is closed: a
 /// stalled handshake holds a connection slot no longer than this.
@@ -166,13 +166,12 @@ impl ServerTls {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.config.load_full());
-        let why = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+        let why = match tokio::time::timeout(self.handshake_timeout, self.handshake(stream)).await {
             Ok(Ok(s)) => {
                 TlsStats::bump(&self.stats.handshakes);
                 return Some(s);
             }
-            Ok(Err(e)) => e.to_string(),
+            Ok(Err(why)) => why,
             Err(_) => format!("no handshake within {} ms", self.handshake_timeout.as_millis()),
         };
         TlsStats::bump(&self.stats.handshake_errors);
@@ -181,6 +180,33 @@ impl ServerTls {
             tracing::warn!(role = %self.role, "TLS handshake from {} failed: {why}{more}", peer());
         }
         None
+    }
+
+    /// The handshake. The first record's header is read here: a client
+    /// that does not open with a TLS handshake record (a plaintext
+    /// memcached command, garbage) is closed without a byte sent, as
+    /// memcached's OpenSSL does, instead of getting a TLS alert it cannot
+    /// read.
+    async fn handshake<S>(&self, mut stream: S) -> Result<crate::ServerStream<S>, String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut head = [0u8; 5];
+        stream.read_exact(&mut head).await.map_err(|e| format!("closed before a handshake ({e})"))?;
+        // A handshake record (22) of TLS 1.x (3.x) — 3.1 for most hellos.
+        if head[0] != 22 || head[1] != 3 {
+            let shown: String =
+                head.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect();
+            return Err(format!("not a TLS client: it opened with {shown:?}"));
+        }
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.config.load_full());
+        // The header goes to rustls first; the rest of the hello follows from the socket.
+        acceptor
+            .accept_with(stream, |conn| {
+                let _ = conn.read_tls(&mut &head[..]);
+            })
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

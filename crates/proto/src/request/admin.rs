@@ -133,6 +133,8 @@ pub enum Admin<'a> {
     LruCrawlerEnable(bool),
     /// `watch [streams…]`.
     Watch(WatchFlags),
+    /// `refresh_certs [noreply]`: reload the TLS certificate files.
+    RefreshCerts,
 }
 
 /// An operator command and its `noreply`, for the commands whose replies
@@ -167,6 +169,7 @@ impl AdminCmd<'_> {
             | Admin::LruCrawlerSleep(_)
             | Admin::LruCrawlerEnable(_) => "lru_crawler",
             Admin::Watch(_) => "watch",
+            Admin::RefreshCerts => "refresh_certs",
         }
     }
 }
@@ -181,6 +184,8 @@ pub(super) fn decode<'a>(cmd: &[u8], t: &Tokens<'a>, line: &'a [u8], ctx: &Ctx<'
         b"lru" => lru(t),
         b"lru_crawler" => lru_crawler(t),
         b"watch" => watch(t),
+        // memcached takes a trailing `noreply` and ignores anything else.
+        b"refresh_certs" => Ok((Admin::RefreshCerts, noreply_token(t))),
         _ => return None,
     };
     Some(match op {
