@@ -43,7 +43,7 @@ impl Cache {
             max_backoff: Duration::from_secs(1),
         };
         Cache {
-            pool: Pool::new(config.cache.clone(), pool_config),
+            pool: Pool::with_tls(config.cache.clone(), pool_config, config.cache_tls.clone()),
             request_timeout: config.request_timeout,
             value_len: config.value_len,
             ttl: config.ttl,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Settings of [`run`](crate::run). `memshard app` fills them from flags and
 /// the `MEMSHARD_*` environment variables.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AppConfig {
     /// `host:port` of the cache (the proxy's Service in Kubernetes), resolved
     /// at every connect so a restarted proxy with a new IP is found.
@@ -28,6 +28,9 @@ pub struct AppConfig {
     /// Expiry of stored values in seconds, memcached's exptime (0 = never).
     /// Default 0.
     pub ttl: u32,
+    /// TLS to the cache, and the name its certificate is checked against
+    /// (`--cache-tls-ca`…). Default `None`: plaintext.
+    pub cache_tls: Option<(std::sync::Arc<memshard_tls::ClientTls>, String)>,
 }
 
 impl Default for AppConfig {
@@ -40,6 +43,7 @@ impl Default for AppConfig {
             drain_timeout: Duration::from_secs(10),
             value_len: 16,
             ttl: 0,
+            cache_tls: None,
         }
     }
 }

@@ -17,6 +17,7 @@ mod server_tls;
 mod signals;
 mod size;
 mod up;
+mod up_tls;
 
 use clap::{Parser, Subcommand};
 

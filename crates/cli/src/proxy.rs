@@ -141,13 +141,15 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
             // socket file is replaced and the new one chmod-ed.
             listeners.push(memshard_proxy::bind(pool).await.map_err(|e| Failure::Runtime(e.into()))?);
         }
-        // SIGHUP reloads the file (which is also watched for changes).
-        let reload = proxy.reload.clone();
+        // SIGHUP reloads the file and the pools' TLS certificates (both
+        // are also watched for changes).
+        let (reload, reload_certs) = (proxy.reload.clone(), proxy.reload_certs.clone());
         tokio::spawn(async move {
             let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
             while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading the configuration");
+                tracing::info!("SIGHUP: reloading the configuration and the TLS certificates");
                 reload.notify_one();
+                reload_certs.notify_one();
             }
         });
         let stats_addr = format!("{}:{}", args.stats_addr, args.stats_port);

@@ -1,7 +1,8 @@
 //! `memshard up`: the whole system on one machine, in one process: N shard
 //! servers, the proxy with the system's pool settings in front of them, and
 //! the web app in front of the proxy. Ctrl-C stops it in order: the app
-//! drains first, then the proxy, then the shards.
+//! drains first, then the proxy, then the shards. With `--tls` every hop
+//! speaks mutual TLS, with certificates made for the run (`up_tls`).
 
 use crate::{Failure, logging};
 use anyhow::{Context, anyhow};
@@ -13,6 +14,7 @@ use memshard_proxy::ProxyConfig;
 use memshard_server::ServerConfig;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -48,6 +50,16 @@ pub(crate) struct UpArgs {
     /// (`memshard server -e`). The folder is created if missing.
     #[arg(long = "data-dir", value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
+    /// TLS on every hop, mutual: the app presents a certificate to the
+    /// proxy, the proxy one to the shards, each checked against a CA made
+    /// for this run (see --tls-dir).
+    #[arg(long)]
+    tls: bool,
+    /// Where --tls writes its CA and certificates (ca.crt; app, proxy and
+    /// shard .crt/.key), for clients of your own; created if missing. By
+    /// default a temporary folder, removed at exit.
+    #[arg(long = "tls-dir", value_name = "DIR", requires = "tls")]
+    tls_dir: Option<std::path::PathBuf>,
     /// Verbose logging (-v, -vv).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     verbose: u8,
@@ -56,11 +68,26 @@ pub(crate) struct UpArgs {
 /// The system's pool as deployed on Kubernetes (deploy/k8s), with each shard
 /// at a local address but under its Kubernetes name, so a key lands on the
 /// same shard number here as in the cluster.
-pub(crate) fn system_config(proxy: SocketAddr, shards: &[SocketAddr]) -> String {
+pub(crate) fn system_config(proxy: SocketAddr, shards: &[SocketAddr], tls: Option<&Path>) -> String {
     let mut yaml = format!(
         "memcached:\n  listen: {proxy}\n  hash: fnv1a_64\n  distribution: ketama\n  auto_eject_hosts: true\n  \
-         timeout: 400\n  server_retry_timeout: 2000\n  server_failure_limit: 1\n  servers:\n"
+         timeout: 400\n  server_retry_timeout: 2000\n  server_failure_limit: 1\n"
     );
+    if let Some(dir) = tls {
+        let f = |name: &str| dir.join(name).display().to_string();
+        let _ = write!(
+            yaml,
+            "  tls_cert_file: {}\n  tls_key_file: {}\n  tls_client_ca_file: {}\n  server_tls: true\n  \
+             server_tls_ca_file: {}\n  server_tls_cert_file: {}\n  server_tls_key_file: {}\n",
+            f("proxy.crt"),
+            f("proxy.key"),
+            f("ca.crt"),
+            f("ca.crt"),
+            f("proxy.crt"),
+            f("proxy.key")
+        );
+    }
+    yaml.push_str("  servers:\n");
     for (i, addr) in shards.iter().enumerate() {
         let _ = writeln!(yaml, "   - {addr}:1 sharded-memcache-{i}.memcache");
     }
@@ -142,7 +169,15 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
             .with_context(|| format!("cannot create --data-dir {}", dir.display()))
             .map_err(Failure::Runtime)?;
     }
-    let config = Config::from_yaml(&system_config(proxy_addr, &shard_addrs))
+    let tls = match args.tls {
+        true => Some(
+            crate::up_tls::LocalPki::make(args.tls_dir.as_deref(), &args.listen, args.shards)
+                .map_err(Failure::Runtime)?,
+        ),
+        false => None,
+    };
+    let tls_dir = tls.as_ref().map(|t| t.dir().to_path_buf());
+    let config = Config::from_yaml(&system_config(proxy_addr, &shard_addrs, tls_dir.as_deref()))
         .map_err(|e| Failure::Runtime(anyhow!("generated proxy config: {e}")))?;
 
     let (exited, mut exits) = mpsc::unbounded_channel();
@@ -154,6 +189,8 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
             // Shards are numbered as on the ring, so shard i finds its own
             // items again whatever port it gets next time.
             memory_file: args.data_dir.as_ref().map(|d| d.join(format!("shard-{i}.mem"))),
+            tls: tls.as_ref().map(|t| t.shard.clone()),
+            ssl_verify_mode: if tls.is_some() { 2 } else { 0 },
             ..ServerConfig::default()
         };
         shards.push(Role::spawn(format!("shard {i}"), &exited, |s| {
@@ -164,7 +201,11 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
         let ports = memshard_proxy::Ports { stats: Some(stats_listener), admin: Some(admin_listener) };
         memshard_proxy::run(config, vec![proxy_listener], ports, ProxyConfig::default(), s)
     });
-    let app_config = AppConfig { cache: proxy_addr.to_string(), ..AppConfig::default() };
+    let app_config = AppConfig {
+        cache: proxy_addr.to_string(),
+        cache_tls: tls.as_ref().map(|t| (t.app.clone(), t.name.clone())),
+        ..AppConfig::default()
+    };
     let app = Role::spawn("app".to_owned(), &exited, |s| memshard_app::run(app_listener, app_config, s));
 
     let addrs = Addrs {
@@ -175,7 +216,7 @@ async fn run(args: UpArgs) -> Result<(), Failure> {
         admin: admin_addr,
         app: app_addr,
     };
-    print_summary(&addrs, args.data_dir.as_deref());
+    print_summary(&addrs, args.data_dir.as_deref(), tls_dir.as_deref());
 
     // Run until Ctrl-C/SIGTERM, or until a role stops by itself (a failure).
     tokio::select! {
@@ -201,7 +242,7 @@ struct Addrs<'a> {
     app: SocketAddr,
 }
 
-fn print_summary(addrs: &Addrs<'_>, data_dir: Option<&std::path::Path>) {
+fn print_summary(addrs: &Addrs<'_>, data_dir: Option<&Path>, tls_dir: Option<&Path>) {
     let Addrs { shards, shard_admins, proxy, stats, admin, app } = *addrs;
     let mut out = String::from("memshard up: the whole system is running\n");
     for (i, (addr, admin)) in shards.iter().zip(shard_admins).enumerate() {
@@ -220,9 +261,23 @@ fn print_summary(addrs: &Addrs<'_>, data_dir: Option<&std::path::Path>) {
             dir.display()
         );
     }
+    if let Some(dir) = tls_dir {
+        let _ = writeln!(
+            out,
+            "  tls        {} (TLS on every hop, mutual: ca.crt signed app, proxy and shard certificates)",
+            dir.display()
+        );
+    }
     let host =
         if app.ip().is_loopback() || app.ip().is_unspecified() { "localhost".to_owned() } else { app.ip().to_string() };
     let _ = writeln!(out, "\nTry it:\n  curl \"http://{host}:{}/memcache?lookup=cat\"", app.port());
+    if let Some(dir) = tls_dir {
+        let d = dir.display();
+        let _ = writeln!(
+            out,
+            "  openssl s_client -quiet -connect {proxy} -CAfile {d}/ca.crt -cert {d}/app.crt -key {d}/app.key"
+        );
+    }
     out.push_str("\nCtrl-C stops everything.\n");
     // The system runs on whether or not anyone reads this.
     let _ = crate::output::emit(&out);
@@ -244,7 +299,8 @@ mod tests {
     #[test]
     fn local_system_places_keys_as_the_cluster_does() {
         let local = ["127.0.0.1:40001", "127.0.0.1:40002", "127.0.0.1:40003"].map(|a| a.parse().expect("addr"));
-        let local = Config::from_yaml(&system_config("127.0.0.1:22121".parse().expect("addr"), &local)).expect("local");
+        let local =
+            Config::from_yaml(&system_config("127.0.0.1:22121".parse().expect("addr"), &local, None)).expect("local");
         let cluster = Config::from_yaml(CLUSTER).expect("cluster");
         let (lp, cp) = (&local.pools[0].1, &cluster.pools[0].1);
         assert_eq!(

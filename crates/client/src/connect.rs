@@ -1,5 +1,5 @@
-//! Opening a [`Client`]: over TCP or a unix socket, or around a stream
-//! already connected.
+//! Opening a [`Client`]: over TCP, TLS over TCP or a unix socket, or
+//! around a stream already connected.
 
 use crate::connection::{Client, ClientConfig};
 use crate::error::{ClientError, Result};
@@ -29,6 +29,36 @@ impl Client {
         let peer = Peer::Tcp(stream.peer_addr()?);
         let (rd, wr) = stream.into_split();
         Ok(Self::start(rd, wr, peer, config))
+    }
+
+    /// Connects over TLS: TCP (bounded by `config.connect_timeout`), then the
+    /// handshake with `tls`, checking the server's certificate against
+    /// `name` (bounded by the same timeout).
+    pub async fn connect_tls_with(
+        addr: impl ToSocketAddrs,
+        tls: &memshard_tls::ClientTls,
+        name: &str,
+        config: ClientConfig,
+    ) -> Result<Client> {
+        let limit = config.connect_timeout;
+        let stream =
+            tokio::time::timeout(limit, TcpStream::connect(addr)).await.map_err(|_| ClientError::Timeout)??;
+        stream.set_nodelay(true)?;
+        let peer = Peer::Tcp(stream.peer_addr()?);
+        let stream =
+            tokio::time::timeout(limit, tls.connect(name, stream)).await.map_err(|_| ClientError::Timeout)??;
+        Ok(Self::from_tls(stream, peer, config))
+    }
+
+    /// Wraps a TLS stream whose handshake is done. Must be called within a
+    /// tokio runtime, which runs the connection's tasks.
+    pub fn from_tls<S>(stream: memshard_tls::ClientStream<S>, peer: Peer, config: ClientConfig) -> Client
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        // One TLS session serves both directions: its halves share it.
+        let (rd, wr) = tokio::io::split(stream);
+        Self::start(rd, wr, peer, config)
     }
 
     /// Connects to a unix socket with [`ClientConfig::default`].

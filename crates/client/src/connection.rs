@@ -399,7 +399,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::UnboundedRec
             // Coalesce everything already queued into one syscall.
             next = if buf.len() < WRITE_BATCH { rx.try_recv().ok() } else { None };
         }
-        if let Err(e) = wr.write_all(&buf).await {
+        // The flush pushes out what a TLS stream buffers (a no-op on a socket).
+        if let Err(e) = async {
+            wr.write_all(&buf).await?;
+            wr.flush().await
+        }
+        .await
+        {
             shared.fail(e.into());
             return;
         }

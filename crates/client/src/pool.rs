@@ -54,6 +54,9 @@ struct Slot {
 struct PoolInner {
     addr: String,
     config: PoolConfig,
+    /// TLS for every connection, and the name the server's certificate is
+    /// checked against; `None`: plaintext.
+    tls: Option<(Arc<memshard_tls::ClientTls>, String)>,
     slots: Vec<Mutex<Slot>>,
     next: AtomicUsize,
     /// Signalled whenever a connect attempt finishes.
@@ -89,12 +92,23 @@ impl Pool {
     /// A pool for `addr` (`host:port`, resolved at every connect) that has not
     /// connected yet: connections are made on first use.
     pub fn new(addr: impl Into<String>, config: PoolConfig) -> Pool {
+        Pool::with_tls(addr, config, None)
+    }
+
+    /// [`Pool::new`], every connection speaking TLS with `tls` (its
+    /// configuration, and the name to check the server's certificate against).
+    pub fn with_tls(
+        addr: impl Into<String>,
+        config: PoolConfig,
+        tls: Option<(Arc<memshard_tls::ClientTls>, String)>,
+    ) -> Pool {
         let size = config.size.max(1);
         let slots = (0..size).map(|_| Mutex::new(Slot::default())).collect();
         Pool {
             inner: Arc::new(PoolInner {
                 addr: addr.into(),
                 config,
+                tls,
                 slots,
                 next: AtomicUsize::new(0),
                 changed: Notify::new(),
@@ -102,11 +116,20 @@ impl Pool {
         }
     }
 
+    /// One new connection, over TLS if the pool speaks it.
+    async fn open(&self, config: ClientConfig) -> Result<Client> {
+        let addr = self.inner.addr.as_str();
+        match &self.inner.tls {
+            None => Client::connect_with(addr, config).await,
+            Some((tls, name)) => Client::connect_tls_with(addr, tls, name, config).await,
+        }
+    }
+
     /// A pool with every connection made up front; fails if any connect fails.
     pub async fn connect(addr: impl Into<String>, config: PoolConfig) -> Result<Pool> {
         let pool = Pool::new(addr, config);
         for i in 0..pool.inner.slots.len() {
-            let client = Client::connect_with(pool.inner.addr.as_str(), config.client).await?;
+            let client = pool.open(config.client).await?;
             pool.inner.slots[i].lock().client = Some(client);
         }
         Ok(pool)
@@ -194,7 +217,7 @@ impl Pool {
 
     async fn connect_slot(&self, idx: usize) -> Result<Client> {
         let cfg = self.inner.config;
-        let result = Client::connect_with(self.inner.addr.as_str(), cfg.client).await;
+        let result = self.open(cfg.client).await;
         let mut slot = self.inner.slots[idx].lock();
         slot.connecting = false;
         self.inner.changed.notify_waiters();

@@ -11,7 +11,7 @@ use crate::discovery::Discovery;
 use crate::error::{ConfigError, ErrorKind, Quoted, directive as directive_error};
 use crate::listen::{self, Listen};
 use crate::number;
-use crate::pool::PoolConfig;
+use crate::pool::{PoolConfig, TlsListen, TlsToServers};
 use crate::server::{self, ServerEntry, check_servers};
 use crate::yaml::{RawPool, Scalar};
 use memshard_ring::{Distribution, HashKind};
@@ -47,6 +47,14 @@ enum Key {
     Replicas,
     ServerRestartTimeout,
     RingChangeSettle,
+    TlsCertFile,
+    TlsKeyFile,
+    TlsClientCaFile,
+    ServerTls,
+    ServerTlsCaFile,
+    ServerTlsName,
+    ServerTlsCertFile,
+    ServerTlsKeyFile,
 }
 
 /// The directives a pool may use and their names. The first block is
@@ -79,6 +87,14 @@ const KEYS: &[(&str, Key)] = &[
     ("replicas", Key::Replicas),
     ("server_restart_timeout", Key::ServerRestartTimeout),
     ("ring_change_settle", Key::RingChangeSettle),
+    ("tls_cert_file", Key::TlsCertFile),
+    ("tls_key_file", Key::TlsKeyFile),
+    ("tls_client_ca_file", Key::TlsClientCaFile),
+    ("server_tls", Key::ServerTls),
+    ("server_tls_ca_file", Key::ServerTlsCaFile),
+    ("server_tls_name", Key::ServerTlsName),
+    ("server_tls_cert_file", Key::ServerTlsCertFile),
+    ("server_tls_key_file", Key::ServerTlsKeyFile),
 ];
 
 /// A value and the line it was written on.
@@ -120,6 +136,9 @@ pub(crate) struct PoolBuilder {
     replicas: Option<At<u32>>,
     server_restart_timeout: Option<u32>,
     ring_change_settle: Option<u32>,
+    /// The TLS keys, each with its line (checked together in `finish`).
+    tls: Vec<(Key, At<String>)>,
+    server_tls: Option<At<bool>>,
 }
 
 impl PoolBuilder {
@@ -176,6 +195,8 @@ impl PoolBuilder {
             replicas: None,
             server_restart_timeout: None,
             ring_change_settle: None,
+            tls: Vec::new(),
+            server_tls: None,
         }
     }
 
@@ -245,6 +266,14 @@ impl PoolBuilder {
             Key::Replicas => self.replicas = Some(At { value: number(text).map_err(err)?, line }),
             Key::ServerRestartTimeout => self.server_restart_timeout = Some(number(text).map_err(err)?),
             Key::RingChangeSettle => self.ring_change_settle = Some(number(text).map_err(err)?),
+            Key::ServerTls => self.server_tls = Some(At { value: boolean(text).map_err(err)?, line }),
+            Key::TlsCertFile
+            | Key::TlsKeyFile
+            | Key::TlsClientCaFile
+            | Key::ServerTlsCaFile
+            | Key::ServerTlsName
+            | Key::ServerTlsCertFile
+            | Key::ServerTlsKeyFile => self.tls.push((known, At { value: text.to_owned(), line })),
         }
         Ok(())
     }
@@ -344,8 +373,66 @@ impl PoolBuilder {
         if let Some(ms) = self.ring_change_settle {
             pool.extensions.ring_change_settle = millis(ms);
         }
+        (pool.extensions.tls, pool.extensions.server_tls) = tls_keys(&self.tls, self.server_tls)?;
         Ok((self.name, pool))
     }
+}
+
+/// The TLS keys of a pool, checked together: a key that only means
+/// something beside another needs that one (`tls_key_file` beside
+/// `tls_cert_file`, every `server_tls_*` beside `server_tls: true`).
+fn tls_keys(
+    keys: &[(Key, At<String>)],
+    server_tls: Option<At<bool>>,
+) -> Result<(Option<TlsListen>, Option<TlsToServers>), ConfigError> {
+    let get = |k: Key| keys.iter().find(|(key, _)| *key == k).map(|(_, at)| at);
+    let name_of = |k: Key| KEYS.iter().find(|(_, key)| *key == k).map_or("", |(name, _)| *name);
+    let needs = |k: Key, other: &str| {
+        let at = get(k).map_or(0, |a| a.line);
+        Err(ConfigError::new(ErrorKind::Validation, at, format!("directive \"{}:\" needs \"{other}\"", name_of(k))))
+    };
+    let path = |k: Key| get(k).map(|a| std::path::PathBuf::from(&a.value));
+    let listen = match get(Key::TlsCertFile) {
+        Some(cert) => Some(TlsListen {
+            cert_file: cert.value.clone().into(),
+            key_file: path(Key::TlsKeyFile),
+            client_ca_file: path(Key::TlsClientCaFile),
+        }),
+        None => {
+            for k in [Key::TlsKeyFile, Key::TlsClientCaFile] {
+                if get(k).is_some() {
+                    return needs(k, "tls_cert_file:");
+                }
+            }
+            None
+        }
+    };
+    let to_servers = match server_tls {
+        Some(At { value: true, line }) => {
+            let Some(ca) = get(Key::ServerTlsCaFile) else {
+                let why = "directive \"server_tls: true\" needs \"server_tls_ca_file:\" (the CA that signed the servers' certificates)";
+                return Err(ConfigError::new(ErrorKind::Validation, line, why.to_owned()));
+            };
+            if get(Key::ServerTlsKeyFile).is_some() && get(Key::ServerTlsCertFile).is_none() {
+                return needs(Key::ServerTlsKeyFile, "server_tls_cert_file:");
+            }
+            Some(TlsToServers {
+                ca_file: ca.value.clone().into(),
+                name: get(Key::ServerTlsName).map(|a| a.value.clone()),
+                cert_file: path(Key::ServerTlsCertFile),
+                key_file: path(Key::ServerTlsKeyFile),
+            })
+        }
+        _ => {
+            for k in [Key::ServerTlsCaFile, Key::ServerTlsName, Key::ServerTlsCertFile, Key::ServerTlsKeyFile] {
+                if get(k).is_some() {
+                    return needs(k, "server_tls: true");
+                }
+            }
+            None
+        }
+    };
+    Ok((listen, to_servers))
 }
 
 fn millis(ms: u32) -> Duration {

@@ -101,5 +101,6 @@ pub use memshard_ring::{Distribution, HashKind};
 pub use pool::{
     DEFAULT_BACKLOG, DEFAULT_DNS_REFRESH_INTERVAL, DEFAULT_RING_CHANGE_SETTLE, DEFAULT_SERVER_CONNECTIONS,
     DEFAULT_SERVER_FAILURE_LIMIT, DEFAULT_SERVER_RESTART_TIMEOUT, DEFAULT_SERVER_RETRY_TIMEOUT, Extensions, PoolConfig,
+    TlsListen, TlsToServers,
 };
 pub use server::{KETAMA_PORT, ServerAddr, ServerEntry};

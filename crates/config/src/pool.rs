@@ -1,6 +1,7 @@
 //! One pool: its twemproxy keys with their defaults, and memshard's
 //! extension keys kept apart.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::listen::Listen;
@@ -189,6 +190,40 @@ pub struct Extensions {
     /// (a ConfigMap reaches pods within about a minute). 0 turns it off.
     /// Not used by replicated pools, nor with `distribution: random`.
     pub ring_change_settle: Duration,
+    /// `tls_cert_file:` (with `tls_key_file:`, `tls_client_ca_file:`): the
+    /// pool's clients speak TLS to it. `None`: plaintext (twemproxy).
+    pub tls: Option<TlsListen>,
+    /// `server_tls: true` (with `server_tls_ca_file:` and the optional
+    /// `server_tls_name:`, `server_tls_cert_file:`, `server_tls_key_file:`):
+    /// the proxy speaks TLS to the pool's servers.
+    pub server_tls: Option<TlsToServers>,
+}
+
+/// TLS towards a pool's clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListen {
+    /// `tls_cert_file:` the proxy's certificate chain (PEM), leaf first.
+    pub cert_file: PathBuf,
+    /// `tls_key_file:` its private key (PEM); absent: in `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// `tls_client_ca_file:` clients must present a certificate this CA
+    /// signed (mutual TLS); absent: no client certificate is asked for.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// TLS towards a pool's servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsToServers {
+    /// `server_tls_ca_file:` the CA the servers' certificates must chain to.
+    pub ca_file: PathBuf,
+    /// `server_tls_name:` the name every server's certificate is checked
+    /// against; absent: each server's host as written in `servers:`.
+    pub name: Option<String>,
+    /// `server_tls_cert_file:` the proxy's own certificate for servers that
+    /// require one (memcached's `ssl_verify_mode=2`).
+    pub cert_file: Option<PathBuf>,
+    /// `server_tls_key_file:` its key; absent: in `server_tls_cert_file`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for Extensions {
@@ -201,6 +236,8 @@ impl Default for Extensions {
             replicas: 1,
             server_restart_timeout: DEFAULT_SERVER_RESTART_TIMEOUT,
             ring_change_settle: DEFAULT_RING_CHANGE_SETTLE,
+            tls: None,
+            server_tls: None,
         }
     }
 }

@@ -203,6 +203,52 @@ fn every_hash_and_distribution_name() {
 }
 
 #[test]
+fn tls_keys_are_read_and_checked_together() {
+    let yaml = "p:\n  listen: 127.0.0.1:22121\n  tls_cert_file: /tls/proxy.crt\n  tls_key_file: /tls/proxy.key\n  \
+                tls_client_ca_file: /tls/ca.crt\n  server_tls: true\n  server_tls_ca_file: /tls/ca.crt\n  \
+                server_tls_name: memcache\n  server_tls_cert_file: /tls/client.crt\n  servers:\n   - a:11211:1\n";
+    let config = Config::from_yaml(yaml).unwrap();
+    let ext = &config.pool("p").unwrap().extensions;
+    assert_eq!(
+        ext.tls,
+        Some(memshard_config::TlsListen {
+            cert_file: "/tls/proxy.crt".into(),
+            key_file: Some("/tls/proxy.key".into()),
+            client_ca_file: Some("/tls/ca.crt".into()),
+        })
+    );
+    assert_eq!(
+        ext.server_tls,
+        Some(memshard_config::TlsToServers {
+            ca_file: "/tls/ca.crt".into(),
+            name: Some("memcache".into()),
+            cert_file: Some("/tls/client.crt".into()),
+            key_file: None,
+        })
+    );
+    // Each refusal names the line and what is missing.
+    for (body, want) in [
+        ("  tls_key_file: /k\n", "line 3: directive \"tls_key_file:\" needs \"tls_cert_file:\""),
+        ("  tls_client_ca_file: /ca\n", "line 3: directive \"tls_client_ca_file:\" needs \"tls_cert_file:\""),
+        ("  server_tls_ca_file: /ca\n", "line 3: directive \"server_tls_ca_file:\" needs \"server_tls: true\""),
+        (
+            "  server_tls: false\n  server_tls_name: x\n",
+            "line 4: directive \"server_tls_name:\" needs \"server_tls: true\"",
+        ),
+        ("  server_tls: true\n", "line 3: directive \"server_tls: true\" needs \"server_tls_ca_file:\""),
+        (
+            "  server_tls: true\n  server_tls_ca_file: /ca\n  server_tls_key_file: /k\n",
+            "line 5: directive \"server_tls_key_file:\" needs \"server_tls_cert_file:\"",
+        ),
+        ("  server_tls: yes\n", "line 3: directive \"server_tls\" value \"yes\" is not \"true\" or \"false\""),
+    ] {
+        let yaml = format!("p:\n  listen: a:1\n{body}  servers:\n   - a:1:1\n");
+        let e = Config::from_yaml(&yaml).unwrap_err().to_string();
+        assert!(e.starts_with(want), "{body:?}: {e}");
+    }
+}
+
+#[test]
 fn extensions_and_reuseport() {
     let yaml = "p:\n  listen: 127.0.0.1:22121\n  reuseport: true\n  dns_refresh_interval: 1000\n  server_probe: false\n  flush_on_return: false\n  server_restart_timeout: 5000\n  servers:\n   - a:11211:1\nq:\n  listen: 127.0.0.1:22122\n  dns_refresh_interval: 0\n  ring_change_settle: 0\n  servers:\n   - a:11211:1\n";
     let config = Config::from_yaml(yaml).unwrap();
@@ -218,6 +264,8 @@ fn extensions_and_reuseport() {
             replicas: 1,
             server_restart_timeout: Duration::from_millis(5000),
             ring_change_settle: memshard_config::DEFAULT_RING_CHANGE_SETTLE,
+            tls: None,
+            server_tls: None,
         }
     );
     let q = config.pool("q").unwrap();
@@ -231,6 +279,8 @@ fn extensions_and_reuseport() {
             replicas: 1,
             server_restart_timeout: memshard_config::DEFAULT_SERVER_RESTART_TIMEOUT,
             ring_change_settle: Duration::ZERO,
+            tls: None,
+            server_tls: None,
         }
     );
 

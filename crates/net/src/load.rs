@@ -58,11 +58,36 @@ pub struct Seat {
     /// The connection comes back from the parking lot (it was counted as
     /// open when it first came).
     resumed: bool,
+    /// Just accepted: no handler served it before.
+    fresh: bool,
+    /// Stays on this worker for good: never asked to move or park.
+    pinned: bool,
 }
 
 impl Seat {
     pub(crate) fn new(slots: Arc<[Slot]>, worker: usize, resumed: bool) -> Seat {
-        Seat { slots, worker, parking: Rc::default(), resumed }
+        Seat { slots, worker, parking: Rc::default(), resumed, fresh: false, pinned: false }
+    }
+
+    pub(crate) fn with_fresh(mut self, fresh: bool) -> Seat {
+        self.fresh = fresh;
+        self
+    }
+
+    /// Whether the connection was just accepted: no handler served it
+    /// before (not moved from another worker, not back from parking). A
+    /// handler that opens a connection with something (a TLS handshake)
+    /// does it only then.
+    pub fn fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// This seat, for a connection that cannot leave its worker (a TLS
+    /// session lives in the handler, not in the socket): it is never asked
+    /// to move and never parks.
+    pub fn pinned(mut self) -> Seat {
+        self.pinned = true;
+        self
     }
 
     /// Whether the client comes back from the parking lot rather than
@@ -76,7 +101,7 @@ impl Seat {
     /// handler waiting for its client's next request waits for this too;
     /// after two ticks with nothing read it may [`park`](Seat::park).
     pub fn park_tick(&self) -> impl std::future::Future<Output = ()> + '_ {
-        let slot = self.slots.get(self.worker);
+        let slot = self.slots.get(self.worker).filter(|_| !self.pinned);
         async move {
             match slot {
                 Some(s) => s.park_tick.notified().await,
@@ -101,6 +126,9 @@ impl Seat {
     /// Whether this connection should leave its worker now (a `true` is
     /// a promise to go: the handler returns its stream).
     pub fn should_move(&self) -> bool {
+        if self.pinned {
+            return false;
+        }
         let Some(slot) = self.slots.get(self.worker) else { return false };
         // The usual answer costs one load of a line nobody writes.
         slot.shed.load(Ordering::Relaxed) > 0

@@ -57,6 +57,8 @@ struct Job<D> {
     stream: D,
     permit: OwnedSemaphorePermit,
     open: Open,
+    /// Just accepted (not moved from another worker): see [`Seat::fresh`].
+    fresh: bool,
 }
 
 /// A connection a worker handed back, and which worker it left.
@@ -358,7 +360,7 @@ async fn accept_loop<L: Accept>(
         };
         // Leave this runtime's reactor; the worker registers it with its own.
         let Ok(std_stream) = L::detach(stream) else { continue };
-        set.hand(Job { stream: std_stream, permit, open }, None);
+        set.hand(Job { stream: std_stream, permit, open, fresh: true }, None);
     }
     drop(listener);
     // Closing the channels tells the workers to drain and stop; connections
@@ -440,7 +442,7 @@ impl<F, D: Send + AsRawFd + 'static> Worker<F, D> {
             self.slots[self.idx].conns.fetch_sub(1, Ordering::Relaxed);
             return;
         };
-        let seat = Seat::new(self.slots.clone(), self.idx, resumed);
+        let seat = Seat::new(self.slots.clone(), self.idx, resumed).with_fresh(job.fresh && !resumed);
         let fut = (self.handler)(stream, shutdown.clone(), seat.clone());
         let (permit, open) = (job.permit, job.open);
         let (slots, idx, moves, sd) = (self.slots.clone(), self.idx, self.moves.clone(), shutdown.clone());
@@ -452,7 +454,7 @@ impl<F, D: Send + AsRawFd + 'static> Worker<F, D> {
             // Off this thread's reactor: to the parking lot, or to the
             // accept loop and its next worker.
             let Ok(stream) = L::detach(stream) else { return };
-            let job = Job { stream, permit, open };
+            let job = Job { stream, permit, open, fresh: false };
             match lot {
                 Some(lot) if seat.parked() => {
                     let fd = job.stream.as_raw_fd();

@@ -111,6 +111,9 @@ pub struct ProxyConfig {
     pub watch_interval: Option<Duration>,
     /// Notified to reload the file now.
     pub reload: Arc<Notify>,
+    /// Notified to read every pool's TLS certificate files again now
+    /// (SIGHUP in `memshard proxy`; they are also watched for changes).
+    pub reload_certs: Arc<Notify>,
     /// The sha256 ([`sha256_hex`]) of the bytes the starting configuration
     /// was parsed from; when `None`, the file is read again for it.
     pub config_sha256: Option<String>,
@@ -129,6 +132,7 @@ impl Default for ProxyConfig {
             config_file: None,
             watch_interval: Some(DEFAULT_WATCH_INTERVAL),
             reload: Arc::new(Notify::new()),
+            reload_certs: Arc::new(Notify::new()),
             config_sha256: None,
             hot_keys: false,
         }
@@ -256,6 +260,7 @@ async fn serve(
                 Some(Ok(Err(e))) => return Err(e.into()),
                 Some(_) => {}
             },
+            () = proxy.reload_certs.notified() => control::tls::reload_all(&running.registry.load()),
             Some(checked) = reloads.recv() => {
                 let checked: reload::Checked = checked;
                 match running.apply(&checked.config, &mut tasks).await {

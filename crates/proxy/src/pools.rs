@@ -11,7 +11,7 @@ use crate::control::pool::Pool;
 use crate::control::publish::PoolError;
 use crate::control::resolve::Resolver;
 use crate::control::servers::ServerSet;
-use crate::control::{discover, prober, purge, refresh};
+use crate::control::{discover, prober, purge, refresh, tls};
 use crate::data::client::frontend::{self, Route};
 use crate::{ProxyConfig, Workers};
 use arc_swap::ArcSwap;
@@ -122,6 +122,7 @@ impl Pools {
         tasks.spawn(purge::sweeper(pool.clone(), sd.clone()));
         tasks.spawn(refresh::run(pool.clone(), sd.clone()));
         tasks.spawn(discover::run(pool.clone(), sd.clone()));
+        tasks.spawn(tls::watch(pool.clone(), sd.clone()));
         if set.cfg.preconnect {
             // twemproxy's preconnect connects at start and only logs failures.
             // Backend connections here belong to worker threads and open on
@@ -262,6 +263,15 @@ fn listener_settings(cfg: &PoolConfig) -> (u32, bool, Option<u32>, bool) {
 /// One pool's accept loop and client connections, on the same frontend for
 /// every kind of listener (one monomorphic copy per kind, so a TCP client's
 /// reads and writes are direct calls on its `TcpStream`).
+///
+/// With `tls_cert_file`, a new client's handshake runs first, in its own
+/// task on its worker (bounded in time: a stalled or hostile handshake
+/// delays nobody else), with the certificates in force when it connected.
+/// A TLS client then stays on its worker for good: its session cannot
+/// leave the thread's reactor as a bare socket can, so it is neither moved
+/// nor parked. A connection that comes back from a move or the parking lot
+/// was a plaintext one: it goes on as such, even if a reload turned TLS on
+/// meanwhile.
 fn serve_pool<L: Accept>(
     listener: L,
     cfg: ServeConfig,
@@ -270,8 +280,45 @@ fn serve_pool<L: Accept>(
     workers: Workers,
     route: Route,
     decoder: Decoder,
-) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static
+where
+    L::Stream: PeerAddr,
+{
     serve_balanced_local(listener, cfg, conns, shutdown, workers.threads, workers.spread, move |stream, sd, seat| {
-        frontend::handle(stream, route.clone(), decoder, sd, seat)
+        let route = route.clone();
+        async move {
+            let tls = match seat.fresh() {
+                true => route.pool.servers().tls.listen.clone(),
+                false => None,
+            };
+            match tls {
+                None => frontend::handle(stream, route, decoder, sd, seat).await,
+                Some(tls) => {
+                    let peer = stream.peer_text();
+                    let stream = tls.accept(stream, || peer).await?;
+                    frontend::handle(stream, route, decoder, sd, seat.pinned()).await.and(None)
+                }
+            }
+        }
     })
+}
+
+/// A client's address, for the log line of a failed handshake.
+pub(crate) trait PeerAddr {
+    fn peer_text(&self) -> String;
+}
+
+impl PeerAddr for tokio::net::TcpStream {
+    fn peer_text(&self) -> String {
+        self.peer_addr().map_or_else(|_| "unknown".into(), |a| a.to_string())
+    }
+}
+
+impl PeerAddr for tokio::net::UnixStream {
+    fn peer_text(&self) -> String {
+        self.local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+            .unwrap_or_default()
+    }
 }

@@ -54,6 +54,8 @@ pub struct ClientTls {
     files: ClientTlsFiles,
     config: ArcSwap<rustls::ClientConfig>,
     loaded: ArcSwap<Fingerprint>,
+    /// The contents whose reload failed last.
+    failed: std::sync::Mutex<Option<Fingerprint>>,
     stats: Arc<TlsStats>,
     role: String,
 }
@@ -69,6 +71,7 @@ impl ClientTls {
             files,
             config: ArcSwap::from_pointee(config),
             loaded: ArcSwap::from_pointee(fingerprint),
+            failed: std::sync::Mutex::new(None),
             stats,
             role: role.into(),
         })
@@ -150,5 +153,8 @@ impl crate::watch::Reload for ClientTls {
     }
     fn reload(&self) -> Result<(), TlsError> {
         ClientTls::reload(self)
+    }
+    fn failed(&self) -> &std::sync::Mutex<Option<Fingerprint>> {
+        &self.failed
     }
 }

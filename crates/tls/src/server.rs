@@ -90,6 +90,8 @@ pub struct ServerTls {
     config: ArcSwap<rustls::ServerConfig>,
     /// The contents the configuration in use was built from.
     loaded: ArcSwap<Fingerprint>,
+    /// The contents whose reload failed last.
+    failed: std::sync::Mutex<Option<Fingerprint>>,
     stats: Arc<TlsStats>,
     handshake_timeout: Duration,
     log: LogLimit,
@@ -108,6 +110,7 @@ impl ServerTls {
             files,
             config: ArcSwap::from_pointee(config),
             loaded: ArcSwap::from_pointee(fingerprint),
+            failed: std::sync::Mutex::new(None),
             stats,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             log: LogLimit::default(),
@@ -219,5 +222,8 @@ impl crate::watch::Reload for ServerTls {
     }
     fn reload(&self) -> Result<(), TlsError> {
         ServerTls::reload(self)
+    }
+    fn failed(&self) -> &std::sync::Mutex<Option<Fingerprint>> {
+        &self.failed
     }
 }

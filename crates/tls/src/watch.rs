@@ -9,7 +9,7 @@
 use crate::{Fingerprint, TlsError};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often the files are read.
@@ -23,6 +23,25 @@ pub trait Reload: Send + Sync {
     fn loaded(&self) -> Fingerprint;
     /// Rebuilds from the files; on failure the old stays in use.
     fn reload(&self) -> Result<(), TlsError>;
+    /// The contents whose reload failed last (not tried again until they change).
+    fn failed(&self) -> &Mutex<Option<Fingerprint>>;
+}
+
+/// Reloads `item` if its files' contents changed since they were loaded,
+/// and not to contents that already failed to load: `Some(outcome)` when
+/// it tried.
+pub fn reload_if_changed(item: &dyn Reload) -> Option<Result<(), TlsError>> {
+    let now = Fingerprint::of(&item.paths());
+    if now == item.loaded() {
+        return None;
+    }
+    let mut failed = item.failed().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *failed == Some(now) {
+        return None;
+    }
+    let outcome = item.reload();
+    *failed = outcome.as_ref().err().map(|_| now);
+    Some(outcome)
 }
 
 /// Reloads whichever of `items` changed, every `every`, until `stop`
@@ -30,7 +49,6 @@ pub trait Reload: Send + Sync {
 /// certificate, a broken file) is logged once and tried again when the
 /// files change again.
 pub async fn run(items: Vec<Arc<dyn Reload>>, every: Duration, stop: impl Future<Output = ()>) {
-    let mut failed: Vec<Option<Fingerprint>> = vec![None; items.len()];
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stop = std::pin::pin!(stop);
@@ -39,12 +57,8 @@ pub async fn run(items: Vec<Arc<dyn Reload>>, every: Duration, stop: impl Future
             () = &mut stop => return,
             _ = tick.tick() => {}
         }
-        for (item, failed) in items.iter().zip(failed.iter_mut()) {
-            let now = Fingerprint::of(&item.paths());
-            if now == item.loaded() || Some(now) == *failed {
-                continue;
-            }
-            *failed = item.reload().err().map(|_| now);
+        for item in &items {
+            reload_if_changed(&**item);
         }
     }
 }

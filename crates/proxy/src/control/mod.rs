@@ -5,8 +5,9 @@
 //! servers are healthy (`health`: failures and ejection; `prober`: ejected
 //! servers probed back in), the ring built from the healthy ones and swapped
 //! in (`publish`), the counters and JSON of the stats port (`stats`,
-//! `stats_server`), the hot-key sketch (`hotkeys`) and what the admin port
-//! shows (`admin`). It writes
+//! `stats_server`), the hot-key sketch (`hotkeys`), what the admin port
+//! shows (`admin`) and the pools' TLS certificates, reloaded while serving
+//! (`tls`). It writes
 //! what the data path reads per request (a pool's ring, a server's address
 //! generation, its health) and imports nothing from the data path.
 
@@ -24,3 +25,4 @@ pub(crate) mod resolve;
 pub(crate) mod servers;
 pub(crate) mod stats;
 pub(crate) mod stats_server;
+pub(crate) mod tls;

@@ -20,6 +20,14 @@ pub enum PoolError {
         #[source]
         source: RingError,
     },
+    /// A TLS file of the pool could not be loaded.
+    #[error("pool {pool}: TLS: {reason}")]
+    Tls {
+        /// Pool name.
+        pool: String,
+        /// Which file and why.
+        reason: String,
+    },
 }
 
 /// Where a pool puts keys: its servers as the ring names them, and the ring

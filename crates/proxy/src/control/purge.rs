@@ -25,6 +25,7 @@ use crate::control::refresh;
 use crate::control::resolve::Dest;
 use crate::control::servers::{Server, ServerSet};
 use memshard_client::ClientConfig;
+use memshard_tls::ClientTls;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -112,7 +113,7 @@ async fn flush_instead(pool: &Pool, s: &Server, why: &str) {
     let t = pool.servers().timeout().min(Duration::from_secs(2));
     let cfg = ClientConfig { timeout: t, connect_timeout: t, max_in_flight: 1 };
     let flushed = match refresh::destination(pool, s, false).await {
-        Ok((dest, _)) => match dest.connect(cfg).await {
+        Ok((dest, _)) => match dest.connect(cfg, &crate::control::tls::for_server(&pool.servers(), s)).await {
             Ok(c) => c.flush_all().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         },
@@ -169,13 +170,27 @@ pub(crate) async fn sweeper(pool: std::sync::Arc<Pool>, mut shutdown: memshard_n
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Opens a connection to `dest`, or fails within `t`.
-async fn open(dest: &Dest, t: Duration) -> Result<Box<dyn Io>, String> {
+/// Writes `bytes` and flushes them (a TLS stream holds back its last record).
+async fn send(io: &mut Box<dyn Io>, bytes: &[u8]) -> Result<(), String> {
+    io.write_all(bytes).await.map_err(|e| e.to_string())?;
+    io.flush().await.map_err(|e| e.to_string())
+}
+
+/// Opens a connection to `dest` (over TLS when the pool's servers speak it),
+/// or fails within `t`.
+async fn open(dest: &Dest, t: Duration, tls: &Option<(Arc<ClientTls>, String)>) -> Result<Box<dyn Io>, String> {
     let timed_out = |_| "connect timed out".to_string();
     Ok(match dest {
         Dest::Tcp(addrs) => {
             let s = tokio::time::timeout(t, TcpStream::connect(&addrs[..])).await.map_err(timed_out)?;
-            Box::new(s.map_err(|e| e.to_string())?)
+            let s = s.map_err(|e| e.to_string())?;
+            match tls {
+                None => Box::new(s),
+                Some((tls, name)) => {
+                    let handshake = tokio::time::timeout(t, tls.connect(name, s)).await;
+                    Box::new(handshake.map_err(|_| "TLS handshake timed out".to_string())?.map_err(|e| e.to_string())?)
+                }
+            }
         }
         Dest::Unix(path) => {
             let s = tokio::time::timeout(t, UnixStream::connect(&**path)).await.map_err(timed_out)?;
@@ -191,14 +206,15 @@ async fn clear(pool: &Pool, s: &Server, moves_in: &(dyn Fn(&[u8]) -> bool + Sync
     let (dest, _) = refresh::destination(pool, s, false).await.map_err(|e| e.to_string())?;
     // A server that does not take the connection at once is not waited for.
     let t = pool.servers().timeout().min(Duration::from_secs(2));
-    let mut lister = BufReader::new(open(&dest, t).await?);
-    let mut deleter = BufReader::new(open(&dest, t).await?);
+    let tls = crate::control::tls::for_server(&pool.servers(), s);
+    let mut lister = BufReader::new(open(&dest, t, &tls).await?);
+    let mut deleter = BufReader::new(open(&dest, t, &tls).await?);
     let mut batch = Vec::with_capacity(DELETE_BATCH * 48);
     let (mut in_batch, mut deleted) = (0usize, 0u64);
     let mut line = Vec::new();
     let mut listed = false;
     for _ in 0..20 {
-        lister.get_mut().write_all(b"lru_crawler metadump all\r\n").await.map_err(|e| e.to_string())?;
+        send(lister.get_mut(), b"lru_crawler metadump all\r\n").await?;
         loop {
             line.clear();
             if read_line(&mut lister, &mut line).await? == 0 {
@@ -221,7 +237,7 @@ async fn clear(pool: &Pool, s: &Server, moves_in: &(dyn Fn(&[u8]) -> bool + Sync
                 batch.extend_from_slice(&delete_line(&key));
                 in_batch += 1;
                 if in_batch == DELETE_BATCH {
-                    deleter.get_mut().write_all(&batch).await.map_err(|e| e.to_string())?;
+                    send(deleter.get_mut(), &batch).await?;
                     deleted += in_batch as u64;
                     (in_batch, batch) = (0, Vec::with_capacity(DELETE_BATCH * 48));
                 }
@@ -237,7 +253,7 @@ async fn clear(pool: &Pool, s: &Server, moves_in: &(dyn Fn(&[u8]) -> bool + Sync
     }
     // Quiet deletes answer only errors; `mn` marks the end.
     batch.extend_from_slice(b"mn\r\n");
-    deleter.get_mut().write_all(&batch).await.map_err(|e| e.to_string())?;
+    send(deleter.get_mut(), &batch).await?;
     deleted += in_batch as u64;
     loop {
         line.clear();

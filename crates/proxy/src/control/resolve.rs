@@ -60,10 +60,18 @@ pub(crate) enum Dest {
 
 impl Dest {
     /// Opens one pipelined connection (the connect bounded by
-    /// `cfg.connect_timeout`).
-    pub(crate) async fn connect(&self, cfg: ClientConfig) -> Result<Client, ClientError> {
+    /// `cfg.connect_timeout`), over TLS with `tls` (its configuration and
+    /// the name to check).
+    pub(crate) async fn connect(
+        &self,
+        cfg: ClientConfig,
+        tls: &Option<(Arc<memshard_tls::ClientTls>, String)>,
+    ) -> Result<Client, ClientError> {
         match self {
-            Dest::Tcp(addrs) => Client::connect_with(&addrs[..], cfg).await,
+            Dest::Tcp(addrs) => match tls {
+                None => Client::connect_with(&addrs[..], cfg).await,
+                Some((tls, name)) => Client::connect_tls_with(&addrs[..], tls, name, cfg).await,
+            },
             Dest::Unix(path) => Client::connect_unix_with(path, cfg).await,
         }
     }

@@ -13,6 +13,7 @@ use crate::control::health::Health;
 use crate::control::publish::{PoolError, Publisher, placement};
 use crate::control::resolve::Target;
 use crate::control::stats::ServerStats;
+use crate::control::tls::PoolTls;
 use memshard_config::{PoolConfig, ServerAddr};
 use memshard_ring::server::name_order;
 use memshard_ring::{Ring, RingError};
@@ -95,6 +96,8 @@ pub(crate) struct ServerSet {
     pub(crate) stats_order: Vec<usize>,
     /// `None`: no servers (a discovering pool that has found none yet).
     ring: Option<Publisher>,
+    /// TLS towards the pool's clients and servers (see `tls`).
+    pub(crate) tls: PoolTls,
 }
 
 impl ServerSet {
@@ -138,6 +141,7 @@ impl ServerSet {
                     })
             })
             .collect();
+        let tls = PoolTls::build(name, cfg, previous.map(|p| &p.tls))?;
         let ring_len = servers.len();
         let mut stats_order: Vec<usize> = (0..servers.len()).collect();
         stats_order.sort_by(|&a, &b| name_order(servers[a].name.as_bytes(), servers[b].name.as_bytes()));
@@ -149,6 +153,7 @@ impl ServerSet {
             settle: arc_swap::ArcSwapOption::empty(),
             stats_order,
             ring: placed.map(|p| Publisher::new(p, cfg.hash_tag)),
+            tls,
         };
         // A carried-over server that is out of the ring stays out.
         if set.servers.iter().any(|s| s.health.is_ejected()) {

@@ -43,6 +43,7 @@ pub(crate) async fn run(up: Rc<Upstream>, reconnect: bool) {
             let res = match stream {
                 Stream::Tcp(s) => serve(&up, s).await,
                 Stream::Unix(s) => serve(&up, s).await,
+                Stream::Tls(s) => serve(&up, *s).await,
             };
             match res {
                 Ok(()) => return,
@@ -56,6 +57,8 @@ pub(crate) async fn run(up: Rc<Upstream>, reconnect: bool) {
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// `server_tls: true` (boxed: a TLS session is large).
+    Tls(Box<memshard_tls::ClientStream<TcpStream>>),
 }
 
 /// A connect bounded by `timeout`, as a failure to report.
@@ -77,7 +80,22 @@ async fn connect(up: &Upstream, reconnect: bool) -> Result<Stream, Failure> {
         Dest::Tcp(addrs) => {
             let s: TcpStream = bounded(tokio::time::timeout(up.timeout(), TcpStream::connect(&addrs[..])).await)?;
             s.set_nodelay(true).map_err(|e| Failure::io(&e))?;
-            Ok(Stream::Tcp(s))
+            // The set in force when connecting says whether to speak TLS,
+            // with which certificates, and what name to check.
+            let set = up.pool.servers();
+            match &set.tls.servers {
+                None => Ok(Stream::Tcp(s)),
+                Some(tls) => {
+                    let name = set.tls.name_for(&up.server);
+                    let handshake = tokio::time::timeout(up.timeout(), tls.connect(&name, s)).await;
+                    if let Ok(Err(e)) = &handshake {
+                        // A certificate problem is the operator's to fix: say which.
+                        tracing::warn!(pool = %up.pool.name, server = %up.server.addr, name = %name, error = %e,
+                            "TLS handshake with the server failed");
+                    }
+                    Ok(Stream::Tls(Box::new(bounded(handshake)?)))
+                }
+            }
         }
         Dest::Unix(path) => {
             Ok(Stream::Unix(bounded(tokio::time::timeout(up.timeout(), UnixStream::connect(&*path)).await)?))
@@ -200,6 +218,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                     Poll::Ready(Ok(n)) => self.written += n,
                     Poll::Ready(Err(e)) => return Err(Failure::io(&e)),
                 }
+            }
+            // What a TLS stream still holds goes out too; until it has, the
+            // output stays (a socket has nothing to flush).
+            match Pin::new(&mut self.stream).poll_flush(cx) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Err(e)) => return Err(Failure::io(&e)),
+                Poll::Ready(Ok(())) => {}
             }
             self.written = 0;
             out.clear();

@@ -87,7 +87,8 @@ where
         loop {
             poll_fn(|cx| client.queue.poll_answered(cx)).await;
             client.queue.take_out(&mut wbuf);
-            if !wbuf.is_empty() && stream.write_all(&wbuf).await.is_err() {
+            // The flush sends what a TLS stream holds back (a no-op on a socket).
+            if !wbuf.is_empty() && (stream.write_all(&wbuf).await.is_err() || stream.flush().await.is_err()) {
                 return None;
             }
             client.queue.give_back(std::mem::take(&mut wbuf));
