@@ -72,6 +72,29 @@ pub struct BenchConfig {
     /// count as `timeout` errors.
     #[serde(serialize_with = "as_secs")]
     pub timeout: Duration,
+    /// Speak TLS to the target (`true` in the report).
+    #[serde(serialize_with = "is_some")]
+    pub tls: Option<BenchTls>,
+}
+
+/// TLS for every connection of a run: the configuration and the name the
+/// target's certificate is checked against.
+#[derive(Debug, Clone)]
+pub struct BenchTls {
+    /// CA, and the client certificate if the target wants one.
+    pub config: std::sync::Arc<memshard_tls::ClientTls>,
+    /// The name to check.
+    pub name: String,
+}
+
+impl PartialEq for BenchTls {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.config, &other.config) && self.name == other.name
+    }
+}
+
+fn is_some<S: Serializer>(t: &Option<BenchTls>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(t.is_some())
 }
 
 impl Default for BenchConfig {
@@ -95,6 +118,7 @@ impl Default for BenchConfig {
             seed: 0x6d65_6d73_6861_7264,
             threads: 1,
             timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }

@@ -79,8 +79,56 @@ impl ConnError {
     }
 }
 
+/// A connection's socket, bare or under TLS: one branch per call, the same
+/// for both, so a comparison of the two measures the target.
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<memshard_tls::ClientStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
 pub(crate) struct BenchConn {
-    stream: TcpStream,
+    stream: Stream,
     wbuf: Vec<u8>,
     rbuf: BytesMut,
     rng: SmallRng,
@@ -96,11 +144,22 @@ pub(crate) struct BenchConn {
 }
 
 impl BenchConn {
-    pub(crate) async fn connect(addr: &str, timeout: Duration, seed: u64, pipeline: usize) -> io::Result<Self> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    pub(crate) async fn connect(
+        addr: &str,
+        timeout: Duration,
+        seed: u64,
+        pipeline: usize,
+        tls: Option<&crate::BenchTls>,
+    ) -> io::Result<Self> {
+        let timed_out = |_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr)).await.map_err(timed_out)??;
         stream.set_nodelay(true)?;
+        let stream = match tls {
+            None => Stream::Tcp(stream),
+            Some(t) => Stream::Tls(Box::new(
+                tokio::time::timeout(timeout, t.config.connect(&t.name, stream)).await.map_err(timed_out)??,
+            )),
+        };
         Ok(BenchConn {
             stream,
             wbuf: Vec::with_capacity(READ_CHUNK),
@@ -144,7 +203,12 @@ impl BenchConn {
             p.sent = now;
         }
         self.unwritten = 0;
-        let r = self.stream.write_all(&self.wbuf).await.map_err(ConnError::Io);
+        let r = async {
+            self.stream.write_all(&self.wbuf).await?;
+            self.stream.flush().await
+        }
+        .await
+        .map_err(ConnError::Io);
         self.wbuf.clear();
         r
     }

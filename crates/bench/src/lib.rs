@@ -52,7 +52,7 @@ mod stats;
 mod values;
 mod workload;
 
-pub use config::{Arrivals, BenchConfig, MAX_MULTIGET};
+pub use config::{Arrivals, BenchConfig, BenchTls, MAX_MULTIGET};
 pub use error::BenchError;
 pub use keys::{DEFAULT_ZIPF_EXPONENT, KeyDist, Zipf};
 pub use mix::{Mix, Op};

@@ -178,8 +178,8 @@ async fn connect_all(cfg: &BenchConfig, totals: &mut RunTotals) -> Result<Vec<Be
     let mut tasks = JoinSet::new();
     for i in 0..cfg.connections {
         let (addr, seed) = (cfg.addr.clone(), conn_seed(cfg.seed, i));
-        let (timeout, pipeline) = (cfg.timeout, cfg.pipeline);
-        tasks.spawn(async move { BenchConn::connect(&addr, timeout, seed, pipeline).await });
+        let (timeout, pipeline, tls) = (cfg.timeout, cfg.pipeline, cfg.tls.clone());
+        tasks.spawn(async move { BenchConn::connect(&addr, timeout, seed, pipeline, tls.as_ref()).await });
     }
     let mut conns = Vec::with_capacity(cfg.connections);
     let mut last_err: Option<io::Error> = None;

@@ -66,6 +66,18 @@ pub(crate) struct BenchArgs {
     /// Generator runtime threads (1 keeps it on one core).
     #[arg(short = 't', long, default_value_t = 1)]
     threads: usize,
+    /// Speak TLS, trusting the CA in this PEM file.
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM), for targets that require one.
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_ca")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Its key (PEM); default: in the --tls-cert file.
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The name the target's certificate is checked against (default: the host of --server).
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls_ca")]
+    tls_name: Option<String>,
     /// Seconds allowed for connects and prefill batches, and for answers after the end.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
@@ -141,7 +153,24 @@ fn config(addr: String, a: &BenchArgs) -> Result<BenchConfig, Failure> {
         seed: a.seed.unwrap_or(defaults.seed),
         threads: a.threads,
         timeout: secs(a.timeout, "timeout")?,
+        tls: tls(a)?,
     })
+}
+
+/// `--tls-ca` (with `--tls-cert`, `--tls-key`, `--tls-name`): TLS to the target.
+fn tls(a: &BenchArgs) -> Result<Option<memshard_bench::BenchTls>, Failure> {
+    let Some(ca) = &a.tls_ca else { return Ok(None) };
+    let files = memshard_tls::ClientTlsFiles {
+        ca: ca.clone(),
+        cert: a.tls_cert.clone(),
+        key: a.tls_key.clone(),
+        min_version: memshard_tls::MinVersion::Tls12,
+    };
+    let config = memshard_tls::ClientTls::new(files, "bench").map_err(|e| Failure::Usage(anyhow!("--tls-ca: {e}")))?;
+    let host = a.server.rsplit_once(':').map_or(a.server.as_str(), |(h, _)| h);
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let name = a.tls_name.clone().unwrap_or_else(|| host.to_string());
+    Ok(Some(memshard_bench::BenchTls { config: std::sync::Arc::new(config), name }))
 }
 
 /// Rewrites one progress line in place on stderr.
