@@ -157,3 +157,63 @@ fn a_taken_port_fails_before_anything_starts() {
     assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
     assert!(out.stdout.is_empty(), "nothing is reported running: {:?}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// A client of the run's CA, presenting `cert` (`app`, `proxy`) or nothing.
+fn tls_client(dir: &std::path::Path, cert: Option<&str>) -> std::sync::Arc<memshard_tls::ClientTls> {
+    let files = memshard_tls::ClientTlsFiles {
+        ca: dir.join("ca.crt"),
+        cert: cert.map(|c| dir.join(format!("{c}.crt"))),
+        key: cert.map(|c| dir.join(format!("{c}.key"))),
+        min_version: memshard_tls::MinVersion::Tls12,
+    };
+    std::sync::Arc::new(memshard_tls::ClientTls::new(files, "test").expect("client config"))
+}
+
+/// Whether `addr` closes a plaintext `version` without a byte of answer.
+async fn plaintext_closed(addr: std::net::SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"version\r\n").await.expect("write");
+    let mut got = Vec::new();
+    matches!(tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got)).await, Ok(_)) && got.is_empty()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_tls_encrypts_every_hop_and_admits_only_the_run_s_certificates() {
+    let tls_dir = tempfile::tempdir().expect("tempdir");
+    let dir_arg = tls_dir.path().display().to_string();
+    let mut up = start_up_with(&["--tls", "--tls-dir", &dir_arg]);
+    assert_eq!(up.tls_dir.as_deref(), Some(tls_dir.path()), "the summary names the TLS folder");
+    let dir = tls_dir.path();
+
+    // The endpoint works end to end: app → proxy → shard, each hop TLS.
+    let first = json(&http::get(up.app, "/memcache?lookup=secret").await.expect("first call"));
+    assert_eq!(first["hit"], false, "{first}");
+    let second = json(&http::get(up.app, "/memcache?lookup=secret").await.expect("second call"));
+    assert_eq!((second["hit"].clone(), second["value"].clone()), (Value::Bool(true), first["value"].clone()));
+
+    // No hop speaks plaintext, and none admits a client without a certificate.
+    let no_cert = tls_client(dir, None);
+    let cfg = memshard_client::ClientConfig::default();
+    for addr in std::iter::once(up.proxy).chain(up.shards.iter().copied()) {
+        assert!(plaintext_closed(addr).await, "{addr} answered a plaintext client");
+        let c = Client::connect_tls_with(addr, &no_cert, "127.0.0.1", cfg).await;
+        let refused = match c {
+            Err(_) => true,
+            Ok(c) => c.version().await.is_err(),
+        };
+        assert!(refused, "{addr} admitted a client without a certificate");
+    }
+    // Controls: the app's certificate opens the proxy and reads the value the
+    // app stored; the proxy's opens a shard (what the proxy itself presents).
+    let app =
+        Client::connect_tls_with(up.proxy, &tls_client(dir, Some("app")), "127.0.0.1", cfg).await.expect("app cert");
+    let value = app.get("secret").await.expect("get").expect("the app's key is there");
+    assert_eq!(Value::String(String::from_utf8_lossy(&value.value).into_owned()), first["value"]);
+    let proxy_cert = tls_client(dir, Some("proxy"));
+    for addr in &up.shards {
+        let shard = Client::connect_tls_with(*addr, &proxy_cert, "127.0.0.1", cfg).await.expect("proxy cert");
+        assert!(shard.version().await.is_ok(), "{addr}");
+    }
+    ctrl_c(&mut up);
+}

@@ -24,6 +24,8 @@ pub struct UpProcess {
     pub app: SocketAddr,
     /// The `curl …` line to paste.
     pub curl_line: String,
+    /// With `--tls`: the folder of the run's CA and certificates.
+    pub tls_dir: Option<std::path::PathBuf>,
 }
 
 /// Starts `bin up` with every port 0, `-m 16` and `extra`, and reads its
@@ -41,7 +43,7 @@ pub fn spawn_up(bin: &Path, extra: &[&str]) -> UpProcess {
     let mut child = ChildGuard::new(child);
     let stdout = child.child_mut().stdout.take().expect("stdout");
     let (mut shards, mut shard_admins, mut curl_line) = (Vec::new(), Vec::new(), String::new());
-    let (mut proxy, mut dashboard, mut app) = (None, None, None);
+    let (mut proxy, mut dashboard, mut app, mut tls_dir) = (None, None, None, None);
     let url = |u: &str| -> SocketAddr {
         u.trim_start_matches("http://").trim_end_matches(['/', ')']).parse().expect("an http://ADDR/ address")
     };
@@ -59,6 +61,7 @@ pub fn spawn_up(bin: &Path, extra: &[&str]) -> UpProcess {
             ["dashboard", admin, ..] => dashboard = Some(url(admin)),
             ["app", addr] => app = Some(url(addr)),
             ["curl", ..] => curl_line = line.trim().to_owned(),
+            ["tls", dir, ..] => tls_dir = Some(std::path::PathBuf::from(dir)),
             ["Ctrl-C", ..] => break,
             _ => {}
         }
@@ -71,5 +74,6 @@ pub fn spawn_up(bin: &Path, extra: &[&str]) -> UpProcess {
         dashboard: dashboard.expect("the dashboard's address is printed"),
         app: app.expect("the app's address is printed"),
         curl_line,
+        tls_dir,
     }
 }
