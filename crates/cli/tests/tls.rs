@@ -255,11 +255,31 @@ fn tls_pool(c: &Certs, shards: &[SocketAddr], server_tls: bool) -> String {
     yaml
 }
 
+/// The proxy on `yaml`, with its admin port (plain HTTP, as probes use it).
 fn start_proxy(c: &Certs, yaml: &str) -> RoleProcess {
     let conf = c.path("pool.yml");
     std::fs::write(&conf, yaml).expect("pool file");
     let conf = conf.display().to_string();
-    spawn_role(bin(), &["proxy", "-c", &conf, "-a", "127.0.0.1", "-s", "0", "--workers", "2"], 2).expect("proxy starts")
+    let args = ["proxy", "-c", &conf, "-a", "127.0.0.1", "-s", "0", "--workers", "2", "--admin", "127.0.0.1:0"];
+    spawn_role(bin(), &args, 3).expect("proxy starts")
+}
+
+/// The proxy's `/metrics` (the admin port is the one of its addresses
+/// answering `/healthz`).
+async fn metrics(proxy: &RoleProcess) -> String {
+    for a in &proxy.addrs[1..] {
+        if memshard_testkit::http::get(*a, "/healthz").await.is_ok_and(|r| r.body.contains("\"ok\"")) {
+            return memshard_testkit::http::get(*a, "/metrics").await.expect("metrics").body;
+        }
+    }
+    panic!("no admin port among {:?}", proxy.addrs)
+}
+
+/// A sample's value in an exposition.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
 /// Sets and reads back `n` keys through `s`, each answer checked.
@@ -316,6 +336,12 @@ async fn the_proxy_speaks_mutual_tls_at_both_ends_and_rotates_its_certificate_fr
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     set_get(&mut old, "after-rotation", 5).await;
+
+    // Operators see it: handshakes and refusals per side, the reload.
+    let m = metrics(&proxy).await;
+    assert!(sample(&m, "memshard_proxy_tls_handshake_errors_total{pool=\"p\",side=\"clients\"}") >= 4.0, "{m}");
+    assert!(sample(&m, "memshard_proxy_tls_handshakes_total{pool=\"p\",side=\"servers\"}") >= 2.0, "{m}");
+    assert_eq!(sample(&m, "memshard_proxy_tls_reloads_total{pool=\"p\",side=\"clients\",outcome=\"ok\"}"), 1.0, "{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,4 +491,62 @@ async fn the_proxy_speaks_tls_to_real_memcached_z_shards() {
     let mut s = tls(plain.addr(), &client).await.expect("connect");
     let reply = ask(&mut s, b"get via-memcached-0\r\n", b"\r\n").await.expect("an answer");
     assert!(reply.starts_with("SERVER_ERROR"), "a plaintext proxy got through to memcached -Z: {reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_turns_tls_on_for_new_clients_and_a_missing_file_keeps_the_running_config() {
+    let c = Certs::new();
+    let shard = spawn_role(bin(), &["server", "-l", "127.0.0.1", "-p", "0", "-t", "1"], 1).expect("shard");
+    let plain = format!("p:\n  listen: 127.0.0.1:0\n  timeout: 1000\n  servers:\n   - {}:1\n", shard.addr());
+    let proxy = start_proxy(&c, &plain);
+    let addr = proxy.addr();
+    let mut old = TcpStream::connect(addr).await.expect("plaintext client");
+    set_get(&mut old, "plain", 5).await;
+
+    // The pool file asks for TLS with a certificate that is not there: the
+    // reload is refused, the proxy goes on in plaintext.
+    // The same `listen` text: the listener (and its clients) stay.
+    let listen = "listen: 127.0.0.1:0";
+    let broken = format!(
+        "p:\n  {listen}\n  timeout: 1000\n  tls_cert_file: {}\n  servers:\n   - {}:1\n",
+        c.arg("missing.crt"),
+        shard.addr()
+    );
+    std::fs::write(c.path("pool.yml"), &broken).expect("write");
+    let hup = |p: &RoleProcess| {
+        let ok = std::process::Command::new("kill").args(["-HUP", &p.child.id().to_string()]).status().expect("kill");
+        assert!(ok.success());
+    };
+    hup(&proxy);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if metrics(&proxy).await.contains("memshard_proxy_config_reloads_total{outcome=\"failure\"} 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the broken reload was never refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut still = TcpStream::connect(addr).await.expect("connect");
+    set_get(&mut still, "still-plain", 3).await;
+
+    // The right file: new clients must speak TLS, the old one goes on.
+    let good = format!(
+        "p:\n  {listen}\n  timeout: 1000\n  tls_cert_file: {}\n  tls_key_file: {}\n  servers:\n   - {}:1\n",
+        c.arg("proxy.crt"),
+        c.arg("proxy.key"),
+        shard.addr()
+    );
+    std::fs::write(c.path("pool.yml"), &good).expect("write");
+    hup(&proxy);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        if let Ok(s) = tls(addr, &c.client(None)).await {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "TLS never came on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    set_get(&mut s, "now-tls", 5).await;
+    assert_eq!(plaintext_reply(addr).await, b"", "a new plaintext client was answered");
+    set_get(&mut old, "old-plain", 5).await;
 }

@@ -139,6 +139,40 @@ impl ProxyAdmin {
                 r(&st.replica_syncs),
             );
         }
+        let sides = [
+            ("clients", set.tls.listen.as_ref().map(|t| t.stats())),
+            ("servers", set.tls.servers.as_ref().map(|t| t.stats())),
+        ];
+        for (side, stats) in sides {
+            let Some(t) = stats else { continue };
+            let l = [("pool", pool.name.as_str()), ("side", side)];
+            e.counter(
+                "memshard_proxy_tls_handshakes",
+                "TLS handshakes completed, with clients or with servers.",
+                &l,
+                r(&t.handshakes),
+            );
+            e.counter(
+                "memshard_proxy_tls_handshake_errors",
+                "TLS handshakes that failed: not TLS, a refused or missing certificate, a stall.",
+                &l,
+                r(&t.handshake_errors),
+            );
+            for (outcome, c) in [("ok", &t.reloads), ("error", &t.reload_errors)] {
+                e.counter(
+                    "memshard_proxy_tls_reloads",
+                    "Certificate reloads (file change or SIGHUP); on error the previous certificates stay.",
+                    &[("pool", &pool.name), ("side", side), ("outcome", outcome)],
+                    r(c),
+                );
+            }
+            e.gauge(
+                "memshard_proxy_tls_certificates_loaded_timestamp_seconds",
+                "When the certificates in use were loaded (unix seconds).",
+                &l,
+                r(&t.loaded_at) as f64,
+            );
+        }
         let shares = shares(&set);
         for &i in &set.stats_order {
             let s = &set.servers[i];
