@@ -4,8 +4,12 @@
 
 1. Every monitoring.coreos.com object (ServiceMonitor, PrometheusRule) is
    validated against prometheus-operator's API (the PyPI models
-   cloudcoil-models-prometheus-operator), strictly: an unknown field fails,
-   as `kubectl apply` would refuse it. Any other kind of that group fails.
+   cloudcoil-models-prometheus-operator), and every cert-manager.io object
+   (Certificate, made by the chart's tls.certManager) against cert-manager's
+   (cloudcoil-models-cert-manager), strictly: an unknown field fails, as
+   `kubectl apply` would refuse it. Any other kind of those groups fails. A
+   Certificate must also name what it certifies (commonName, dnsNames, ...),
+   as cert-manager's webhook demands.
 2. Every other object is written to OUT/builtin/<file>, for
    kubernetes-validate, which knows no custom resource.
 3. Every PromQL expression (the rules' `expr`, the dashboard's queries and
@@ -24,6 +28,7 @@ import typing
 import promql_parser
 import pydantic
 import yaml
+from cloudcoil.models.cert_manager import v1 as cert_manager_v1
 from cloudcoil.models.prometheus_operator import v1 as monitoring_v1
 
 # Grafana's interval macros, as a query would be sent.
@@ -60,10 +65,20 @@ def strict(root):
     return root
 
 
-KINDS = {
-    "ServiceMonitor": strict(monitoring_v1.ServiceMonitor),
-    "PrometheusRule": strict(monitoring_v1.PrometheusRule),
+# The custom resources the manifests may hold, by apiVersion and kind.
+CUSTOM = {
+    "monitoring.coreos.com/v1": {
+        "ServiceMonitor": strict(monitoring_v1.ServiceMonitor),
+        "PrometheusRule": strict(monitoring_v1.PrometheusRule),
+    },
+    "cert-manager.io/v1": {
+        "Certificate": strict(cert_manager_v1.Certificate),
+    },
 }
+CUSTOM_GROUPS = sorted({api.split("/")[0] + "/" for api in CUSTOM})
+
+# cert-manager's webhook refuses a Certificate without one of these.
+CERTIFICATE_SUBJECTS = ("commonName", "dnsNames", "uris", "emailAddresses", "ipAddresses", "otherNames", "literalSubject")
 
 
 def selected_names(expr):
@@ -121,15 +136,17 @@ def main():
             api = doc.get("apiVersion", "")
             kind = doc.get("kind", "")
             name = doc.get("metadata", {}).get("name", "?")
-            if not api.startswith("monitoring.coreos.com/"):
+            if not api.startswith(tuple(CUSTOM_GROUPS)):
                 builtin.append(doc)
                 continue
-            if api != "monitoring.coreos.com/v1" or kind not in KINDS:
+            if kind not in CUSTOM.get(api, {}):
                 fail(f"{path}: {api} {kind}/{name} is not a kind this check knows")
             try:
-                KINDS[kind].model_validate(doc)
+                CUSTOM[api][kind].model_validate(doc)
             except pydantic.ValidationError as e:
                 fail(f"{path}: {kind}/{name} is not a valid {kind}:\n{e}")
+            if kind == "Certificate" and not any(doc["spec"].get(k) for k in CERTIFICATE_SUBJECTS):
+                fail(f"{path}: Certificate/{name} names none of {', '.join(CERTIFICATE_SUBJECTS)}")
             counts[kind] = counts.get(kind, 0) + 1
             if kind == "PrometheusRule":
                 for group in doc["spec"]["groups"]:

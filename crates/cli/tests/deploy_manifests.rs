@@ -9,7 +9,11 @@
 //! the shards serve their admin port (`--admin`): a named container port,
 //! exposed by their Service, scraped by annotation or ServiceMonitor, probed
 //! on /healthz and /readyz; the PrometheusRule's alerts and the Grafana
-//! dashboard name only metrics the tier exports.
+//! dashboard name only metrics the tier exports. With TLS on (the chart's
+//! `tls.*`, the kustomize component `components/tls`), the shards' flags,
+//! the proxy's pool keys and the app's flags agree, every certificate file
+//! is a key of a Secret mounted read-only, the probes stay on the plain
+//! admin ports, and cert-manager Certificates name every shard.
 //!
 //! The kustomize base is read from its files. The renders of the base, the
 //! overlay and the Helm chart are made by the tests themselves with the
@@ -20,7 +24,8 @@
 mod deploy;
 
 use deploy::{
-    Manifests, Workload, bytes, checks, flag, kustomize_sources, labels, observability, repo_root, seq, system,
+    Manifests, Workload, bytes, checks, flag, kustomize_sources, labels, observability, repo_root, seq, strings,
+    system, tls,
 };
 use memshard_config::Config;
 use std::path::{Path, PathBuf};
@@ -464,6 +469,16 @@ fn rendered(name: &str) -> Option<(Manifests, String)> {
         "discovery.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/discovery"]),
         "ephemeral.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/ephemeral"]),
         "monitoring.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/monitoring"]),
+        "tls.yaml" => (&kubectl, vec!["kustomize", "deploy/k8s/overlays/tls"]),
+        "helm-tls-shards.yaml" => (&helm, vec!["template", "memshard", chart, "--set", TLS_SHARDS_SECRETS]),
+        "helm-tls-proxy.yaml" => (&helm, vec!["template", "memshard", chart, "--set", TLS_PROXY_SECRETS]),
+        "helm-tls-cert-manager-shards.yaml" => {
+            (&helm, vec!["template", "memshard", chart, "--set", TLS_CERT_MANAGER_SHARDS])
+        }
+        "helm-tls-cert-manager-proxy.yaml" => {
+            (&helm, vec!["template", "memshard", chart, "--set", TLS_CERT_MANAGER_PROXY])
+        }
+        "helm-tls-cert-manager.yaml" => (&helm, vec!["template", "memshard", chart, "--set", TLS_CERT_MANAGER_ALL]),
         "helm-default.yaml" => (&helm, vec!["template", "memshard", chart]),
         "helm-5-shards.yaml" => (&helm, vec!["template", "memshard", chart, "--set", "shards.replicas=5"]),
         "helm-static.yaml" => (&helm, vec!["template", "memshard", chart, "--set", "proxy.shardDiscovery=static"]),
@@ -996,5 +1011,502 @@ fn promql_names_agree_with_a_parser() {
         b.dedup();
         assert_eq!(a, b, "{expr}");
         assert!(theirs.iter().all(|n| observability::known_metric(n)), "{expr}: {theirs:?}");
+    }
+}
+
+// --- TLS on every hop -----------------------------------------------------
+
+/// `helm template --set` for TLS, as deploy/validate.sh renders them: the
+/// shards' hop (mutual) and the proxies' from named Secrets, each hop alone
+/// from cert-manager, and every hop mutual from cert-manager with 5 shards,
+/// a static list and the shards' reloader.
+const TLS_SHARDS_SECRETS: &str = "tls.shards.enabled=true,tls.shards.secretName=shards-cert,\
+     tls.shards.clientAuth.enabled=true,tls.shards.clientAuth.secretName=proxy-client-cert";
+const TLS_PROXY_SECRETS: &str = "tls.proxy.enabled=true,tls.proxy.secretName=proxy-cert";
+const TLS_CERT_MANAGER_SHARDS: &str = "tls.shards.enabled=true,tls.shards.serverName=memcache.default.svc,\
+     tls.certManager.enabled=true,tls.certManager.issuerRef.name=memshard-ca,\
+     tls.certManager.privateKey.algorithm=RSA,tls.certManager.privateKey.size=2048";
+const TLS_CERT_MANAGER_PROXY: &str = "tls.proxy.enabled=true,tls.proxy.clientAuth.enabled=true,\
+     tls.certManager.enabled=true,tls.certManager.issuerRef.name=memshard-ca,\
+     tls.certManager.privateKey.algorithm=Ed25519";
+const TLS_CERT_MANAGER_ALL: &str = "tls.proxy.enabled=true,tls.proxy.clientAuth.enabled=true,\
+     tls.shards.enabled=true,tls.shards.clientAuth.enabled=true,tls.shards.reloadOnChange.enabled=true,\
+     tls.certManager.enabled=true,tls.certManager.issuerRef.name=memshard-ca,\
+     tls.certManager.issuerRef.kind=ClusterIssuer,shards.replicas=5,proxy.shardDiscovery=static";
+
+/// The namespace and cluster domain `helm template` renders for.
+const NAMESPACE: &str = "default";
+const DOMAIN: &str = "cluster.local";
+
+/// Every invariant (the pool file, TLS keys included, loaded by
+/// memshard-config) and every TLS problem of a rendered stream.
+fn tls_problems(text: &str, what: &str) -> Vec<String> {
+    let m = Manifests::from_rendered(text, what);
+    let mut p = problems(&m);
+    p.extend(tls::problems(&m, NAMESPACE, DOMAIN));
+    p
+}
+
+fn assert_tls_clean(text: &str, what: &str) -> Manifests {
+    let p = tls_problems(text, what);
+    assert!(p.is_empty(), "{what}:\n  {}", p.join("\n  "));
+    Manifests::from_rendered(text, what)
+}
+
+/// The workload running `memshard <role>` and that container.
+fn role<'a>(m: &'a Manifests, role: &str) -> (Workload<'a>, &'a Yaml) {
+    m.workloads()
+        .into_iter()
+        .find_map(|w| Some((w, w.role_container(role)?)))
+        .unwrap_or_else(|| panic!("no workload runs memshard {role}"))
+}
+
+/// The Secret key behind a file of a role's container.
+fn secret_key(m: &Manifests, r: &str, path: &str) -> (String, String) {
+    let (w, c) = role(m, r);
+    let f = tls::secret_file(&w, c, path).unwrap_or_else(|e| panic!("{r}: {e}"));
+    (f.secret, f.key)
+}
+
+fn pool_tls_keys(m: &Manifests) -> std::collections::BTreeMap<String, String> {
+    let (w, c) = role(m, "proxy");
+    let keys = tls::pool_keys(m, &w, c).expect("the proxy's pool file");
+    keys.into_iter().filter(|(k, _)| tls::POOL_KEYS.contains(&k.as_str())).collect()
+}
+
+fn owned(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// The probes of the proxies and the shards stay HTTP on their plain admin ports.
+fn assert_probes_on_admin(m: &Manifests) {
+    for (r, port) in [("proxy", 9151), ("server", 9150)] {
+        let (w, c) = role(m, r);
+        for probe in ["readinessProbe", "livenessProbe"] {
+            let get = &c[probe]["httpGet"];
+            assert_eq!(get["port"].as_str(), Some("admin"), "{r} {probe}");
+            assert_eq!(w.resolve_port(&get["port"]), Some(port), "{r} {probe}");
+        }
+    }
+    assert_eq!(role(m, "server").1["startupProbe"]["httpGet"]["port"].as_str(), Some("admin"));
+    assert_eq!(role(m, "app").1["readinessProbe"]["httpGet"]["port"].as_str(), Some("http"));
+}
+
+/// Where the chart and the kustomize component put the files.
+const SERVER_OPTIONS: &str = "ssl_chain_cert=/etc/memshard-tls/server/tls.crt,ssl_key=/etc/memshard-tls/server/tls.key";
+const SERVER_MTLS_OPTIONS: &str = "ssl_chain_cert=/etc/memshard-tls/server/tls.crt,ssl_key=/etc/memshard-tls/server/tls.key,\
+     ssl_ca_cert=/etc/memshard-tls/client-ca/ca.crt,ssl_verify_mode=2";
+
+/// TLS is off unless asked for: no flag, no pool key, no mount, no
+/// Certificate, in any render of the chart's defaults or of the overlays
+/// without the TLS component; and the TLS checks find nothing there.
+#[test]
+fn tls_is_off_by_default() {
+    for name in [
+        "helm-default.yaml",
+        "helm-no-admin.yaml",
+        "helm-static.yaml",
+        "helm-monitoring.yaml",
+        "base.yaml",
+        "official-memcached.yaml",
+        "ephemeral.yaml",
+    ] {
+        let Some((m, text)) = rendered(name) else { return };
+        for needle in ["memshard-tls", "- -Z", "ssl_", "tls_", "cache-tls", "cert-manager.io"] {
+            assert!(!text.contains(needle), "{name} contains {needle:?}");
+        }
+        let p = tls::problems(&m, NAMESPACE, DOMAIN);
+        assert!(p.is_empty(), "{name}:\n  {}", p.join("\n  "));
+    }
+}
+
+/// Each hop from named Secrets: the flags, the pool keys and the mounts of
+/// that hop only, each side verifying its peer with the ca.crt of the
+/// peer's Secret, the probes unchanged, the shards still warm.
+#[test]
+fn helm_tls_each_hop_from_secrets() {
+    // proxy -> shards, mutual.
+    let Some((_, text)) = rendered("helm-tls-shards.yaml") else { return };
+    let m = assert_tls_clean(&text, "helm-tls-shards.yaml");
+    assert_eq!(m.of_kind("Certificate").count(), 0, "no cert-manager without tls.certManager.enabled");
+    let argv = shard_container_argv(&m);
+    assert_eq!(argv[..13], shard_container_argv(&rendered("helm-default.yaml").expect("rendered").0)[..]);
+    assert_eq!(argv[13..], ["-Z", "-o", SERVER_MTLS_OPTIONS]);
+    let file = |r: &str, path: &str| secret_key(&m, r, path);
+    let pair = |s: &str, k: &str| (s.to_owned(), k.to_owned());
+    assert_eq!(file("server", "/etc/memshard-tls/server/tls.crt"), pair("shards-cert", "tls.crt"));
+    assert_eq!(file("server", "/etc/memshard-tls/server/tls.key"), pair("shards-cert", "tls.key"));
+    assert_eq!(file("server", "/etc/memshard-tls/client-ca/ca.crt"), pair("proxy-client-cert", "ca.crt"));
+    assert_eq!(file("proxy", "/etc/memshard-tls/upstream-ca/ca.crt"), pair("shards-cert", "ca.crt"));
+    assert_eq!(file("proxy", "/etc/memshard-tls/client/tls.key"), pair("proxy-client-cert", "tls.key"));
+    // A pod never mounts a key that is not its own.
+    let (_, shard) = role(&m, "server");
+    assert!(tls::secret_file(&shards(&m), shard, "/etc/memshard-tls/client-ca/tls.key").is_err());
+    assert_eq!(
+        pool_tls_keys(&m),
+        owned(&[
+            ("server_tls", "true"),
+            ("server_tls_ca_file", "/etc/memshard-tls/upstream-ca/ca.crt"),
+            ("server_tls_cert_file", "/etc/memshard-tls/client/tls.crt"),
+            ("server_tls_key_file", "/etc/memshard-tls/client/tls.key"),
+        ])
+    );
+    assert_eq!(
+        Workload::argv(role(&m, "app").1),
+        ["app", "--listen", "0.0.0.0:3000", "--cache", "memcache-proxy:11211"]
+    );
+    assert_probes_on_admin(&m);
+    // Still warm: the memory file on its claim, beside the certificates.
+    assert_eq!(flag(&argv, "-e", "--memory-file").as_deref(), Some("/data/memory"));
+    let mounts: Vec<_> = seq(&shard["volumeMounts"]).iter().filter_map(|v| v["mountPath"].as_str()).collect();
+    assert_eq!(mounts, ["/data", "/etc/memshard-tls/server", "/etc/memshard-tls/client-ca"]);
+    assert!(shards(&m).pod_spec()["shareProcessNamespace"].is_badvalue(), "no reloader unless asked for");
+
+    // app -> proxy, server-side only.
+    let Some((_, text)) = rendered("helm-tls-proxy.yaml") else { return };
+    let m = assert_tls_clean(&text, "helm-tls-proxy.yaml");
+    assert_eq!(
+        pool_tls_keys(&m),
+        owned(&[
+            ("tls_cert_file", "/etc/memshard-tls/server/tls.crt"),
+            ("tls_key_file", "/etc/memshard-tls/server/tls.key")
+        ])
+    );
+    assert_eq!(Workload::argv(role(&m, "app").1)[5..], ["--cache-tls-ca", "/etc/memshard-tls/upstream-ca/ca.crt"]);
+    assert_eq!(
+        secret_key(&m, "app", "/etc/memshard-tls/upstream-ca/ca.crt"),
+        ("proxy-cert".to_owned(), "ca.crt".to_owned())
+    );
+    assert!(tls::secret_file(&role(&m, "app").0, role(&m, "app").1, "/etc/memshard-tls/upstream-ca/tls.key").is_err());
+    assert!(!shard_container_argv(&m).contains(&"-Z".to_owned()));
+    assert_probes_on_admin(&m);
+    assert_warm(&m, 256, 40);
+}
+
+/// Every hop, mutual, from cert-manager: one Certificate per certificate,
+/// each Secret mounted where it is used, the shards' certificate naming
+/// every shard in every form a client may dial, the clients' for client
+/// auth; the reloader sidecar signals the server on a change of exactly
+/// the files the server reads.
+#[test]
+fn helm_tls_every_hop_from_cert_manager() {
+    let Some((_, text)) = rendered("helm-tls-cert-manager.yaml") else { return };
+    let m = assert_tls_clean(&text, "helm-tls-cert-manager.yaml");
+    assert_eq!(kinds(&m), [2, 1, 3, 3, 3, 1]);
+    let certs: Vec<(&str, &str)> = m
+        .of_kind("Certificate")
+        .filter_map(|c| Some((c["metadata"]["name"].as_str()?, c["spec"]["secretName"].as_str()?)))
+        .collect();
+    assert_eq!(
+        certs,
+        [
+            ("memcache-proxy", "memcache-proxy-tls"),
+            ("memshard-app-client", "memshard-app-client-tls"),
+            ("sharded-memcache", "sharded-memcache-tls"),
+            ("memcache-proxy-client", "memcache-proxy-client-tls"),
+        ]
+    );
+    let cert = |name: &str| m.get("Certificate", name).unwrap_or_else(|| panic!("Certificate/{name}"));
+    let shard_names: Vec<String> = (0..5)
+        .flat_map(|i| {
+            let pod = format!("sharded-memcache-{i}.memcache");
+            [
+                pod.clone(),
+                format!("{pod}.default"),
+                format!("{pod}.default.svc"),
+                format!("{pod}.default.svc.cluster.local"),
+            ]
+        })
+        .collect();
+    assert_eq!(strings(&cert("sharded-memcache")["spec"]["dnsNames"]), shard_names);
+    assert_eq!(
+        strings(&cert("memcache-proxy")["spec"]["dnsNames"]),
+        [
+            "memcache-proxy",
+            "memcache-proxy.default",
+            "memcache-proxy.default.svc",
+            "memcache-proxy.default.svc.cluster.local"
+        ]
+    );
+    for (name, usage, common) in [
+        ("memcache-proxy", "server auth", None),
+        ("sharded-memcache", "server auth", None),
+        ("memshard-app-client", "client auth", Some("memshard-app")),
+        ("memcache-proxy-client", "client auth", Some("memcache-proxy")),
+    ] {
+        let spec = &cert(name)["spec"];
+        assert!(strings(&spec["usages"]).contains(&usage), "{name}: {:?}", spec["usages"]);
+        assert_eq!(spec["commonName"].as_str(), common, "{name}");
+        let issuer = &spec["issuerRef"];
+        assert_eq!(
+            (issuer["name"].as_str(), issuer["kind"].as_str(), issuer["group"].as_str()),
+            (Some("memshard-ca"), Some("ClusterIssuer"), Some("cert-manager.io")),
+            "{name}"
+        );
+        assert_eq!(spec["privateKey"]["rotationPolicy"].as_str(), Some("Always"), "{name}");
+        assert_eq!(
+            (spec["privateKey"]["algorithm"].as_str(), spec["privateKey"]["size"].as_i64()),
+            (Some("ECDSA"), Some(256))
+        );
+    }
+    // The pool file as the proxy loads it: the static list, the five shards
+    // the Certificate names, and TLS at both ends.
+    let config = pool_config(&text);
+    let pool = &config.pools[0].1;
+    let ring: Vec<&str> = pool.servers.iter().map(|s| s.ring_name()).collect();
+    assert_eq!(ring.len(), 5);
+    assert!(ring.iter().all(|r| shard_names.iter().any(|n| n == r)), "{ring:?}");
+    let path = |p: &str| Some(std::path::PathBuf::from(p));
+    let listen = pool.extensions.tls.as_ref().expect("TLS towards the clients");
+    assert_eq!(
+        (Some(listen.cert_file.clone()), listen.key_file.clone(), listen.client_ca_file.clone()),
+        (
+            path("/etc/memshard-tls/server/tls.crt"),
+            path("/etc/memshard-tls/server/tls.key"),
+            path("/etc/memshard-tls/client-ca/ca.crt")
+        )
+    );
+    let to_shards = pool.extensions.server_tls.as_ref().expect("TLS towards the shards");
+    assert_eq!(
+        (
+            Some(to_shards.ca_file.clone()),
+            to_shards.name.clone(),
+            to_shards.cert_file.clone(),
+            to_shards.key_file.clone()
+        ),
+        (
+            path("/etc/memshard-tls/upstream-ca/ca.crt"),
+            None,
+            path("/etc/memshard-tls/client/tls.crt"),
+            path("/etc/memshard-tls/client/tls.key")
+        )
+    );
+    assert_eq!(shard_container_argv(&m)[13..], ["-Z", "-o", SERVER_MTLS_OPTIONS]);
+    assert_eq!(
+        Workload::argv(role(&m, "app").1)[5..],
+        [
+            "--cache-tls-ca",
+            "/etc/memshard-tls/upstream-ca/ca.crt",
+            "--cache-tls-cert",
+            "/etc/memshard-tls/client/tls.crt",
+            "--cache-tls-key",
+            "/etc/memshard-tls/client/tls.key"
+        ]
+    );
+    assert_eq!(pool_tls_keys(&m).len(), 7, "every key but server_tls_name");
+    assert_probes_on_admin(&m);
+
+    // The reloader: a native sidecar of the same image, locked down like the
+    // server, sharing its process namespace, watching the server's files.
+    let set = shards(&m);
+    assert_eq!(set.pod_spec()["shareProcessNamespace"].as_bool(), Some(true));
+    let sidecars = seq(&set.pod_spec()["initContainers"]);
+    assert_eq!(sidecars.len(), 1);
+    let r = &sidecars[0];
+    assert_eq!((r["name"].as_str(), r["restartPolicy"].as_str()), (Some("tls-reloader"), Some("Always")));
+    let server = role(&m, "server").1;
+    assert_eq!(r["image"], server["image"]);
+    assert_eq!(r["securityContext"], server["securityContext"]);
+    for q in ["requests", "limits"] {
+        assert!(!r["resources"][q]["cpu"].is_badvalue() && !r["resources"][q]["memory"].is_badvalue(), "{q}");
+    }
+    let script = strings(&r["command"]).join(" ");
+    for path in
+        ["/etc/memshard-tls/server/tls.crt", "/etc/memshard-tls/server/tls.key", "/etc/memshard-tls/client-ca/ca.crt"]
+    {
+        assert!(script.contains(path), "the reloader does not watch {path}");
+        assert_eq!(tls::secret_file(&set, r, path), tls::secret_file(&set, server, path), "{path}");
+    }
+    assert!(script.contains("kill -HUP") && script.contains("== server"), "{script}");
+}
+
+/// Each hop alone from cert-manager: the shards' certificate also names
+/// `tls.shards.serverName`, which the proxies then verify (no new
+/// certificate on a scale-out); an RSA key has a size, an Ed25519 none.
+#[test]
+fn helm_tls_each_hop_from_cert_manager() {
+    let Some((_, text)) = rendered("helm-tls-cert-manager-shards.yaml") else { return };
+    let m = assert_tls_clean(&text, "helm-tls-cert-manager-shards.yaml");
+    assert_eq!(m.of_kind("Certificate").count(), 1);
+    let spec = &m.get("Certificate", "sharded-memcache").expect("the shards' Certificate")["spec"];
+    let names = strings(&spec["dnsNames"]);
+    assert_eq!(names.len(), 3 * 4 + 1);
+    assert_eq!(names.last(), Some(&"memcache.default.svc"));
+    assert_eq!(
+        (spec["privateKey"]["algorithm"].as_str(), spec["privateKey"]["size"].as_i64()),
+        (Some("RSA"), Some(2048))
+    );
+    assert_eq!(pool_tls_keys(&m).get("server_tls_name").map(String::as_str), Some("memcache.default.svc"));
+    let to_shards = pool_config(&text).pools[0].1.extensions.server_tls.clone().expect("TLS towards the shards");
+    assert_eq!((to_shards.name.as_deref(), to_shards.cert_file), (Some("memcache.default.svc"), None));
+    assert_eq!(shard_container_argv(&m)[13..], ["-Z", "-o", SERVER_OPTIONS]);
+    assert!(!pool_tls_keys(&m).contains_key("server_tls_cert_file"), "no client certificate");
+    let mounts: Vec<_> = seq(&role(&m, "server").1["volumeMounts"]).iter().filter_map(|v| v["name"].as_str()).collect();
+    assert_eq!(mounts, ["data", "tls-server"]);
+
+    let Some((_, text)) = rendered("helm-tls-cert-manager-proxy.yaml") else { return };
+    let m = assert_tls_clean(&text, "helm-tls-cert-manager-proxy.yaml");
+    let certs: Vec<&str> = m.of_kind("Certificate").filter_map(|c| c["metadata"]["name"].as_str()).collect();
+    assert_eq!(certs, ["memcache-proxy", "memshard-app-client"]);
+    for c in m.of_kind("Certificate") {
+        assert_eq!(c["spec"]["privateKey"]["algorithm"].as_str(), Some("Ed25519"));
+        assert!(c["spec"]["privateKey"]["size"].is_badvalue(), "an Ed25519 key has no size");
+    }
+    assert_eq!(
+        pool_tls_keys(&m).get("tls_client_ca_file").map(String::as_str),
+        Some("/etc/memshard-tls/client-ca/ca.crt")
+    );
+    assert_eq!(
+        secret_key(&m, "proxy", "/etc/memshard-tls/client-ca/ca.crt"),
+        ("memshard-app-client-tls".to_owned(), "ca.crt".to_owned())
+    );
+    assert!(!shard_container_argv(&m).contains(&"-Z".to_owned()));
+}
+
+/// The chart refuses TLS values that cannot work, and says why.
+#[test]
+fn helm_tls_refusals() {
+    let Some((_, helm)) = required_tools("helm TLS refusals") else { return };
+    let cases: [(&str, Option<&str>); 9] = [
+        ("tls.shards.enabled=true", Some("tls.shards.secretName is empty")),
+        ("tls.proxy.enabled=true", Some("tls.proxy.secretName is empty")),
+        (
+            "tls.proxy.enabled=true,tls.proxy.secretName=p,tls.proxy.clientAuth.enabled=true",
+            Some("tls.proxy.clientAuth.secretName is empty"),
+        ),
+        ("tls.proxy.clientAuth.enabled=true,tls.proxy.clientAuth.secretName=a", Some("needs tls.proxy.enabled")),
+        ("tls.shards.clientAuth.enabled=true,tls.shards.clientAuth.secretName=c", Some("needs tls.shards.enabled")),
+        ("tls.shards.reloadOnChange.enabled=true", Some("needs tls.shards.enabled")),
+        ("tls.shards.enabled=true,tls.shards.secretName=s,admin.enabled=false", Some("needs admin.enabled")),
+        ("tls.shards.enabled=true,tls.certManager.enabled=true", Some("tls.certManager.issuerRef.name is empty")),
+        // The proxy's hop needs no admin port: its probes are TCP connects then.
+        ("tls.proxy.enabled=true,tls.proxy.secretName=p,admin.enabled=false", None),
+    ];
+    for (values, refusal) in cases {
+        let out = run(&helm, &["template", "memshard", "deploy/helm/memshard", "--set", values]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match refusal {
+            Some(why) => {
+                assert!(!out.status.success() && stderr.contains(why), "--set {values}: want {why:?}, got {stderr}")
+            }
+            None => {
+                assert!(out.status.success(), "--set {values}: {stderr}");
+                assert_tls_clean(&String::from_utf8_lossy(&out.stdout), values);
+            }
+        }
+    }
+}
+
+/// The kustomize component (through overlays/tls): the base's flags with
+/// the TLS flags appended, the four Secrets the chart's cert-manager would
+/// make, and the base's pool file with the TLS keys and nothing else changed.
+#[test]
+fn kustomize_tls_overlay_is_the_base_with_tls() {
+    let Some((_, text)) = rendered("tls.yaml") else { return };
+    let m = assert_tls_clean(&text, "target/deploy-rendered/tls.yaml");
+    let Some((base, _)) = rendered("base.yaml") else { return };
+    assert_eq!(kinds(&m), kinds(&base));
+    assert_eq!(m.of_kind("Certificate").count(), 0, "the Secrets are the user's");
+    let base_argv = shard_container_argv(&base);
+    assert_eq!(shard_container_argv(&m)[..base_argv.len()], base_argv[..]);
+    assert_eq!(shard_container_argv(&m)[base_argv.len()..], ["-Z", "-o", SERVER_MTLS_OPTIONS]);
+    assert_eq!(Workload::argv(role(&m, "app").1).len(), Workload::argv(role(&base, "app").1).len() + 6);
+    assert_probes_on_admin(&m);
+    // The Secrets: the names the chart's Certificates write.
+    let mut secrets: Vec<String> = m
+        .workloads()
+        .iter()
+        .flat_map(|w| seq(&w.pod_spec()["volumes"]))
+        .filter_map(|v| v["secret"]["secretName"].as_str().map(str::to_owned))
+        .collect();
+    secrets.sort();
+    secrets.dedup();
+    let Some((cm, _)) = rendered("helm-tls-cert-manager.yaml") else { return };
+    let mut written: Vec<String> =
+        cm.of_kind("Certificate").filter_map(|c| c["spec"]["secretName"].as_str().map(str::to_owned)).collect();
+    written.sort();
+    assert_eq!(secrets, written);
+    // The pool file: the base's, plus the TLS keys and their comments.
+    let read = |p: &str| std::fs::read_to_string(repo_root().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let (overlay, base_file) = (read("deploy/k8s/overlays/tls/nutcracker.yml"), read("deploy/k8s/base/nutcracker.yml"));
+    let tls_line = |l: &&str| {
+        let t = l.trim_start();
+        tls::POOL_KEYS.iter().any(|k| t.starts_with(&format!("{k}:")))
+    };
+    let settings =
+        |t: &str| t.lines().filter(|l| !l.trim_start().starts_with('#')).map(str::to_owned).collect::<Vec<_>>();
+    let without: Vec<String> = settings(&overlay).into_iter().filter(|l| !tls_line(&l.as_str())).collect();
+    assert_eq!(without, settings(&base_file), "overlays/tls/nutcracker.yml has drifted from the base's");
+    assert_eq!(overlay.lines().filter(tls_line).count(), 7);
+}
+
+/// The TLS checks see each way the hops can disagree.
+#[test]
+fn tls_checker_reports_each_mutation() {
+    let Some((_, text)) = rendered("helm-tls-cert-manager.yaml") else { return };
+    let mutations: &[(&str, &str, &str)] = &[
+        (",ssl_verify_mode=2\"", "\"", "ssl_verify_mode=0"),
+        ("            - -Z\n", "", "the shards serve plain text (no -Z)"),
+        ("      server_tls: true\n", "", "the shards serve TLS (-Z) but the pool has no server_tls"),
+        (
+            "    - sharded-memcache-4.memcache.default.svc\n",
+            "",
+            "Certificate/sharded-memcache: dnsNames do not name sharded-memcache-4.memcache.default.svc",
+        ),
+        (
+            "    - memcache-proxy.default.svc.cluster.local\n",
+            "",
+            "do not name memcache-proxy.default.svc.cluster.local",
+        ),
+        (
+            "    - client auth\n  commonName: memshard-app",
+            "    - server auth\n  commonName: memshard-app",
+            "lack \"client auth\"",
+        ),
+        (
+            "  secretName: memcache-proxy-client-tls\n",
+            "  secretName: memcache-proxy-client-tl\n",
+            "mounted as no pod's certificate",
+        ),
+        (
+            "mountPath: /etc/memshard-tls/upstream-ca\n              readOnly: true",
+            "mountPath: /etc/memshard-tls/upstream-ca",
+            "is not mounted readOnly",
+        ),
+        (
+            "tls_client_ca_file: /etc/memshard-tls/client-ca/",
+            "tls_client_ca_file: /etc/memshard-tls/client_ca/",
+            "is on no volume",
+        ),
+        ("            - --cache-tls-ca\n", "            - --cache-tls-c\n", "the app has no --cache-tls-ca"),
+        (
+            "- name: tls-upstream-ca\n          secret:\n            secretName: sharded-memcache-tls",
+            "- name: tls-upstream-ca\n          secret:\n            secretName: memcache-proxy-tls",
+            "each side verifies its peer with the ca.crt of the peer's Secret",
+        ),
+        (
+            "- key: tls.key\n                path: tls.key",
+            "- key: tls.crt\n                path: tls.key",
+            "not tls.crt and tls.key of one Secret",
+        ),
+        (
+            "- key: tls.key\n                path: tls.key",
+            "- key: tls.key\n                path: key.pem",
+            "projects no tls.key",
+        ),
+        (
+            "readinessProbe:\n            httpGet:\n              path: /readyz\n              port: admin\n            periodSeconds: 5\n            timeoutSeconds: 3",
+            "readinessProbe:\n            httpGet:\n              path: /readyz\n              port: memcache\n            periodSeconds: 5\n            timeoutSeconds: 3",
+            "readinessProbe is HTTP on the TLS memcache port",
+        ),
+    ];
+    for (from, to, want) in mutations {
+        assert!(text.contains(from), "helm-tls-cert-manager.yaml no longer contains {from:?}: update the table");
+        let found = tls_problems(&text.replacen(from, to, 1), "a mutated helm-tls-cert-manager.yaml");
+        assert!(
+            found.iter().any(|p| p.contains(want)),
+            "{from:?} -> {to:?} should report {want:?}; reported:\n  {}",
+            found.join("\n  ")
+        );
     }
 }

@@ -8,6 +8,7 @@
 pub(crate) mod checks;
 pub(crate) mod observability;
 pub(crate) mod system;
+pub(crate) mod tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -172,3 +172,89 @@ or from anyone when it is empty. Call with (dict "root" $ "port" PORT).
 {{- end -}}
 {{- end -}}
 {{- end }}
+
+{{/*
+TLS (tls.*): every certificate file is under this directory, one
+subdirectory per mounted Secret: server/ (the pod's serving certificate),
+client/ (its client certificate), upstream-ca/ (ca.crt of the server it
+connects to) and client-ca/ (ca.crt of the clients it accepts). Not under
+/etc/memshard: the proxies' ConfigMap is mounted there, read-only, and a mount
+point cannot be made inside it.
+*/}}
+{{- define "memshard.tlsDir" -}}/etc/memshard-tls{{- end }}
+
+{{/*
+The Secret of a certificate: its secretName, or with tls.certManager.enabled
+the name of the Secret the chart's Certificate writes. Call with
+(dict "root" $ "cert" "proxy|app-client|shards|proxy-client").
+*/}}
+{{- define "memshard.tlsSecretName" -}}
+{{- $t := .root.Values.tls -}}
+{{- $certs := dict
+  "proxy" (list $t.proxy.secretName (printf "%s-tls" (include "memshard.proxyName" .root)) "tls.proxy.secretName")
+  "app-client" (list $t.proxy.clientAuth.secretName (printf "%s-client-tls" (include "memshard.appName" .root)) "tls.proxy.clientAuth.secretName")
+  "shards" (list $t.shards.secretName (printf "%s-tls" (include "memshard.shardsName" .root)) "tls.shards.secretName")
+  "proxy-client" (list $t.shards.clientAuth.secretName (printf "%s-client-tls" (include "memshard.proxyName" .root)) "tls.shards.clientAuth.secretName") -}}
+{{- $c := get $certs .cert -}}
+{{- if index $c 0 -}}
+{{- index $c 0 -}}
+{{- else if $t.certManager.enabled -}}
+{{- index $c 1 -}}
+{{- else -}}
+{{- fail (printf "%s is empty: name a Secret (kubernetes.io/tls: tls.crt, tls.key, ca.crt), or set tls.certManager.enabled with an issuerRef for the chart to have cert-manager make it" (index $c 2)) -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+A Secret volume with some of its keys. Call with
+(dict "name" VOLUME "secret" SECRET "keys" (list KEY...)).
+*/}}
+{{- define "memshard.tlsVolume" -}}
+- name: {{ .name }}
+  secret:
+    secretName: {{ .secret }}
+    items:
+      {{- range .keys }}
+      - key: {{ . }}
+        path: {{ . }}
+      {{- end }}
+{{- end }}
+
+{{/* Its mount, read-only. Call with (dict "root" $ "name" VOLUME "dir" SUBDIRECTORY). */}}
+{{- define "memshard.tlsMount" -}}
+- name: {{ .name }}
+  mountPath: {{ include "memshard.tlsDir" .root }}/{{ .dir }}
+  readOnly: true
+{{- end }}
+
+{{/* The TLS values that cannot work together, refused with the reason. */}}
+{{- define "memshard.checkTls" -}}
+{{- $t := .Values.tls -}}
+{{- if and $t.proxy.clientAuth.enabled (not $t.proxy.enabled) -}}
+{{- fail "tls.proxy.clientAuth.enabled needs tls.proxy.enabled: a client certificate is asked for in a TLS handshake" -}}
+{{- end -}}
+{{- if and $t.shards.clientAuth.enabled (not $t.shards.enabled) -}}
+{{- fail "tls.shards.clientAuth.enabled needs tls.shards.enabled: a client certificate is asked for in a TLS handshake" -}}
+{{- end -}}
+{{- if and $t.shards.reloadOnChange.enabled (not $t.shards.enabled) -}}
+{{- fail "tls.shards.reloadOnChange.enabled needs tls.shards.enabled: without it the shards have no certificate to reload" -}}
+{{- end -}}
+{{- if and $t.shards.enabled (not .Values.admin.enabled) -}}
+{{- fail "tls.shards.enabled needs admin.enabled: without the admin port the shards' readiness probe sends `version` in plain text to the memcache port, which then speaks TLS" -}}
+{{- end -}}
+{{- if and $t.certManager.enabled (or $t.proxy.enabled $t.shards.enabled) (not $t.certManager.issuerRef.name) -}}
+{{- fail "tls.certManager.issuerRef.name is empty: name the Issuer (or ClusterIssuer, with issuerRef.kind) that signs the certificates" -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The names a Service is reached by, in the forms a client may dial:
+NAME, NAME.NAMESPACE, NAME.NAMESPACE.svc, NAME.NAMESPACE.svc.DOMAIN.
+Call with (dict "root" $ "name" NAME).
+*/}}
+{{- define "memshard.serviceDnsNames" -}}
+- {{ .name }}
+- {{ .name }}.{{ .root.Release.Namespace }}
+- {{ .name }}.{{ .root.Release.Namespace }}.svc
+- {{ .name }}.{{ .root.Release.Namespace }}.svc.{{ .root.Values.proxy.clusterDomain }}
+{{- end }}
