@@ -68,6 +68,11 @@ pub(crate) struct ServerArgs {
     /// request, 2 require, 3 once), ssl_min_version (2 tlsv1.2, 3 tlsv1.3).
     #[arg(short = 'o', long = "extended", value_name = "OPTIONS")]
     extended: Vec<String>,
+    /// memshard's own: with -Z, also read the ssl_* files again whenever
+    /// their contents change (looked at every 2 s), as the proxy does — a
+    /// renewed Kubernetes Secret is then served without a SIGHUP.
+    #[arg(long = "tls-watch", requires = "enable_ssl")]
+    tls_watch: bool,
     /// Verbose logging (-v, -vv).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     verbose: u8,
@@ -128,6 +133,14 @@ pub(crate) fn main(args: ServerArgs) -> Result<(), Failure> {
             None => None,
         };
         if let Some(tls) = tls {
+            if args.tls_watch {
+                let items: Vec<std::sync::Arc<dyn memshard_tls::watch::Reload>> = vec![tls.clone()];
+                tokio::spawn(memshard_tls::watch::run(
+                    items,
+                    memshard_tls::watch::POLL_INTERVAL,
+                    std::future::pending(),
+                ));
+            }
             tokio::spawn(reload_on_sighup(tls));
         }
         let (trigger, shutdown) = ShutdownTrigger::new();

@@ -208,6 +208,30 @@ async fn refresh_certs_and_sighup_serve_a_rotated_certificate_to_new_connections
     assert!(ask(&mut old, b"version\r\n", b"\r\n").await.is_ok(), "SIGHUP broke an established connection");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_watch_serves_a_renewed_certificate_without_a_signal() {
+    let c = Certs::new();
+    let client = c.client(Some("client"));
+    // Control: without --tls-watch a changed file is not picked up by itself.
+    let plain = tls_server(&c, &[]);
+    let watching = tls_server(&c, &["--tls-watch"]);
+    let before = served_cert(&tls(watching.addr(), &client).await.expect("connect"));
+    c.rotate("server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if served_cert(&tls(watching.addr(), &client).await.expect("connect")) != before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "--tls-watch never served the renewed certificate");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        served_cert(&tls(plain.addr(), &client).await.expect("connect")),
+        before,
+        "reloaded without being asked"
+    );
+}
+
 #[test]
 fn bad_tls_flags_exit_two_and_say_why() {
     let c = Certs::new();
