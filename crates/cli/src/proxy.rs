@@ -101,6 +101,8 @@ pub(crate) fn main(args: ProxyArgs) -> Result<(), Failure> {
     }
     .map_err(|e| Failure::Usage(anyhow!("{e}")))?;
     if args.test_conf {
+        // Files the pool keys name must load too: a start would stop on them.
+        memshard_proxy::check_tls(&config).map_err(|e| Failure::Usage(anyhow!("{e}")))?;
         return output::emit(&format!("memshard: configuration file '{}' syntax is ok\n", args.conf_file.display()));
     }
     let level = match args.verbose {

@@ -574,3 +574,21 @@ async fn a_reload_turns_tls_on_for_new_clients_and_a_missing_file_keeps_the_runn
     assert_eq!(plaintext_reply(addr).await, b"", "a new plaintext client was answered");
     set_get(&mut old, "old-plain", 5).await;
 }
+
+#[test]
+fn proxy_t_loads_the_tls_files_a_start_would() {
+    let c = Certs::new();
+    let check = |yaml: &str| {
+        let conf = c.path("check.yml");
+        std::fs::write(&conf, yaml).expect("write");
+        let out = std::process::Command::new(bin()).args(["proxy", "-t", "-c"]).arg(&conf).output().expect("run");
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let good = tls_pool(&c, &["127.0.0.1:11211".parse().expect("addr")], true);
+    let (code, text) = check(&good);
+    assert_eq!(code, Some(0), "{text}");
+    let broken = good.replace(&c.arg("proxy.key"), &c.arg("nonexistent.key"));
+    let (code, text) = check(&broken);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("nonexistent.key"), "{text}");
+}

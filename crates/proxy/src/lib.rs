@@ -76,6 +76,15 @@ pub use control::reload::sha256 as sha256_hex;
 pub use control::stats::describe_stats;
 pub use pools::bind;
 
+/// Loads every pool's TLS files (certificates, keys, CAs) as a start would,
+/// without serving: what `memshard proxy -t` checks beyond the syntax.
+pub fn check_tls(config: &memshard_config::Config) -> Result<(), PoolError> {
+    for (name, cfg) in &config.pools {
+        control::tls::PoolTls::build(name, cfg, None)?;
+    }
+    Ok(())
+}
+
 use control::pool::Pool;
 use control::reload::{self, ConfigInfo};
 use control::{resolve, stats_server};
