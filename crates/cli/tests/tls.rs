@@ -592,3 +592,40 @@ fn proxy_t_loads_the_tls_files_a_start_would() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("nonexistent.key"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_speaks_mutual_tls_to_the_proxy_when_told() {
+    let c = Certs::new();
+    let shard = tls_server(&c, &[]);
+    let proxy = start_proxy(&c, &tls_pool(&c, &[shard.addr()], true));
+    let cache = proxy.addr().to_string();
+    let (ca, cert, key) = (c.arg("ca.crt"), c.arg("client.crt"), c.arg("client.key"));
+    let app = |extra: &[&str]| {
+        let mut args = vec!["app", "--listen", "127.0.0.1:0", "--cache", &cache, "--request-timeout", "1000"];
+        args.extend_from_slice(extra);
+        spawn_role(bin(), &args, 1).expect("app starts")
+    };
+    let with_cert = app(&["--cache-tls-ca", &ca, "--cache-tls-cert", &cert, "--cache-tls-key", &key]);
+    let first = memshard_testkit::http::get(with_cert.addr(), "/memcache?lookup=tls-key").await.expect("lookup");
+    assert_eq!(first.status, 200, "{first:?}");
+    assert!(first.body.contains("\"hit\":false"), "{first:?}");
+    let second = memshard_testkit::http::get(with_cert.addr(), "/memcache?lookup=tls-key").await.expect("lookup");
+    assert!(second.body.contains("\"hit\":true"), "{second:?}");
+
+    // Controls: without its certificate, or in plaintext, the app cannot
+    // reach the cache, and says so.
+    for extra in [&["--cache-tls-ca", ca.as_str()][..], &[]] {
+        let refused = app(extra);
+        let r = memshard_testkit::http::get(refused.addr(), "/memcache?lookup=tls-key").await.expect("lookup");
+        assert_eq!(r.status, 503, "{extra:?}: {r:?}");
+    }
+
+    // A file that does not load stops the start with its name.
+    let out = std::process::Command::new(bin())
+        .args(["app", "--listen", "127.0.0.1:0", "--cache", &cache, "--cache-tls-ca"])
+        .arg(c.path("nonexistent-ca.crt"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent-ca.crt"));
+}
