@@ -1,8 +1,8 @@
 //! The connecting side: trusted CA and optional client certificate, a
 //! rustls client configuration swapped whole on reload.
 
+use crate::loaded::{Files, Loaded};
 use crate::{Fingerprint, MinVersion, TlsError, TlsStats, files, provider};
-use arc_swap::ArcSwap;
 use rustls::pki_types::ServerName;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +25,18 @@ impl ClientTlsFiles {
     /// Every file the configuration is built from.
     pub fn paths(&self) -> Vec<PathBuf> {
         [Some(&self.ca), self.cert.as_ref(), self.key.as_ref()].into_iter().flatten().cloned().collect()
+    }
+}
+
+impl Files for ClientTlsFiles {
+    type Config = rustls::ClientConfig;
+
+    fn paths(&self) -> Vec<PathBuf> {
+        ClientTlsFiles::paths(self)
+    }
+
+    fn describe(&self) -> String {
+        format!("CA {}", self.ca.display())
     }
 
     fn build(&self) -> Result<rustls::ClientConfig, TlsError> {
@@ -51,66 +63,34 @@ impl ClientTlsFiles {
 /// A connecting side's TLS: the configuration in use, reloadable.
 #[derive(Debug)]
 pub struct ClientTls {
-    files: ClientTlsFiles,
-    config: ArcSwap<rustls::ClientConfig>,
-    loaded: ArcSwap<Fingerprint>,
-    /// The contents whose reload failed last.
-    failed: std::sync::Mutex<Option<Fingerprint>>,
-    stats: Arc<TlsStats>,
-    role: String,
+    inner: Loaded<ClientTlsFiles>,
 }
 
 impl ClientTls {
     /// Loads the files; an error says which file and why.
     pub fn new(files: ClientTlsFiles, role: impl Into<String>) -> Result<ClientTls, TlsError> {
-        let fingerprint = Fingerprint::of(&files.paths());
-        let config = files.build()?;
-        let stats = Arc::new(TlsStats::default());
-        stats.stamp();
-        Ok(ClientTls {
-            files,
-            config: ArcSwap::from_pointee(config),
-            loaded: ArcSwap::from_pointee(fingerprint),
-            failed: std::sync::Mutex::new(None),
-            stats,
-            role: role.into(),
-        })
+        Ok(ClientTls { inner: Loaded::new(files, role.into())? })
     }
 
     /// The files it is built from.
     pub fn files(&self) -> &ClientTlsFiles {
-        &self.files
+        &self.inner.files
     }
 
     /// Its counters.
     pub fn stats(&self) -> &Arc<TlsStats> {
-        &self.stats
+        &self.inner.stats
     }
 
     /// Rebuilds the configuration from the files; on failure the one in use
     /// stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fingerprint = Fingerprint::of(&self.files.paths());
-        match self.files.build() {
-            Ok(cfg) => {
-                self.config.store(Arc::new(cfg));
-                self.loaded.store(Arc::new(fingerprint));
-                self.stats.stamp();
-                TlsStats::bump(&self.stats.reloads);
-                tracing::info!(role = %self.role, "TLS client certificates reloaded (CA {})", self.files.ca.display());
-                Ok(())
-            }
-            Err(e) => {
-                TlsStats::bump(&self.stats.reload_errors);
-                tracing::error!(role = %self.role, "TLS client certificates not reloaded, the old ones stay in use: {e}");
-                Err(e)
-            }
-        }
+        self.inner.reload()
     }
 
     /// Whether the files' contents differ from what is in use.
     pub fn changed(&self) -> bool {
-        Fingerprint::of(&self.files.paths()) != **self.loaded.load()
+        self.inner.changed()
     }
 
     /// Runs the handshake over a connected stream, verifying the peer's
@@ -121,14 +101,14 @@ impl ClientTls {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let server_name = server_name(name)?;
-        let connector = tokio_rustls::TlsConnector::from(self.config.load_full());
+        let connector = tokio_rustls::TlsConnector::from(self.inner.current());
         match connector.connect(server_name, stream).await {
             Ok(s) => {
-                TlsStats::bump(&self.stats.handshakes);
+                TlsStats::bump(&self.inner.stats.handshakes);
                 Ok(s)
             }
             Err(e) => {
-                TlsStats::bump(&self.stats.handshake_errors);
+                TlsStats::bump(&self.inner.stats.handshake_errors);
                 Err(e)
             }
         }
@@ -146,15 +126,15 @@ pub fn server_name(name: &str) -> std::io::Result<ServerName<'static>> {
 
 impl crate::watch::Reload for ClientTls {
     fn paths(&self) -> Vec<PathBuf> {
-        self.files.paths()
+        self.inner.paths()
     }
     fn loaded(&self) -> Fingerprint {
-        **self.loaded.load()
+        self.inner.loaded()
     }
     fn reload(&self) -> Result<(), TlsError> {
-        ClientTls::reload(self)
+        self.inner.reload()
     }
     fn failed(&self) -> &std::sync::Mutex<Option<Fingerprint>> {
-        &self.failed
+        self.inner.failed()
     }
 }

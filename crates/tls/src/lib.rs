@@ -11,6 +11,8 @@
 //! * [`ClientTls`]: the connecting side (the proxy towards TLS shards, the
 //!   app towards a TLS proxy): trusted CA, optional client certificate,
 //!   reloadable the same way.
+//! * `loaded`: what both share — the configuration in use, swapped whole
+//!   on reload, and the fingerprint of the files it came from.
 //! * [`watch`]: polls the files behind any of them and reloads on change —
 //!   Kubernetes updates a mounted Secret by swapping a symlink, which a
 //!   poll of the files' contents sees and inotify on the file often does not.
@@ -25,6 +27,7 @@
 
 mod client;
 mod files;
+mod loaded;
 mod log_limit;
 pub mod pki;
 mod server;

@@ -1,9 +1,9 @@
 //! The listening side: a rustls server configuration from PEM files, swapped
 //! whole on reload, and the handshake of each accepted connection.
 
+use crate::loaded::{Files, Loaded};
 use crate::log_limit::LogLimit;
 use crate::{Fingerprint, MinVersion, TlsError, TlsStats, files, provider};
-use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,8 +47,15 @@ impl ServerTlsFiles {
     pub fn paths(&self) -> Vec<PathBuf> {
         [Some(&self.cert), self.key.as_ref(), self.client_ca.as_ref()].into_iter().flatten().cloned().collect()
     }
+}
 
-    /// Builds the rustls configuration.
+impl Files for ServerTlsFiles {
+    type Config = rustls::ServerConfig;
+
+    fn paths(&self) -> Vec<PathBuf> {
+        ServerTlsFiles::paths(self)
+    }
+
     fn build(&self) -> Result<rustls::ServerConfig, TlsError> {
         let rustls_err = |what: &str| {
             let what = what.to_string();
@@ -80,41 +87,28 @@ impl ServerTlsFiles {
         cfg.ignore_client_order = false;
         Ok(cfg)
     }
+
+    fn describe(&self) -> String {
+        format!("from {}", self.cert.display())
+    }
 }
 
 /// A listening side's TLS: the configuration in use, reloadable, with its
 /// counters.
 #[derive(Debug)]
 pub struct ServerTls {
-    files: ServerTlsFiles,
-    config: ArcSwap<rustls::ServerConfig>,
-    /// The contents the configuration in use was built from.
-    loaded: ArcSwap<Fingerprint>,
-    /// The contents whose reload failed last.
-    failed: std::sync::Mutex<Option<Fingerprint>>,
-    stats: Arc<TlsStats>,
+    inner: Loaded<ServerTlsFiles>,
     handshake_timeout: Duration,
     log: LogLimit,
-    /// Who this is, for log lines (`server`, `proxy pool alpha`).
-    role: String,
 }
 
 impl ServerTls {
     /// Loads the files; an error says which file and why.
     pub fn new(files: ServerTlsFiles, role: impl Into<String>) -> Result<ServerTls, TlsError> {
-        let fingerprint = Fingerprint::of(&files.paths());
-        let config = files.build()?;
-        let stats = Arc::new(TlsStats::default());
-        stats.stamp();
         Ok(ServerTls {
-            files,
-            config: ArcSwap::from_pointee(config),
-            loaded: ArcSwap::from_pointee(fingerprint),
-            failed: std::sync::Mutex::new(None),
-            stats,
+            inner: Loaded::new(files, role.into())?,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             log: LogLimit::default(),
-            role: role.into(),
         })
     }
 
@@ -126,39 +120,24 @@ impl ServerTls {
 
     /// The files it is built from.
     pub fn files(&self) -> &ServerTlsFiles {
-        &self.files
+        &self.inner.files
     }
 
     /// Its counters.
     pub fn stats(&self) -> &Arc<TlsStats> {
-        &self.stats
+        &self.inner.stats
     }
 
     /// Rebuilds the configuration from the files. On success new
     /// connections use it (established ones keep theirs); on failure the
     /// one in use stays and the error says why.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fingerprint = Fingerprint::of(&self.files.paths());
-        match self.files.build() {
-            Ok(cfg) => {
-                self.config.store(Arc::new(cfg));
-                self.loaded.store(Arc::new(fingerprint));
-                self.stats.stamp();
-                TlsStats::bump(&self.stats.reloads);
-                tracing::info!(role = %self.role, "TLS certificates reloaded from {}", self.files.cert.display());
-                Ok(())
-            }
-            Err(e) => {
-                TlsStats::bump(&self.stats.reload_errors);
-                tracing::error!(role = %self.role, "TLS certificates not reloaded, the old ones stay in use: {e}");
-                Err(e)
-            }
-        }
+        self.inner.reload()
     }
 
     /// Whether the files' contents differ from what is in use.
     pub fn changed(&self) -> bool {
-        Fingerprint::of(&self.files.paths()) != **self.loaded.load()
+        self.inner.changed()
     }
 
     /// Runs the handshake of an accepted connection within the deadline.
@@ -171,16 +150,16 @@ impl ServerTls {
     {
         let why = match tokio::time::timeout(self.handshake_timeout, self.handshake(stream)).await {
             Ok(Ok(s)) => {
-                TlsStats::bump(&self.stats.handshakes);
+                TlsStats::bump(&self.inner.stats.handshakes);
                 return Some(s);
             }
             Ok(Err(why)) => why,
             Err(_) => format!("no handshake within {} ms", self.handshake_timeout.as_millis()),
         };
-        TlsStats::bump(&self.stats.handshake_errors);
+        TlsStats::bump(&self.inner.stats.handshake_errors);
         if let Some(dropped) = self.log.allow() {
             let more = if dropped > 0 { format!(" ({dropped} more not logged)") } else { String::new() };
-            tracing::warn!(role = %self.role, "TLS handshake from {} failed: {why}{more}", peer());
+            tracing::warn!(role = %self.inner.role, "TLS handshake from {} failed: {why}{more}", peer());
         }
         None
     }
@@ -202,7 +181,7 @@ impl ServerTls {
                 head.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect();
             return Err(format!("not a TLS client: it opened with {shown:?}"));
         }
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.config.load_full());
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.inner.current());
         // The header goes to rustls first; the rest of the hello follows from the socket.
         acceptor
             .accept_with(stream, |conn| {
@@ -215,15 +194,15 @@ impl ServerTls {
 
 impl crate::watch::Reload for ServerTls {
     fn paths(&self) -> Vec<PathBuf> {
-        self.files.paths()
+        self.inner.paths()
     }
     fn loaded(&self) -> Fingerprint {
-        **self.loaded.load()
+        self.inner.loaded()
     }
     fn reload(&self) -> Result<(), TlsError> {
-        ServerTls::reload(self)
+        self.inner.reload()
     }
     fn failed(&self) -> &std::sync::Mutex<Option<Fingerprint>> {
-        &self.failed
+        self.inner.failed()
     }
 }
