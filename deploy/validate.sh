@@ -136,13 +136,12 @@ MONITORING_ON=monitoring.serviceMonitor.enabled=true,monitoring.prometheusRule.e
 "$HELM" template memshard "$CHART" --set "$MONITORING_ON" >"$OUT/helm-monitoring.yaml"
 # TLS (the same values as crates/cli/tests/deploy_manifests.rs): each hop from
 # named Secrets (the shards' mutual), each hop alone from cert-manager, and
-# every hop mutual from cert-manager with 5 shards, a static list and the
-# shards' reloader.
+# every hop mutual from cert-manager with 5 shards and a static list.
 TLS_SHARDS_SECRETS=tls.shards.enabled=true,tls.shards.secretName=shards-cert,tls.shards.clientAuth.enabled=true,tls.shards.clientAuth.secretName=proxy-client-cert
 TLS_PROXY_SECRETS=tls.proxy.enabled=true,tls.proxy.secretName=proxy-cert
 TLS_CERT_MANAGER_SHARDS=tls.shards.enabled=true,tls.shards.serverName=memcache.default.svc,tls.certManager.enabled=true,tls.certManager.issuerRef.name=memshard-ca,tls.certManager.privateKey.algorithm=RSA,tls.certManager.privateKey.size=2048
 TLS_CERT_MANAGER_PROXY=tls.proxy.enabled=true,tls.proxy.clientAuth.enabled=true,tls.certManager.enabled=true,tls.certManager.issuerRef.name=memshard-ca,tls.certManager.privateKey.algorithm=Ed25519
-TLS_CERT_MANAGER_ALL=tls.proxy.enabled=true,tls.proxy.clientAuth.enabled=true,tls.shards.enabled=true,tls.shards.clientAuth.enabled=true,tls.shards.reloadOnChange.enabled=true,tls.certManager.enabled=true,tls.certManager.issuerRef.name=memshard-ca,tls.certManager.issuerRef.kind=ClusterIssuer,shards.replicas=5,proxy.shardDiscovery=static
+TLS_CERT_MANAGER_ALL=tls.proxy.enabled=true,tls.proxy.clientAuth.enabled=true,tls.shards.enabled=true,tls.shards.clientAuth.enabled=true,tls.certManager.enabled=true,tls.certManager.issuerRef.name=memshard-ca,tls.certManager.issuerRef.kind=ClusterIssuer,shards.replicas=5,proxy.shardDiscovery=static
 say "helm template with TLS: the shards' hop and the proxies' from Secrets, each from cert-manager, every hop from cert-manager"
 "$HELM" template memshard "$CHART" --set "$TLS_SHARDS_SECRETS" >"$OUT/helm-tls-shards.yaml"
 "$HELM" template memshard "$CHART" --set "$TLS_PROXY_SECRETS" >"$OUT/helm-tls-proxy.yaml"
@@ -163,7 +162,8 @@ say "helm lint --strict"
 # grace period shorter than the save, a size in a unit the chart does not read,
 # an admin port on the memcache or stats port; TLS without a Secret or an
 # issuer, client auth without TLS, the shards' TLS without the admin port
-# (their readiness probe would speak plain text to a TLS port).
+# (their readiness probe would speak plain text to a TLS port), and the
+# removed tls.shards.reloadOnChange (the shards now run with --tls-watch).
 for bad in shards.replicas=0 shards.replicas=three proxy.pool.hash=sha1 app.bogus=1 proxy.shardDiscovery=consul \
   proxy.pool.keyReplicas=0 proxy.pool.keyReplicas=4 proxy.pool.distribution=random,proxy.pool.keyReplicas=2 \
   persistence.bogus=1 proxy.pool.serverRestartTimeout=-1 \

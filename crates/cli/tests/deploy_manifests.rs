@@ -10,7 +10,8 @@
 //! exposed by their Service, scraped by annotation or ServiceMonitor, probed
 //! on /healthz and /readyz; the PrometheusRule's alerts and the Grafana
 //! dashboard name only metrics the tier exports. With TLS on (the chart's
-//! `tls.*`, the kustomize component `components/tls`), the shards' flags,
+//! `tls.*`, the kustomize component `components/tls`), the shards' flags
+//! (with `--tls-watch`: they reload renewed files by themselves),
 //! the proxy's pool keys and the app's flags agree, every certificate file
 //! is a key of a Secret mounted read-only, the probes stay on the plain
 //! admin ports, and cert-manager Certificates name every shard.
@@ -1018,8 +1019,8 @@ fn promql_names_agree_with_a_parser() {
 
 /// `helm template --set` for TLS, as deploy/validate.sh renders them: the
 /// shards' hop (mutual) and the proxies' from named Secrets, each hop alone
-/// from cert-manager, and every hop mutual from cert-manager with 5 shards,
-/// a static list and the shards' reloader.
+/// from cert-manager, and every hop mutual from cert-manager with 5 shards
+/// and a static list.
 const TLS_SHARDS_SECRETS: &str = "tls.shards.enabled=true,tls.shards.secretName=shards-cert,\
      tls.shards.clientAuth.enabled=true,tls.shards.clientAuth.secretName=proxy-client-cert";
 const TLS_PROXY_SECRETS: &str = "tls.proxy.enabled=true,tls.proxy.secretName=proxy-cert";
@@ -1030,7 +1031,7 @@ const TLS_CERT_MANAGER_PROXY: &str = "tls.proxy.enabled=true,tls.proxy.clientAut
      tls.certManager.enabled=true,tls.certManager.issuerRef.name=memshard-ca,\
      tls.certManager.privateKey.algorithm=Ed25519";
 const TLS_CERT_MANAGER_ALL: &str = "tls.proxy.enabled=true,tls.proxy.clientAuth.enabled=true,\
-     tls.shards.enabled=true,tls.shards.clientAuth.enabled=true,tls.shards.reloadOnChange.enabled=true,\
+     tls.shards.enabled=true,tls.shards.clientAuth.enabled=true,\
      tls.certManager.enabled=true,tls.certManager.issuerRef.name=memshard-ca,\
      tls.certManager.issuerRef.kind=ClusterIssuer,shards.replicas=5,proxy.shardDiscovery=static";
 
@@ -1112,11 +1113,57 @@ fn tls_is_off_by_default() {
         "ephemeral.yaml",
     ] {
         let Some((m, text)) = rendered(name) else { return };
-        for needle in ["memshard-tls", "- -Z", "ssl_", "tls_", "cache-tls", "cert-manager.io"] {
+        for needle in ["memshard-tls", "- -Z", "ssl_", "tls_", "cache-tls", "cert-manager.io", "--tls-watch"] {
             assert!(!text.contains(needle), "{name} contains {needle:?}");
         }
         let p = tls::problems(&m, NAMESPACE, DOMAIN);
         assert!(p.is_empty(), "{name}:\n  {}", p.join("\n  "));
+    }
+}
+
+/// Every render whose shards serve TLS runs `memshard server` with
+/// `--tls-watch` right after `-Z -o ssl_*=...`, so the shards serve a
+/// renewed Secret by themselves (no SIGHUP); no other render has the flag
+/// (`memshard server` refuses `--tls-watch` without `-Z`, and memcached
+/// has no such flag).
+#[test]
+fn shards_watch_their_certificates_exactly_when_they_serve_tls() {
+    let with_tls =
+        ["tls.yaml", "helm-tls-shards.yaml", "helm-tls-cert-manager-shards.yaml", "helm-tls-cert-manager.yaml"];
+    let without = [
+        "base.yaml",
+        "official-memcached.yaml",
+        "discovery.yaml",
+        "ephemeral.yaml",
+        "monitoring.yaml",
+        "helm-default.yaml",
+        "helm-5-shards.yaml",
+        "helm-static.yaml",
+        "helm-static-5-shards.yaml",
+        "helm-key-replicas-2.yaml",
+        "helm-no-persistence.yaml",
+        "helm-persistence-4gib.yaml",
+        "helm-no-admin.yaml",
+        "helm-monitoring.yaml",
+        "helm-tls-proxy.yaml",
+        "helm-tls-cert-manager-proxy.yaml",
+    ];
+    for name in with_tls {
+        let Some((m, _)) = rendered(name) else { return };
+        let argv = shard_container_argv(&m);
+        assert_eq!(argv.first().map(String::as_str), Some("server"), "{name}: {argv:?}");
+        let z = argv.iter().position(|a| a == "-Z").unwrap_or_else(|| panic!("{name}: no -Z in {argv:?}"));
+        assert_eq!(argv.get(z + 1).map(String::as_str), Some("-o"), "{name}: {argv:?}");
+        assert!(argv.get(z + 2).is_some_and(|o| o.starts_with("ssl_chain_cert=")), "{name}: {argv:?}");
+        assert_eq!(argv.get(z + 3).map(String::as_str), Some("--tls-watch"), "{name}: {argv:?}");
+        assert_eq!(argv.iter().filter(|a| *a == "--tls-watch").count(), 1, "{name}: {argv:?}");
+    }
+    for name in without {
+        let Some((m, _)) = rendered(name) else { return };
+        let argv = shard_container_argv(&m);
+        let shard = tls::shard_tls(&argv);
+        assert!(!shard.enabled && !shard.watch, "{name}: the shards' argv {argv:?}");
+        assert!(!argv.iter().any(|a| a == "--tls-watch"), "{name}: {argv:?}");
     }
 }
 
@@ -1131,7 +1178,7 @@ fn helm_tls_each_hop_from_secrets() {
     assert_eq!(m.of_kind("Certificate").count(), 0, "no cert-manager without tls.certManager.enabled");
     let argv = shard_container_argv(&m);
     assert_eq!(argv[..13], shard_container_argv(&rendered("helm-default.yaml").expect("rendered").0)[..]);
-    assert_eq!(argv[13..], ["-Z", "-o", SERVER_MTLS_OPTIONS]);
+    assert_eq!(argv[13..], ["-Z", "-o", SERVER_MTLS_OPTIONS, "--tls-watch"]);
     let file = |r: &str, path: &str| secret_key(&m, r, path);
     let pair = |s: &str, k: &str| (s.to_owned(), k.to_owned());
     assert_eq!(file("server", "/etc/memshard-tls/server/tls.crt"), pair("shards-cert", "tls.crt"));
@@ -1160,7 +1207,6 @@ fn helm_tls_each_hop_from_secrets() {
     assert_eq!(flag(&argv, "-e", "--memory-file").as_deref(), Some("/data/memory"));
     let mounts: Vec<_> = seq(&shard["volumeMounts"]).iter().filter_map(|v| v["mountPath"].as_str()).collect();
     assert_eq!(mounts, ["/data", "/etc/memshard-tls/server", "/etc/memshard-tls/client-ca"]);
-    assert!(shards(&m).pod_spec()["shareProcessNamespace"].is_badvalue(), "no reloader unless asked for");
 
     // app -> proxy, server-side only.
     let Some((_, text)) = rendered("helm-tls-proxy.yaml") else { return };
@@ -1186,8 +1232,7 @@ fn helm_tls_each_hop_from_secrets() {
 /// Every hop, mutual, from cert-manager: one Certificate per certificate,
 /// each Secret mounted where it is used, the shards' certificate naming
 /// every shard in every form a client may dial, the clients' for client
-/// auth; the reloader sidecar signals the server on a change of exactly
-/// the files the server reads.
+/// auth; the shards reload their files by themselves (`--tls-watch`).
 #[test]
 fn helm_tls_every_hop_from_cert_manager() {
     let Some((_, text)) = rendered("helm-tls-cert-manager.yaml") else { return };
@@ -1281,7 +1326,7 @@ fn helm_tls_every_hop_from_cert_manager() {
             path("/etc/memshard-tls/client/tls.key")
         )
     );
-    assert_eq!(shard_container_argv(&m)[13..], ["-Z", "-o", SERVER_MTLS_OPTIONS]);
+    assert_eq!(shard_container_argv(&m)[13..], ["-Z", "-o", SERVER_MTLS_OPTIONS, "--tls-watch"]);
     assert_eq!(
         Workload::argv(role(&m, "app").1)[5..],
         [
@@ -1295,29 +1340,6 @@ fn helm_tls_every_hop_from_cert_manager() {
     );
     assert_eq!(pool_tls_keys(&m).len(), 7, "every key but server_tls_name");
     assert_probes_on_admin(&m);
-
-    // The reloader: a native sidecar of the same image, locked down like the
-    // server, sharing its process namespace, watching the server's files.
-    let set = shards(&m);
-    assert_eq!(set.pod_spec()["shareProcessNamespace"].as_bool(), Some(true));
-    let sidecars = seq(&set.pod_spec()["initContainers"]);
-    assert_eq!(sidecars.len(), 1);
-    let r = &sidecars[0];
-    assert_eq!((r["name"].as_str(), r["restartPolicy"].as_str()), (Some("tls-reloader"), Some("Always")));
-    let server = role(&m, "server").1;
-    assert_eq!(r["image"], server["image"]);
-    assert_eq!(r["securityContext"], server["securityContext"]);
-    for q in ["requests", "limits"] {
-        assert!(!r["resources"][q]["cpu"].is_badvalue() && !r["resources"][q]["memory"].is_badvalue(), "{q}");
-    }
-    let script = strings(&r["command"]).join(" ");
-    for path in
-        ["/etc/memshard-tls/server/tls.crt", "/etc/memshard-tls/server/tls.key", "/etc/memshard-tls/client-ca/ca.crt"]
-    {
-        assert!(script.contains(path), "the reloader does not watch {path}");
-        assert_eq!(tls::secret_file(&set, r, path), tls::secret_file(&set, server, path), "{path}");
-    }
-    assert!(script.contains("kill -HUP") && script.contains("== server"), "{script}");
 }
 
 /// Each hop alone from cert-manager: the shards' certificate also names
@@ -1339,7 +1361,7 @@ fn helm_tls_each_hop_from_cert_manager() {
     assert_eq!(pool_tls_keys(&m).get("server_tls_name").map(String::as_str), Some("memcache.default.svc"));
     let to_shards = pool_config(&text).pools[0].1.extensions.server_tls.clone().expect("TLS towards the shards");
     assert_eq!((to_shards.name.as_deref(), to_shards.cert_file), (Some("memcache.default.svc"), None));
-    assert_eq!(shard_container_argv(&m)[13..], ["-Z", "-o", SERVER_OPTIONS]);
+    assert_eq!(shard_container_argv(&m)[13..], ["-Z", "-o", SERVER_OPTIONS, "--tls-watch"]);
     assert!(!pool_tls_keys(&m).contains_key("server_tls_cert_file"), "no client certificate");
     let mounts: Vec<_> = seq(&role(&m, "server").1["volumeMounts"]).iter().filter_map(|v| v["name"].as_str()).collect();
     assert_eq!(mounts, ["data", "tls-server"]);
@@ -1376,7 +1398,12 @@ fn helm_tls_refusals() {
         ),
         ("tls.proxy.clientAuth.enabled=true,tls.proxy.clientAuth.secretName=a", Some("needs tls.proxy.enabled")),
         ("tls.shards.clientAuth.enabled=true,tls.shards.clientAuth.secretName=c", Some("needs tls.shards.enabled")),
-        ("tls.shards.reloadOnChange.enabled=true", Some("needs tls.shards.enabled")),
+        // Removed: the shards reload by themselves (--tls-watch); the schema
+        // refuses the old value rather than ignoring it.
+        (
+            "tls.shards.enabled=true,tls.shards.secretName=s,tls.shards.reloadOnChange.enabled=true",
+            Some("reloadOnChange"),
+        ),
         ("tls.shards.enabled=true,tls.shards.secretName=s,admin.enabled=false", Some("needs admin.enabled")),
         ("tls.shards.enabled=true,tls.certManager.enabled=true", Some("tls.certManager.issuerRef.name is empty")),
         // The proxy's hop needs no admin port: its probes are TCP connects then.
@@ -1409,7 +1436,7 @@ fn kustomize_tls_overlay_is_the_base_with_tls() {
     assert_eq!(m.of_kind("Certificate").count(), 0, "the Secrets are the user's");
     let base_argv = shard_container_argv(&base);
     assert_eq!(shard_container_argv(&m)[..base_argv.len()], base_argv[..]);
-    assert_eq!(shard_container_argv(&m)[base_argv.len()..], ["-Z", "-o", SERVER_MTLS_OPTIONS]);
+    assert_eq!(shard_container_argv(&m)[base_argv.len()..], ["-Z", "-o", SERVER_MTLS_OPTIONS, "--tls-watch"]);
     assert_eq!(Workload::argv(role(&m, "app").1).len(), Workload::argv(role(&base, "app").1).len() + 6);
     assert_probes_on_admin(&m);
     // The Secrets: the names the chart's Certificates write.
@@ -1447,6 +1474,7 @@ fn tls_checker_reports_each_mutation() {
     let mutations: &[(&str, &str, &str)] = &[
         (",ssl_verify_mode=2\"", "\"", "ssl_verify_mode=0"),
         ("            - -Z\n", "", "the shards serve plain text (no -Z)"),
+        ("            - --tls-watch\n", "", "the shards serve TLS (-Z) without --tls-watch"),
         ("      server_tls: true\n", "", "the shards serve TLS (-Z) but the pool has no server_tls"),
         (
             "    - sharded-memcache-4.memcache.default.svc\n",

@@ -1,4 +1,5 @@
-//! TLS on every hop: the shards' `-Z -o ssl_*=...`, the proxy's pool keys
+//! TLS on every hop: the shards' `-Z -o ssl_*=...` (memshard's with
+//! `--tls-watch`, so a renewed Secret is served without a SIGHUP), the proxy's pool keys
 //! (`tls_*` towards its clients, `server_tls*` towards the shards) and the
 //! app's `--cache-tls-*` agree with each other; every certificate file is a
 //! key of a Secret mounted read-only (never by subPath, which the kubelet
@@ -73,15 +74,18 @@ pub(crate) fn secret_file(w: &Workload<'_>, c: &Yaml, path: &str) -> Result<Secr
     Ok(SecretFile { secret, key })
 }
 
-/// The shards' TLS settings: `-o` options after `-Z` (or `--enable-ssl`).
+/// The shards' TLS settings: `-o` options after `-Z` (or `--enable-ssl`),
+/// and memshard's `--tls-watch` (reload the files when they change).
 #[derive(Debug, Default)]
 pub(crate) struct ShardTls {
     pub(crate) enabled: bool,
+    pub(crate) watch: bool,
     pub(crate) options: BTreeMap<String, String>,
 }
 
 pub(crate) fn shard_tls(argv: &[String]) -> ShardTls {
     let enabled = argv.iter().any(|a| a == "-Z" || a == "--enable-ssl");
+    let watch = argv.iter().any(|a| a == "--tls-watch");
     let mut options = BTreeMap::new();
     for (i, a) in argv.iter().enumerate() {
         let value = if a == "-o" || a == "--extended" {
@@ -96,7 +100,7 @@ pub(crate) fn shard_tls(argv: &[String]) -> ShardTls {
             }
         }
     }
-    ShardTls { enabled, options }
+    ShardTls { enabled, watch, options }
 }
 
 /// The first pool's keys of the pool file the proxy mounts (`-c`), as
@@ -157,8 +161,20 @@ pub(crate) fn problems(m: &Manifests, namespace: &str, domain: &str) -> Vec<Stri
     let (mut shard_cert, mut shard_client_ca) = (None, None);
     if let Some((w, c)) = h.shards {
         let id = w.id();
-        shard = shard_tls(&Workload::argv(c));
+        let argv = Workload::argv(c);
+        shard = shard_tls(&argv);
         let o = &shard.options;
+        // `memshard server` (not memcached, whose flags end at -Z -o): it
+        // reads renewed files by itself only with --tls-watch, which needs -Z.
+        let memshard = argv.first().is_some_and(|a| a == "server");
+        if memshard && shard.enabled && !shard.watch {
+            p.push(format!(
+                "{id}: the shards serve TLS (-Z) without --tls-watch: a renewed Secret would wait for a SIGHUP"
+            ));
+        }
+        if shard.watch && !shard.enabled {
+            p.push(format!("{id}: --tls-watch without -Z: memshard server refuses to start"));
+        }
         if shard.enabled {
             for key in ["ssl_chain_cert", "ssl_key"] {
                 if !o.contains_key(key) {

@@ -236,9 +236,6 @@ A Secret volume with some of its keys. Call with
 {{- if and $t.shards.clientAuth.enabled (not $t.shards.enabled) -}}
 {{- fail "tls.shards.clientAuth.enabled needs tls.shards.enabled: a client certificate is asked for in a TLS handshake" -}}
 {{- end -}}
-{{- if and $t.shards.reloadOnChange.enabled (not $t.shards.enabled) -}}
-{{- fail "tls.shards.reloadOnChange.enabled needs tls.shards.enabled: without it the shards have no certificate to reload" -}}
-{{- end -}}
 {{- if and $t.shards.enabled (not .Values.admin.enabled) -}}
 {{- fail "tls.shards.enabled needs admin.enabled: without the admin port the shards' readiness probe sends `version` in plain text to the memcache port, which then speaks TLS" -}}
 {{- end -}}
