@@ -369,6 +369,26 @@ async fn the_proxy_speaks_mutual_tls_at_both_ends_and_rotates_its_certificate_fr
     assert!(sample(&m, "memshard_proxy_tls_handshake_errors_total{pool=\"p\",side=\"clients\"}") >= 4.0, "{m}");
     assert!(sample(&m, "memshard_proxy_tls_handshakes_total{pool=\"p\",side=\"servers\"}") >= 2.0, "{m}");
     assert_eq!(sample(&m, "memshard_proxy_tls_reloads_total{pool=\"p\",side=\"clients\",outcome=\"ok\"}"), 1.0, "{m}");
+
+    // SIGHUP reads every file again, changed or not (the watch reloads only
+    // changed ones, so a count that moves with no change is the signal's).
+    let hup = std::process::Command::new("kill").args(["-HUP", &proxy.child.id().to_string()]).status().expect("kill");
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = metrics(&proxy).await;
+        let reloads = |side: &str| {
+            sample(&m, &format!("memshard_proxy_tls_reloads_total{{pool=\"p\",side=\"{side}\",outcome=\"ok\"}}"))
+        };
+        // (The proxy's certificate is also what it presents to the shards:
+        // the rotation above reloaded both sides once.)
+        if reloads("clients") == 2.0 && reloads("servers") == 2.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "SIGHUP did not reload the certificates:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    set_get(&mut old, "after-sighup", 5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
