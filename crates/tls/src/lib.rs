@@ -110,13 +110,21 @@ pub enum TlsError {
     Setting(String),
 }
 
-/// The crypto provider every configuration uses: ring's. rustls marks it
-/// deprecated since 0.23.48 because it has no post-quantum key exchange;
-/// aws-lc-rs has, at the price of a large C build in every build of the
-/// tier. The tier's TLS protects traffic inside a cluster, with
-/// certificates that rotate often; X25519 and P-256 key exchange is what
-/// memcached's OpenSSL builds offer too.
+/// The crypto provider every configuration uses: ring's, with X25519 as
+/// the first key exchange. rustls marks ring's provider deprecated since
+/// 0.23.48 because it has no post-quantum key exchange; aws-lc-rs has, at
+/// the price of a large C build in every build of the tier. The tier's TLS
+/// protects traffic inside a cluster, with certificates that rotate often;
+/// X25519 and P-256 are what memcached's OpenSSL builds offer too.
+///
+/// The order matters for the cost of a connection: ring's default puts
+/// P-384 first, whose key exchange is about ten times X25519's, and a
+/// handshake then costs a shard or the proxy 12 M instructions, 90 % of them
+/// P-384 (`docs/BENCHMARKS.md`, "TLS: what it costs").
 #[allow(deprecated)]
 fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
-    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    let mut p = rustls::crypto::ring::default_provider();
+    p.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+    std::sync::Arc::new(p)
 }

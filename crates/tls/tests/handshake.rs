@@ -205,3 +205,14 @@ async fn the_watcher_reloads_on_change_and_retries_a_failed_change_only_when_the
     let _ = stop_tx.send(());
     tokio::time::timeout(Duration::from_secs(5), watcher).await.expect("the watcher stops").expect("join");
 }
+
+#[tokio::test]
+async fn both_sides_agree_on_x25519_without_a_retry() {
+    let s = setup();
+    let tls = Arc::new(ServerTls::new(server_files(&s.dir, ClientAuth::None), "test").expect("server config"));
+    let addr = echo(tls).await;
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let c = client(&s.dir, None).connect("localhost", tcp).await.expect("handshake");
+    let group = c.get_ref().1.negotiated_key_exchange_group().map(|g| g.name());
+    assert_eq!(group, Some(rustls::NamedGroup::X25519), "P-384 costs ten times as much per connection");
+}
