@@ -269,7 +269,7 @@ async fn serve(
                 Some(Ok(Err(e))) => return Err(e.into()),
                 Some(_) => {}
             },
-            () = proxy.reload_certs.notified() => control::tls::reload_all(&running.registry.load()),
+            () = proxy.reload_certs.notified() => control::tls_watch::reload_all(&running.registry.load()),
             Some(checked) = reloads.recv() => {
                 let checked: reload::Checked = checked;
                 match running.apply(&checked.config, &mut tasks).await {

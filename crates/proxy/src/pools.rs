@@ -11,7 +11,7 @@ use crate::control::pool::Pool;
 use crate::control::publish::PoolError;
 use crate::control::resolve::Resolver;
 use crate::control::servers::ServerSet;
-use crate::control::{discover, prober, purge, refresh, tls};
+use crate::control::{discover, prober, purge, refresh, tls_watch};
 use crate::data::client::frontend::{self, Route};
 use crate::{ProxyConfig, Workers};
 use arc_swap::ArcSwap;
@@ -122,7 +122,7 @@ impl Pools {
         tasks.spawn(purge::sweeper(pool.clone(), sd.clone()));
         tasks.spawn(refresh::run(pool.clone(), sd.clone()));
         tasks.spawn(discover::run(pool.clone(), sd.clone()));
-        tasks.spawn(tls::watch(pool.clone(), sd.clone()));
+        tasks.spawn(tls_watch::watch(pool.clone(), sd.clone()));
         if set.cfg.preconnect {
             // twemproxy's preconnect connects at start and only logs failures.
             // Backend connections here belong to worker threads and open on

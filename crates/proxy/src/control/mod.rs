@@ -6,8 +6,8 @@
 //! servers probed back in), the ring built from the healthy ones and swapped
 //! in (`publish`), the counters and JSON of the stats port (`stats`,
 //! `stats_server`), the hot-key sketch (`hotkeys`), what the admin port
-//! shows (`admin`) and the pools' TLS certificates, reloaded while serving
-//! (`tls`). It writes
+//! shows (`admin`) and the pools' TLS certificates (`tls`), reloaded while
+//! serving (`tls_watch`). It writes
 //! what the data path reads per request (a pool's ring, a server's address
 //! generation, its health) and imports nothing from the data path.
 
@@ -26,3 +26,4 @@ pub(crate) mod servers;
 pub(crate) mod stats;
 pub(crate) mod stats_server;
 pub(crate) mod tls;
+pub(crate) mod tls_watch;

@@ -54,7 +54,7 @@ async fn check(pool: &Pool, s: &Server) -> Option<Client> {
     let t = pool.servers().timeout().min(Duration::from_secs(2));
     let cfg = ClientConfig { timeout: t, connect_timeout: t, max_in_flight: 1 };
     let (dest, _) = refresh::destination(pool, s, true).await.ok()?;
-    let c = dest.connect(cfg, &crate::control::tls::for_server(&pool.servers(), s)).await.ok()?;
+    let c = dest.connect(cfg, &pool.servers().tls_for(s)).await.ok()?;
     c.version().await.ok()?;
     Some(c)
 }

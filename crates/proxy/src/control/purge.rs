@@ -113,7 +113,7 @@ async fn flush_instead(pool: &Pool, s: &Server, why: &str) {
     let t = pool.servers().timeout().min(Duration::from_secs(2));
     let cfg = ClientConfig { timeout: t, connect_timeout: t, max_in_flight: 1 };
     let flushed = match refresh::destination(pool, s, false).await {
-        Ok((dest, _)) => match dest.connect(cfg, &crate::control::tls::for_server(&pool.servers(), s)).await {
+        Ok((dest, _)) => match dest.connect(cfg, &pool.servers().tls_for(s)).await {
             Ok(c) => c.flush_all().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         },
@@ -206,7 +206,7 @@ async fn clear(pool: &Pool, s: &Server, moves_in: &(dyn Fn(&[u8]) -> bool + Sync
     let (dest, _) = refresh::destination(pool, s, false).await.map_err(|e| e.to_string())?;
     // A server that does not take the connection at once is not waited for.
     let t = pool.servers().timeout().min(Duration::from_secs(2));
-    let tls = crate::control::tls::for_server(&pool.servers(), s);
+    let tls = pool.servers().tls_for(s);
     let mut lister = BufReader::new(open(&dest, t, &tls).await?);
     let mut deleter = BufReader::new(open(&dest, t, &tls).await?);
     let mut batch = Vec::with_capacity(DELETE_BATCH * 48);

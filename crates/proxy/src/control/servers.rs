@@ -162,6 +162,12 @@ impl ServerSet {
         Ok(set)
     }
 
+    /// What a connection to `server` speaks: the pool's TLS towards its
+    /// servers and the name to check, or `None` (plaintext).
+    pub(crate) fn tls_for(&self, server: &Server) -> Option<(Arc<memshard_tls::ClientTls>, String)> {
+        self.tls.servers.as_ref().map(|tls| (tls.clone(), self.tls.name_for(server.target.host())))
+    }
+
     /// The ring in force now (`None`: no servers).
     pub(crate) fn ring(&self) -> Option<Arc<Ring>> {
         self.ring.as_ref().map(Publisher::current)

@@ -8,13 +8,11 @@
 //! force stays), and new connections use the set in force. A set whose
 //! TLS keys did not change keeps the loaded configurations of the one
 //! before, with their counters. The files themselves are read again when
-//! their contents change ([`watch`], every `memshard_tls::watch::POLL_INTERVAL`)
-//! and on SIGHUP ([`reload_all`]): established connections go on with what
-//! they negotiated, new ones get the new certificates.
+//! their contents change and on SIGHUP (`tls_watch`): established
+//! connections go on with what they negotiated, new ones get the new
+//! certificates.
 
-use crate::control::pool::Pool;
 use crate::control::publish::PoolError;
-use crate::control::servers::{Server, ServerSet};
 use memshard_config::{PoolConfig, TlsListen, TlsToServers};
 use memshard_tls::watch::Reload;
 use memshard_tls::{ClientAuth, ClientTls, ClientTlsFiles, MinVersion, ServerTls, ServerTlsFiles};
@@ -62,15 +60,15 @@ impl PoolTls {
         Ok(PoolTls { listen, servers, name })
     }
 
-    /// The name `server`'s certificate is checked against: `server_tls_name`,
-    /// or the host as written in `servers:` (never the address it resolved
+    /// The name a server's certificate is checked against: `server_tls_name`,
+    /// or its `host` as written in `servers:` (never the address it resolved
     /// to). Servers on unix sockets are local and spoken to in plaintext.
-    pub(crate) fn name_for(&self, server: &Server) -> String {
-        self.name.clone().unwrap_or_else(|| server.target.host().to_string())
+    pub(crate) fn name_for(&self, host: &str) -> String {
+        self.name.clone().unwrap_or_else(|| host.to_string())
     }
 
     /// What a file watch or a SIGHUP reloads.
-    fn items(&self) -> Vec<Arc<dyn Reload>> {
+    pub(crate) fn items(&self) -> Vec<Arc<dyn Reload>> {
         let mut items: Vec<Arc<dyn Reload>> = Vec::new();
         if let Some(l) = &self.listen {
             items.push(l.clone());
@@ -80,12 +78,6 @@ impl PoolTls {
         }
         items
     }
-}
-
-/// What a control connection to `server` (a probe, a purge) speaks: its
-/// pool's TLS towards servers and the name to check, or `None`.
-pub(crate) fn for_server(set: &ServerSet, server: &Server) -> Option<(Arc<ClientTls>, String)> {
-    set.tls.servers.as_ref().map(|tls| (tls.clone(), set.tls.name_for(server)))
 }
 
 fn listen_files(t: &TlsListen) -> ServerTlsFiles {
@@ -104,29 +96,5 @@ fn server_files(t: &TlsToServers) -> ClientTlsFiles {
         cert: t.cert_file.clone(),
         key: t.key_file.clone(),
         min_version: MinVersion::Tls12,
-    }
-}
-
-/// Reloads the pool's certificates whenever their files change, until
-/// the pool stops. Each pass looks at the set in force, so a reload that
-/// changes the files' paths is followed.
-pub(crate) async fn watch(pool: Arc<Pool>, mut shutdown: memshard_net::Shutdown) -> std::io::Result<()> {
-    let mut tick = tokio::time::interval(memshard_tls::watch::POLL_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => return Ok(()),
-            _ = tick.tick() => {}
-        }
-        for item in pool.servers().tls.items() {
-            memshard_tls::watch::reload_if_changed(&*item);
-        }
-    }
-}
-
-/// SIGHUP: every pool's certificates, read again now.
-pub(crate) fn reload_all(pools: &[Arc<Pool>]) {
-    for pool in pools {
-        let _ = memshard_tls::watch::reload_all(&pool.servers().tls.items());
     }
 }

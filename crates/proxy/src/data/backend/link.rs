@@ -86,7 +86,7 @@ async fn connect(up: &Upstream, reconnect: bool) -> Result<Stream, Failure> {
             match &set.tls.servers {
                 None => Ok(Stream::Tcp(s)),
                 Some(tls) => {
-                    let name = set.tls.name_for(&up.server);
+                    let name = set.tls.name_for(up.server.target.host());
                     let handshake = tokio::time::timeout(up.timeout(), tls.connect(&name, s)).await;
                     if let Ok(Err(e)) = &handshake {
                         // A certificate problem is the operator's to fix: say which.
