@@ -40,7 +40,8 @@ import argparse, datetime, json, os, re, shutil, statistics, subprocess, sys, te
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import MEMSHARD, ROOT, free_port, pool_file, served, start, stop, wait_listen  # noqa: E402
+from common import (MEMSHARD, free_port, load_avg, pool_file, rel, served, spread, start, stop,  # noqa: E402
+                    tree_commit, wait_listen)
 import common  # noqa: E402
 
 # What is read from B's admin port during its runs, each once a second.
@@ -115,29 +116,6 @@ class Scraper(threading.Thread):
         self.join(10)
 
 
-def rel(cmd, tmp):
-    return " ".join(cmd).replace(ROOT + "/", "").replace(tmp + "/", "")
-
-
-def load_avg():
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
-
-
-def commit():
-    try:
-        out = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h"], capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return out + (" (+ uncommitted changes)" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
-def spread(xs, fmt):
-    return f"{fmt(min(xs))}–{fmt(max(xs))}"
-
-
 def throughput(a, backends, tmp):
     procs, targets, cmds = {}, {}, {}
     runs, load_cmd = [], None
@@ -206,7 +184,7 @@ def throughput(a, backends, tmp):
         cell["within_3pct"] = cell["ops_ratio"] >= 0.97 and cell["cpu_ratio"] <= 1.03
         summary[str(pipeline)] = cell
     scr = [x for x in runs if x["proxy"] == "B" and "scrape_sets" in x]
-    doc = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit(),
+    doc = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": tree_commit(),
            "machine": {"cpus": os.cpu_count(), "loadavg_before": load0, "loadavg_after": load1},
            "settings": {"rounds": a.rounds, "duration_s": a.duration, "warmup_s": a.warmup, "workers": a.workers,
                         "keys": a.keys, "key_dist": a.key_dist, "pipelines": a.pipelines, "connections": 50,
@@ -285,7 +263,7 @@ def callgrind(a, backends, tmp):
 
     scrape_ir, scrape_bytes = common.callgrind_instructions(cmd, port, out, fill, read)
     per_set = scrape_ir / sets
-    doc = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit(),
+    doc = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": tree_commit(),
            "settings": {"duration_s": a.duration, "workers": a.workers, "keys": a.keys, "key_dist": a.key_dist},
            "commands": {"A": rel(cmds["A"], tmp), "B": rel(cmds["B"], tmp), "load": rel(load_cmd, tmp)},
            "rows": rows, "scrape_set": {"paths": list(SCRAPED), "instructions": per_set, "bytes": scrape_bytes / sets}}

@@ -1,8 +1,9 @@
 """What the benchmark scripts share: where the binary is, free loopback
 ports, starting and stopping servers, pool files, `memshard bench` runs, and
-reading a process's CPU time and memory from /proc.
+reading a process's CPU time and memory from /proc, and what a report quotes
+(command lines, the commit, the load average, a range).
 
-Used by report.py, compare_proxy.py and compare_server.py. Loopback only.
+Used by every script in this folder. Loopback only.
 """
 import json, os, socket, subprocess, time
 
@@ -174,3 +175,29 @@ def memtier(port, pipeline, duration, *, keys=100000, binary=None, prefill=False
     count = totals.get("Count") or ops_sec * max(1, round(duration))
     return {"ops_per_sec": ops_sec, "p50_us": ms("p50.00"), "p99_us": ms("p99.00"), "p999_us": ms("p99.90"),
             "ops": int(count), "errors": 0}, cmd
+
+
+def rel(cmd, tmp):
+    """A command line as the report quotes it: paths relative to the
+    repository and to the run's temporary folder."""
+    return " ".join(cmd).replace(ROOT + "/", "").replace(tmp + "/", "")
+
+
+def load_avg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def tree_commit():
+    """The checkout's commit, and whether tracked files differ from it."""
+    try:
+        out = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return out + (" (+ uncommitted changes)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def spread(xs, fmt):
+    return f"{fmt(min(xs))}–{fmt(max(xs))}"

@@ -66,7 +66,8 @@ every process started is stopped by its PID.
 import argparse, datetime, json, os, resource, shutil, socket, ssl, statistics, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import MEMSHARD, ROOT, free_port, pool_file, stop, wait_listen  # noqa: E402
+from common import (MEMSHARD, free_port, load_avg, pool_file, rel, spread, stop,  # noqa: E402
+                    tree_commit, wait_listen)
 import common  # noqa: E402
 
 KEYS = 100000
@@ -187,34 +188,11 @@ def children_cpu():
 
 # --- reporting helpers ----------------------------------------------------
 
-def rel(cmd, tmp):
-    return " ".join(cmd).replace(ROOT + "/", "").replace(tmp + "/", "")
-
-
-def load_avg():
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
-
-
 def commit():
     """The tree's commit (read when a run starts: the binary is what was
     built before it) and the binary's build time."""
     built = datetime.datetime.fromtimestamp(os.path.getmtime(MEMSHARD), datetime.timezone.utc).strftime("%H:%M UTC")
     return f"{tree_commit()}, binary built {built}"
-
-
-def tree_commit():
-    try:
-        out = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h"], capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return out + (" (+ uncommitted changes)" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
-def spread(xs, fmt):
-    return f"{fmt(min(xs))}–{fmt(max(xs))}"
 
 
 kops = lambda v: f"{v / 1000:.0f}k"
@@ -498,7 +476,7 @@ def callgrind_loads(cmd, port, out, prefill, requests, loads):
     the zeroing and after the dump (outside the counted window: reading a
     TLS server's stats is a handshake). [(instructions, requests, what the
     load returned)] in order."""
-    import glob, re, time
+    import re, time
     p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"] + cmd,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = []
