@@ -79,13 +79,11 @@ impl Files for ServerTlsFiles {
                 builder.with_client_cert_verifier(v)
             }
         };
-        let mut cfg = builder
+        // rustls' defaults otherwise: no ALPN (memcached speaks none),
+        // resumption by session id, no tickets.
+        builder
             .with_single_cert(chain, key)
-            .map_err(rustls_err(&format!("certificate {} and its key", self.cert.display())))?;
-        // memcached speaks no ALPN; session resumption by tickets is off
-        // (rustls' default), resumption by id stays on.
-        cfg.ignore_client_order = false;
-        Ok(cfg)
+            .map_err(rustls_err(&format!("certificate {} and its key", self.cert.display())))
     }
 
     fn describe(&self) -> String {
