@@ -71,7 +71,7 @@ impl AppArgs {
                     .map_err(|e| Failure::Usage(anyhow!("cannot load the cache's TLS files: {e}")))?;
                 let name = match &self.cache_tls_name {
                     Some(n) => n.clone(),
-                    None => host_of(&self.cache).to_string(),
+                    None => memshard_tls::host_of(&self.cache).to_string(),
                 };
                 Some((std::sync::Arc::new(tls), name))
             }
@@ -101,10 +101,4 @@ pub(crate) fn main(args: AppArgs) -> Result<(), Failure> {
         }
         memshard_app::run(listener, config, shutdown_on_signal()).await.map_err(|e| Failure::Runtime(e.into()))
     })
-}
-
-/// The host of `host:port` (`[v6]:port` too), as a certificate names it.
-fn host_of(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
 }

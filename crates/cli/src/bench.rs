@@ -167,9 +167,7 @@ fn tls(a: &BenchArgs) -> Result<Option<memshard_bench::BenchTls>, Failure> {
         min_version: memshard_tls::MinVersion::Tls12,
     };
     let config = memshard_tls::ClientTls::new(files, "bench").map_err(|e| Failure::Usage(anyhow!("--tls-ca: {e}")))?;
-    let host = a.server.rsplit_once(':').map_or(a.server.as_str(), |(h, _)| h);
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    let name = a.tls_name.clone().unwrap_or_else(|| host.to_string());
+    let name = a.tls_name.clone().unwrap_or_else(|| memshard_tls::host_of(&a.server).to_string());
     Ok(Some(memshard_bench::BenchTls { config: std::sync::Arc::new(config), name }))
 }
 

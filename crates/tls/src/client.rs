@@ -115,6 +115,13 @@ impl ClientTls {
     }
 }
 
+/// The host of a `host:port` address (`[v6]:port` keeps its brackets,
+/// which [`server_name`] accepts): the name a server's certificate is
+/// checked against when none is given.
+pub fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(h, _)| h)
+}
+
 /// `name` as what a certificate is checked against.
 pub fn server_name(name: &str) -> std::io::Result<ServerName<'static>> {
     // An IPv6 literal may come bracketed, as in `[::1]:11211`.
@@ -136,5 +143,21 @@ impl crate::watch::Reload for ClientTls {
     }
     fn failed(&self) -> &std::sync::Mutex<Option<Fingerprint>> {
         self.inner.failed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_of_an_address_is_a_server_name() {
+        for (addr, host) in
+            [("memcache-proxy:11211", "memcache-proxy"), ("127.0.0.1:22121", "127.0.0.1"), ("[::1]:22121", "[::1]")]
+        {
+            assert_eq!(host_of(addr), host);
+            assert!(server_name(host_of(addr)).is_ok(), "{addr}");
+        }
+        assert!(server_name("not a name!").is_err());
     }
 }

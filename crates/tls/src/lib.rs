@@ -34,7 +34,7 @@ mod server;
 mod stats;
 pub mod watch;
 
-pub use client::{ClientTls, ClientTlsFiles, server_name};
+pub use client::{ClientTls, ClientTlsFiles, host_of, server_name};
 pub use files::Fingerprint;
 pub use server::{ClientAuth, DEFAULT_HANDSHAKE_TIMEOUT, ServerTls, ServerTlsFiles};
 pub use stats::TlsStats;
